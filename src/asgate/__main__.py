@@ -1,0 +1,3 @@
+from asgate.cli import main
+
+main()

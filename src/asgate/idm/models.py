@@ -1,0 +1,124 @@
+"""Identity records: OAuth2 clients (application servers, external applications, MC services) and
+MC users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from asgate.wire import WireModel
+
+
+class Client(BaseModel):
+    """An OAuth2 client. ``secret_hash`` never leaves the process (see :meth:`public`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    name: str | None = None
+    secret_hash: str | None = Field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+    as_svc_ids: tuple[str, ...] = ()
+    attributes: dict[str, Any] = {}
+    created_at: datetime
+    updated_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"secret_hash"})
+        data["confidential"] = self.secret_hash is not None
+        return data
+
+
+class TokenResponse(WireModel):
+    """RFC 6749 5.1 (and TS 29.510 ``AccessTokenRsp``); field names are snake_case on the wire."""
+
+    model_config = ConfigDict(alias_generator=None, frozen=True, extra="ignore")
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105
+    expires_in: int
+    scope: str | None = None
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+
+# TS 33.180 B.2.1 (the MCX claims): user attribute -> claim name.
+MC_ID_CLAIMS = ("mcptt_id", "mcvideo_id", "mcdata_id")
+
+
+class User(BaseModel):
+    """An MC user (TS 33.180 B.2). ``password_hash`` never leaves the process (see :meth:`public`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str  # the ``sub`` of the user's tokens: stable, never reassigned
+    username: str
+    password_hash: str = Field(repr=False)
+    display_name: str | None = None
+    mcptt_id: str | None = None
+    mcvideo_id: str | None = None
+    mcdata_id: str | None = None
+    disabled: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+    def mc_claims(self) -> dict[str, str]:
+        """The MC service IDs the user has, as the TS 33.180 B.2.1 claims."""
+        return {name: value for name in MC_ID_CLAIMS if (value := getattr(self, name))}
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"password_hash"})
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A validated RFC 6749 4.1.1 / OIDC Core 3.1.2.1 request, waiting for the user to log in."""
+
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str
+    nonce: str
+    code_challenge: str  # RFC 7636 4.2, method S256
+
+
+@dataclass(frozen=True)
+class Family:
+    """One login of one user at one client; its code and refresh tokens share its fate."""
+
+    family_id: str
+    client_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    auth_time: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization code stands for (RFC 6749 4.1.3 checks it against the token request)."""
+
+    family: Family
+    redirect_uri: str
+    nonce: str
+    code_challenge: str
+
+
+class GrantProblem(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REUSED = "reused"  # the family has been revoked because of it
+    REVOKED = "revoked"
+
+
+class GrantRejectedError(Exception):
+    def __init__(self, problem: GrantProblem, family: Family | None = None) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+        self.family = family

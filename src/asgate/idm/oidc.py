@@ -1,0 +1,291 @@
+"""Pure decisions of the OpenID Connect provider for MC users (TS 33.180 Annex B, "MCX connect").
+
+Nothing here does I/O or reads a clock: the service passes ``now`` and the records it loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from asgate.idm.models import AuthorizationRequest, Client, User
+
+OPENID = "openid"
+# TS 33.180 B.4.2.2 (spec-notes §7): the scopes an MC client asks for, per MC service.
+MC_SCOPES = tuple(
+    f"3gpp:mc:{service}_{kind}"
+    for service in ("ptt", "video", "data")
+    for kind in ("service", "key_management_service", "config_management_service", "group_management_service")
+)
+# The MC service ID a user needs for a service's scopes (TS 33.180 B.2.1: mcptt_id for MCPTT, ...).
+_SCOPE_NEEDS = {"ptt": "mcptt_id", "video": "mcvideo_id", "data": "mcdata_id"}
+USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES})
+# TS 33.180 B.4 / TS 24.482: the authentication method of the login page.
+ACR_PASSWORD = "3gpp:acr:password"  # noqa: S105 - a method name, not a password
+ID_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "acr")
+USERINFO_CLAIMS = ("name", "preferred_username", "mcptt_id", "mcvideo_id", "mcdata_id")
+
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256), no padding
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
+_MAX_PARAM = 512
+
+
+class AuthorizeError(Exception):
+    """RFC 6749 4.1.2.1. With ``redirect_uri`` set the client learns of it by a redirect; without,
+    the user sees an error page (the redirect URI or the client could not be trusted)."""
+
+    def __init__(
+        self, error: str, description: str, *, redirect_uri: str | None = None, state: str | None = None
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe: handles, codes, refresh tokens."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """What the store keeps of a secret: SHA-256 (the secrets are random, so no salt or stretching)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- redirect URIs (RFC 8252, RFC 6749 3.1.2)
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redirect_uri_matches(registered: Iterable[str], requested: str) -> bool:
+    """Exact string match (RFC 6749 3.1.2.3, RFC 9700 2.1), except that a registered ``http``
+    loopback IP literal matches any port (RFC 8252 7.3: a native app's listener gets an ephemeral
+    port). ``localhost`` is not a loopback literal (RFC 8252 8.3)."""
+    try:
+        asked = urlsplit(requested)
+        asked.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    if asked.fragment or "#" in requested:  # RFC 6749 3.1.2: no fragment component
+        return False
+    for uri in registered:
+        if uri == requested:
+            return True
+        want = urlsplit(uri)
+        if (
+            want.scheme == asked.scheme == "http"
+            and _loopback(want.hostname)
+            and want.hostname == asked.hostname
+            and not asked.username
+            and not asked.password
+            and (want.path, want.query) == (asked.path, asked.query)
+        ):
+            return True
+    return False
+
+
+def redirect_to(uri: str, params: Mapping[str, str | None]) -> str:
+    """``uri`` with ``params`` added to its query, keeping the query it had (RFC 6749 3.1.2)."""
+    parts = urlsplit(uri)
+    extra = urlencode({k: v for k, v in params.items() if v is not None})
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+# ---------------------------------------------------------------- PKCE (RFC 7636)
+
+
+def s256(verifier: str) -> str:
+    """RFC 7636 4.2: ``BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))``."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+def verify_pkce(verifier: str | None, challenge: str) -> bool:
+    """RFC 7636 4.6, S256 only; a missing or malformed verifier fails."""
+    if not verifier or not _VERIFIER.match(verifier):
+        return False
+    return hmac.compare_digest(s256(verifier), challenge)
+
+
+# ---------------------------------------------------------------- the authorization request
+
+
+def _single(items: Sequence[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
+    params: dict[str, str] = {}
+    repeated: set[str] = set()
+    for key, value in items:
+        if key in params:
+            repeated.add(key)
+        params[key] = value
+    return params, repeated
+
+
+def validate_authorization(items: Sequence[tuple[str, str]], client: Client | None) -> AuthorizationRequest:
+    """Check an authorization request (RFC 6749 4.1.1, RFC 7636 4.3, OIDC Core 3.1.2.1) against the
+    client it names (``None``: unknown). Raises :class:`AuthorizeError`."""
+    params, repeated = _single(items)
+    client, redirect_uri = _trusted(params, repeated, client)
+    try:
+        _check_protocol(params, repeated)
+        scopes = requested_scopes(params.get("scope"), client)
+    except _Refused as exc:
+        state = None if "state" in repeated else params.get("state")
+        raise AuthorizeError(exc.error, str(exc), redirect_uri=redirect_uri, state=state) from None
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        scopes=scopes,
+        state=params["state"],
+        nonce=params["nonce"],
+        code_challenge=params["code_challenge"],
+    )
+
+
+class _Refused(ValueError):
+    error = "invalid_request"
+
+    def __init__(self, description: str, error: str | None = None) -> None:
+        super().__init__(description)
+        self.error = error or self.error
+
+
+def _trusted(params: dict[str, str], repeated: set[str], client: Client | None) -> tuple[Client, str]:
+    """RFC 6749 4.1.2.1: without a known client and a registered redirect URI, never redirect."""
+    if "client_id" in repeated or not params.get("client_id"):
+        raise AuthorizeError("invalid_request", "the request names no client (client_id)")
+    if client is None:
+        raise AuthorizeError("invalid_client", "the application is not registered here")
+    redirect_uri = params.get("redirect_uri")
+    if "redirect_uri" in repeated or not redirect_uri:  # OIDC Core 3.1.2.1: REQUIRED
+        raise AuthorizeError("invalid_request", "the request has no redirect_uri")
+    if not redirect_uri_matches(client.redirect_uris, redirect_uri):
+        raise AuthorizeError("invalid_request", "the redirect_uri is not registered for this application")
+    return client, redirect_uri
+
+
+def _check_protocol(params: dict[str, str], repeated: set[str]) -> None:
+    if repeated:  # RFC 6749 3.1: parameters must not be repeated
+        raise _Refused(f"parameter {sorted(repeated)[0]!r} is repeated")
+    if "request" in params or "request_uri" in params:  # OIDC Core 6
+        name = "request" if "request" in params else "request_uri"
+        raise _Refused(f"{name} is not supported", f"{name}_not_supported")
+    response_type = params.get("response_type")
+    if response_type != "code":
+        raise _Refused("response_type must be code", "unsupported_response_type" if response_type else None)
+    for name in ("state", "nonce"):
+        if not params.get(name) or len(params[name]) > _MAX_PARAM:
+            raise _Refused(f"{name} is required (at most {_MAX_PARAM} characters)")
+    challenge = params.get("code_challenge")
+    if not challenge:  # RFC 7636 4.4.1
+        raise _Refused("code challenge required (PKCE, RFC 7636)")
+    if params.get("code_challenge_method") != "S256":
+        raise _Refused("transform algorithm not supported (code_challenge_method must be S256)")
+    if not _CHALLENGE.match(challenge):
+        raise _Refused("code_challenge is not a base64url SHA-256 digest")
+    if params.get("prompt") == "none":  # OIDC Core 3.1.2.6: asgate keeps no login session
+        raise _Refused("the user must log in", "login_required")
+
+
+# ---------------------------------------------------------------- scopes
+
+
+class ScopeError(_Refused):
+    """The scopes asked for cannot be granted; the message says why."""
+
+    error = "invalid_scope"
+
+
+def requested_scopes(scope: str | None, client: Client) -> tuple[str, ...]:
+    """The scopes of an authorization request (:class:`ScopeError` if refused). ``openid`` is required
+    (OIDC Core 3.1.2.1) and any client with a redirect URI may ask for it; every other scope must
+    be one the client holds."""
+    asked = tuple(dict.fromkeys((scope or "").split()))
+    if OPENID not in asked:
+        raise ScopeError("scope must include openid")
+    refused = [s for s in asked if s != OPENID and s not in client.scopes]
+    if refused:
+        raise ScopeError(f"scope not allowed for this application: {' '.join(refused)}")
+    return asked
+
+
+def scopes_for_user(scopes: Iterable[str], user: User) -> tuple[str, ...]:
+    """RFC 6749 3.3: the server may grant less than asked. An MC service's scopes need the user's
+    ID for that service (TS 33.180 B.2.1), so a user without ``mcvideo_id`` gets no video scope."""
+    granted = []
+    for scope in scopes:
+        if scope in MC_SCOPES:
+            service = scope.removeprefix("3gpp:mc:").split("_", 1)[0]
+            if not getattr(user, _SCOPE_NEEDS[service]):
+                continue
+        granted.append(scope)
+    return tuple(granted)
+
+
+def narrow(granted: Sequence[str], scope: str | None) -> tuple[str, ...]:
+    """RFC 6749 6: a refresh may ask for fewer scopes, never for more."""
+    if scope is None:
+        return tuple(granted)
+    asked = tuple(dict.fromkeys(scope.split()))
+    extra = [s for s in asked if s not in granted]
+    if extra or not asked:
+        raise ScopeError(f"scope not granted in the original authorization: {' '.join(extra) or '(empty)'}")
+    return asked
+
+
+# ---------------------------------------------------------------- claims
+
+
+def user_claims(user: User, client_id: str, auth_time: int) -> dict[str, Any]:
+    """Claims of a user's access token besides the RFC 9068 ones: ``azp``, ``auth_time``, ``acr``
+    and the MC service IDs (TS 33.180 B.2.2)."""
+    return {"azp": client_id, "auth_time": auth_time, "acr": ACR_PASSWORD, **user.mc_claims()}
+
+
+def id_token_claims(
+    *,
+    issuer: str,
+    user: User,
+    client_id: str,
+    auth_time: int,
+    nonce: str | None,
+    now: int,
+    ttl: int,
+) -> dict[str, Any]:
+    """OIDC Core 2 and TS 33.180 B.2.1 (``mcptt_id``, ``mcvideo_id``, ``mcdata_id``). After a
+    refresh there is no ``nonce`` and ``auth_time`` stays the login's (OIDC Core 12.2)."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": user.user_id,
+        "aud": client_id,
+        "azp": client_id,
+        "iat": now,
+        "exp": now + ttl,
+        "auth_time": auth_time,
+        "acr": ACR_PASSWORD,
+        **user.mc_claims(),
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    return claims
+
+
+def userinfo(user: User) -> dict[str, Any]:
+    """OIDC Core 5.3.2: ``sub`` and the user's claims."""
+    info: dict[str, Any] = {"sub": user.user_id, "preferred_username": user.username, **user.mc_claims()}
+    if user.display_name:
+        info["name"] = user.display_name
+    return info

@@ -1,0 +1,331 @@
+"""OpenID Connect for MC users (TS 33.180 Annex B): login, codes, refresh tokens, revocation.
+
+The decisions are in :mod:`asgate.idm.oidc`; this module loads what they need, stores what they
+produce and signs the tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import jwt
+
+from asgate.auth.tokens import Principal
+from asgate.idm import oidc
+from asgate.idm.models import (
+    AuthorizationRequest,
+    Client,
+    Family,
+    GrantProblem,
+    GrantRejectedError,
+    TokenResponse,
+    User,
+)
+from asgate.idm.oidc import AuthorizeError, ScopeError
+from asgate.idm.passwords import verify_secret
+from asgate.idm.service import OAuthError, TokenService
+from asgate.idm.throttle import LoginThrottle
+from asgate.problem import Cause, ProblemError
+from asgate.settings import Settings
+from asgate.store import AuditEvent, Store
+from asgate.store.ids import new_id
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """A login page to show: the request it serves and the single-use handle its form carries."""
+
+    handle: str
+    request: AuthorizationRequest
+    client_name: str
+
+
+class LoginRefusedError(Exception):
+    """Show the login page again (with a fresh handle) and ``message``; 429 when throttled."""
+
+    def __init__(self, message: str, pending: PendingLogin, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pending = pending
+        self.retry_after = retry_after
+
+
+class OidcService:
+    def __init__(
+        self,
+        store: Store,
+        tokens: TokenService,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._s = settings
+        self._clock = clock
+        self._monotonic = monotonic
+        self.throttle = LoginThrottle(settings.idm_login_window)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    # ------------------------------------------------------------ authorization endpoint
+
+    async def start(self, items: Sequence[tuple[str, str]]) -> PendingLogin:
+        """Validate an authorization request and keep it for the login form (RFC 6749 4.1.1)."""
+        client_ids = [v for k, v in items if k == "client_id"]
+        client = await self._store.clients.get(client_ids[0]) if len(client_ids) == 1 else None
+        request = oidc.validate_authorization(items, client)
+        assert client is not None
+        return await self._pending(request, client.name or client.client_id)
+
+    async def _pending(self, request: AuthorizationRequest, client_name: str) -> PendingLogin:
+        handle = oidc.new_secret()
+        expires = self._now() + timedelta(seconds=self._s.idm_login_ttl)
+        await self._store.oidc.save_request(oidc.digest(handle), request, expires)
+        return PendingLogin(handle, request, client_name)
+
+    async def login(self, handle: str, username: str, password: str, source: str) -> str:
+        """Check the user's credentials for the pending request ``handle``; return the URL that
+        sends the code to the client (RFC 6749 4.1.2). Raises :class:`LoginRefusedError` (show
+        the form again), :class:`AuthorizeError` (error page or error redirect)."""
+        request = await self._store.oidc.take_request(oidc.digest(handle), self._now())
+        if request is None:
+            raise AuthorizeError("invalid_request", "this sign-in page has expired or was already used")
+        client = await self._store.clients.get(request.client_id)
+        if client is None:
+            raise AuthorizeError("invalid_client", "the application is no longer registered here")
+        name = client.name or client.client_id
+        keys = [
+            (f"user:{username.casefold()}", self._s.idm_login_max_failures),
+            (f"source:{source}", self._s.idm_login_max_failures_per_source),
+        ]
+        wait = self.throttle.retry_after(keys, self._monotonic())
+        if wait > 0:
+            await self._audit(username, "login", f"client/{request.client_id}", "denied", "throttled")
+            message = "Too many failed sign-in attempts. Wait a minute and try again."
+            raise LoginRefusedError(message, await self._pending(request, name), int(wait) + 1)
+        user = await self._store.users.by_username(username)
+        ok = await anyio.to_thread.run_sync(verify_secret, user.password_hash if user else None, password)
+        if user is None or not ok:
+            self.throttle.failed(keys, self._monotonic())
+            await self._audit(username, "login", f"client/{request.client_id}", "denied", "wrong credentials")
+            raise LoginRefusedError("Wrong user name or password.", await self._pending(request, name))
+        self.throttle.succeeded(keys[0][0])
+        if user.disabled:
+            await self._audit(username, "login", f"client/{request.client_id}", "denied", "user disabled")
+            raise AuthorizeError(
+                "access_denied",
+                "the user account is disabled",
+                redirect_uri=request.redirect_uri,
+                state=request.state,
+            )
+        code = await self._issue_code(request, user)
+        await self._audit(username, "login", f"client/{request.client_id}", "ok")
+        # RFC 9207: ``iss`` tells the client which server answered (mix-up defence).
+        return oidc.redirect_to(
+            request.redirect_uri, {"code": code, "state": request.state, "iss": self._tokens.issuer}
+        )
+
+    async def _issue_code(self, request: AuthorizationRequest, user: User) -> str:
+        now = self._now()
+        family = Family(
+            family_id=new_id(),
+            client_id=request.client_id,
+            user_id=user.user_id,
+            scopes=oidc.scopes_for_user(request.scopes, user),
+            auth_time=now.replace(microsecond=0),
+            expires_at=now + timedelta(seconds=self._s.idm_session_ttl),
+        )
+        code = oidc.new_secret()
+        expires = now + timedelta(seconds=self._s.idm_code_ttl)
+        await self._store.oidc.issue_code(oidc.digest(code), family, request, expires)
+        return code
+
+    # ------------------------------------------------------------ token endpoint
+
+    async def public_client(self, client_id: str) -> Client:
+        """RFC 6749 2.1: a public client only names itself; a confidential one must authenticate."""
+        client = await self._store.clients.get(client_id) if client_id else None
+        if client is None or client.secret_hash is not None:
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        return client
+
+    async def exchange_code(self, client: Client, form: dict[str, str]) -> TokenResponse:
+        """RFC 6749 4.1.3 with RFC 7636 4.5-4.6: the code, once, by its client, with its verifier."""
+        code = form.get("code")
+        if not code:
+            raise OAuthError("invalid_request", "code is required")
+        try:
+            grant = await self._store.oidc.redeem_code(oidc.digest(code), self._now())
+        except GrantRejectedError as exc:
+            await self._rejected(client, "token.code", exc)
+            raise OAuthError(
+                "invalid_grant", _GRANT_WORDS[exc.problem].format("authorization code")
+            ) from None
+        family = grant.family
+        reason = None
+        if family.client_id != client.client_id:
+            reason = "the code was issued to another client"
+        elif form.get("redirect_uri") != grant.redirect_uri:  # RFC 6749 4.1.3
+            reason = "redirect_uri does not match the authorization request"
+        elif not oidc.verify_pkce(form.get("code_verifier"), grant.code_challenge):  # RFC 7636 4.6
+            reason = "code_verifier does not match the code challenge"
+        if reason is not None:  # the code is spent: nothing may ever be issued with it
+            await self._store.oidc.revoke_family(family.family_id, self._now())
+            await self._audit(client.client_id, "token.code", f"user/{family.user_id}", "denied", reason)
+            raise OAuthError("invalid_grant", reason)
+        user = await self._active_user(client, family)
+        return await self._tokens_for(client, user, family, family.scopes, grant.nonce, first=True)
+
+    async def refresh(self, client: Client, form: dict[str, str]) -> TokenResponse:
+        """RFC 6749 6 with rotation (RFC 9700 4.14.2): the old token is spent, a new one issued."""
+        token = form.get("refresh_token")
+        if not token:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        old = oidc.digest(token)
+        family = await self._store.oidc.refresh_family(old)
+        if family is None:
+            raise OAuthError("invalid_grant", _GRANT_WORDS[GrantProblem.UNKNOWN].format("refresh token"))
+        if family.client_id != client.client_id:  # RFC 6749 6: bound to the client it was issued to
+            raise OAuthError("invalid_grant", "the refresh token was issued to another client")
+        try:
+            scopes = oidc.narrow(family.scopes, form.get("scope"))
+        except ScopeError as exc:
+            raise OAuthError("invalid_scope", str(exc)) from None
+        new = oidc.new_secret()
+        now = self._now()
+        expires = now + timedelta(seconds=self._s.idm_refresh_token_ttl)
+        try:
+            family = await self._store.oidc.rotate_refresh(old, oidc.digest(new), now, expires)
+        except GrantRejectedError as exc:
+            await self._rejected(client, "token.refresh", exc)
+            raise OAuthError("invalid_grant", _GRANT_WORDS[exc.problem].format("refresh token")) from None
+        user = await self._active_user(client, family)
+        return await self._tokens_for(client, user, family, scopes, None, refresh_token=new)
+
+    async def _active_user(self, client: Client, family: Family) -> User:
+        user = await self._store.users.get(family.user_id)
+        if user is None or user.disabled:
+            await self._store.oidc.revoke_family(family.family_id, self._now())
+            raise OAuthError("invalid_grant", "the user account is disabled or removed")
+        return user
+
+    async def _tokens_for(
+        self,
+        client: Client,
+        user: User,
+        family: Family,
+        scopes: Sequence[str],
+        nonce: str | None,
+        *,
+        first: bool = False,
+        refresh_token: str | None = None,
+    ) -> TokenResponse:
+        now = self._now()
+        auth_time = int(family.auth_time.timestamp())
+        ttl = self._s.idm_user_token_ttl
+        access, expires_in = self._tokens.issue(
+            subject=user.user_id,
+            client_id=client.client_id,
+            scopes=list(scopes),
+            extra=oidc.user_claims(user, client.client_id, auth_time),
+            ttl=ttl,
+        )
+        id_token = None
+        if oidc.OPENID in family.scopes:
+            claims = oidc.id_token_claims(
+                issuer=self._tokens.issuer,
+                user=user,
+                client_id=client.client_id,
+                auth_time=auth_time,
+                nonce=nonce,
+                now=int(now.timestamp()),
+                ttl=ttl,
+            )
+            id_token = self._tokens.sign(claims, typ="JWT")
+        if first:
+            refresh_token = oidc.new_secret()
+            expires = min(now + timedelta(seconds=self._s.idm_refresh_token_ttl), family.expires_at)
+            await self._store.oidc.add_refresh(family.family_id, oidc.digest(refresh_token), now, expires)
+        action = "token.code" if first else "token.refresh"
+        await self._audit(client.client_id, action, f"user/{user.user_id}", "ok")
+        return TokenResponse(
+            access_token=access,
+            expires_in=expires_in,
+            scope=" ".join(scopes),
+            refresh_token=refresh_token,
+            id_token=id_token,
+        )
+
+    # ------------------------------------------------------------ revocation and userinfo
+
+    async def revoke(self, client: Client, form: dict[str, str]) -> None:
+        """RFC 7009 2.1: revoking a refresh token revokes its family (every token of that login).
+        An unknown token is not an error (RFC 7009 2.2); a JWT access token cannot be revoked."""
+        token = form.get("token")
+        if not token:
+            raise OAuthError("invalid_request", "token is required")
+        family = await self._store.oidc.refresh_family(oidc.digest(token))
+        if family is None:
+            if self._is_our_jwt(token):
+                raise OAuthError(
+                    "unsupported_token_type",
+                    "access tokens are JWTs that expire on their own; revoke the refresh token",
+                )
+            return
+        if family.client_id != client.client_id:
+            raise OAuthError("unauthorized_client", "the token was not issued to this client")
+        await self._store.oidc.revoke_family(family.family_id, self._now())
+        await self._audit(client.client_id, "token.revoke", f"user/{family.user_id}", "ok")
+
+    def _is_our_jwt(self, token: str) -> bool:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return False
+        return isinstance(claims, dict) and claims.get("iss") == self._tokens.issuer
+
+    async def userinfo(self, principal: Principal) -> dict[str, Any]:
+        """OIDC Core 5.3: the user behind an access token issued for an OpenID Connect login."""
+        user = None
+        if principal.issuer == self._tokens.issuer.rstrip("/") and principal.has_scope(oidc.OPENID):
+            user = await self._store.users.get(principal.subject)
+        if user is None or user.disabled:
+            raise ProblemError(
+                401,
+                Cause.INVALID_TOKEN,
+                "the access token does not stand for an active MC user",
+                headers={"WWW-Authenticate": 'Bearer realm="asgate", error="invalid_token"'},
+            )
+        return oidc.userinfo(user)
+
+    # ------------------------------------------------------------ audit
+
+    async def _rejected(self, client: Client, action: str, exc: GrantRejectedError) -> None:
+        resource = f"user/{exc.family.user_id}" if exc.family else f"client/{client.client_id}"
+        reason = exc.problem.value
+        if exc.problem is GrantProblem.REUSED:  # a replay: the whole family has been revoked
+            reason = "replayed; every token of this login revoked"
+        await self._audit(client.client_id, action, resource, "denied", reason)
+
+    async def _audit(
+        self, actor: str, action: str, resource: str, outcome: str, reason: str | None = None
+    ) -> None:
+        await self._store.audit.record(
+            AuditEvent.now(actor, f"oidc.{action}", resource, outcome, reason=reason)
+        )
+
+
+_GRANT_WORDS = {
+    GrantProblem.UNKNOWN: "unknown {}",
+    GrantProblem.EXPIRED: "the {} has expired",
+    GrantProblem.REUSED: "the {} was already used; every token issued with it is revoked",
+    GrantProblem.REVOKED: "the {} has been revoked",
+}

@@ -1,0 +1,116 @@
+"""The HTML an MC user sees at the authorization endpoint: the login form and error pages.
+
+No external assets and no script; the one inline style sheet is allowed by its hash in the
+Content-Security-Policy. Every value is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from html import escape
+from importlib.resources import files
+from string import Template
+from urllib.parse import urlsplit
+
+from starlette.responses import HTMLResponse
+
+# What a user is asked to allow, in words (TS 33.180 B.4.2.2 scopes).
+_SCOPE_WORDS = {
+    "openid": "confirm who you are",
+    "ptt": "MCPTT",
+    "video": "MCVideo",
+    "data": "MCData",
+    "service": "use {} for you",
+    "key_management_service": "get your {} keys",
+    "config_management_service": "read your {} configuration",
+    "group_management_service": "manage your {} groups",
+}
+
+
+@dataclass(frozen=True)
+class LoginForm:
+    handle: str
+    client_name: str
+    scopes: tuple[str, ...]
+    redirect_uri: str
+    username: str = ""
+    error: str | None = None
+
+
+@cache
+def _template() -> tuple[Template, str]:
+    text = files("asgate.idm").joinpath("login.html").read_text(encoding="utf-8")
+    style = re.search(r"<style>(.*?)</style>", text, re.S)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    return Template(text), digest
+
+
+def _headers(form_target: str | None) -> dict[str, str]:
+    _, style_hash = _template()
+    # form-action: browsers apply it to the redirect that follows the POST, so the client's
+    # redirect URI origin is allowed besides 'self'.
+    targets = "'self'" + (f" {form_target}" if form_target else "")
+    csp = (
+        f"default-src 'none'; style-src 'sha256-{style_hash}'; form-action {targets}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def _page(title: str, body: str, status: int, form_target: str | None = None) -> HTMLResponse:
+    template, _ = _template()
+    html = template.substitute(title=escape(title), body=body)
+    return HTMLResponse(html, status, headers=_headers(form_target))
+
+
+def describe_scope(scope: str) -> str:
+    if scope == "openid":
+        return _SCOPE_WORDS["openid"]
+    if scope.startswith("3gpp:mc:"):
+        service, _, kind = scope.removeprefix("3gpp:mc:").partition("_")
+        if service in _SCOPE_WORDS and kind in _SCOPE_WORDS:
+            return _SCOPE_WORDS[kind].format(_SCOPE_WORDS[service])
+    return f"use {scope}"
+
+
+def login_page(form: LoginForm, status: int = 200) -> HTMLResponse:
+    items = "".join(f"<li>{escape(describe_scope(s))}</li>" for s in form.scopes)
+    error = (
+        f'<p class="error" role="alert" id="login-error">{escape(form.error)}</p>'
+        if form.error
+        else '<p role="status" id="login-error"></p>'
+    )
+    described = ' aria-describedby="login-error"' if form.error else ""
+    body = f"""<h1>Sign in</h1>
+<p>to continue to <strong>{escape(form.client_name)}</strong>, which asks to:</p>
+<ul>{items}</ul>
+{error}
+<form method="post" action="authorize">
+<input type="hidden" name="handle" value="{escape(form.handle)}">
+<label for="username">User name</label>
+<input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false"
+ required autofocus value="{escape(form.username)}"{described}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required{described}>
+<button type="submit">Sign in</button>
+</form>"""
+    parts = urlsplit(form.redirect_uri)
+    return _page("Sign in", body, status, f"{parts.scheme}://{parts.netloc}")
+
+
+def error_page(message: str, status: int = 400) -> HTMLResponse:
+    body = f"""<h1>This sign-in request cannot be used</h1>
+<p class="error" role="alert">{escape(message)}</p>
+<p class="muted">Go back to the application and start signing in again.</p>"""
+    return _page("Sign-in error", body, status)

@@ -1,0 +1,112 @@
+"""The OAuth2 authorization server's token operations (RFC 6749; TS 33.122-style northbound tokens)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+
+from asgate.idm.keys import KeyRing
+from asgate.idm.models import Client, TokenResponse
+from asgate.idm.oidc import USER_ONLY_SCOPES
+from asgate.idm.passwords import verify_secret
+from asgate.store.clients import ClientStore
+
+
+class OAuthError(Exception):
+    """RFC 6749 5.2 error response (``{"error": ..., "error_description": ...}``)."""
+
+    def __init__(
+        self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+    ):
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = headers or {}
+
+
+class TokenService:
+    def __init__(
+        self,
+        clients: ClientStore,
+        keyring: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clients = clients
+        self._keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        self._clock = clock
+
+    async def authenticate_client(self, client_id: str, client_secret: str, *, basic: bool) -> Client:
+        """RFC 6749 2.3.1; a failure looks the same whether the client exists or not."""
+        client = await self._clients.get(client_id)
+        secret_hash = client.secret_hash if client else None
+        ok = await anyio.to_thread.run_sync(verify_secret, secret_hash, client_secret)
+        if client is None or not ok:
+            headers = {"WWW-Authenticate": 'Basic realm="asgate"'} if basic else {}
+            raise OAuthError("invalid_client", "client authentication failed", 401, headers)
+        return client
+
+    async def client_credentials(self, client: Client, scope: str | None) -> TokenResponse:
+        """RFC 6749 4.4: a token for the client itself, limited to the scopes it was provisioned with."""
+        granted = self.grant_scopes(client, scope)
+        token, expires_in = self.issue(subject=client.client_id, client_id=client.client_id, scopes=granted)
+        return TokenResponse(access_token=token, expires_in=expires_in, scope=" ".join(granted))
+
+    @staticmethod
+    def grant_scopes(client: Client, scope: str | None) -> list[str]:
+        # TS 33.180 B.4: `openid` and the `3gpp:mc:*` scopes authorize acting for an MC user; they
+        # are granted only through the user's login (authorization code), never to the client alone.
+        held = [s for s in client.scopes if s not in USER_ONLY_SCOPES]
+        requested = scope.split() if scope else held
+        user_only = [s for s in requested if s in USER_ONLY_SCOPES]
+        if user_only:
+            raise OAuthError(
+                "invalid_scope", f"scope granted only with a user's login: {' '.join(user_only)}"
+            )
+        unknown = [s for s in requested if s not in held]
+        if unknown:
+            raise OAuthError("invalid_scope", f"scope not allowed for this client: {' '.join(unknown)}")
+        if not requested:
+            raise OAuthError("invalid_scope", "the client has no scope")
+        return list(dict.fromkeys(requested))
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        scopes: list[str],
+        extra: dict[str, Any] | None = None,
+        ttl: int | None = None,
+    ) -> tuple[str, int]:
+        """A signed JWT access token (RFC 9068 profile); returns it with its lifetime in seconds."""
+        now = int(self._clock())
+        ttl = ttl or self.ttl
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(16),
+            "client_id": client_id,
+            "scope": " ".join(scopes),
+            **(extra or {}),
+        }
+        return self._keyring.sign(claims), ttl
+
+    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
+        """Sign other JWTs (OIDC ID tokens) with the active key."""
+        return self._keyring.sign(claims, typ=typ)

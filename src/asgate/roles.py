@@ -1,0 +1,62 @@
+"""The roles a process can run; ``asgate up`` runs them all, ``asgate serve ROLE`` some."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Protocol
+
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
+
+from asgate.runtime import Runtime
+from asgate.web import build_app
+
+
+class Role(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def apis(self) -> Sequence[str]: ...
+
+    def routes(self) -> list[BaseRoute]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _factories() -> dict[str, Callable[[Runtime], Role]]:
+    from asgate.access.role import AccessRole
+    from asgate.idm.routes import IdmRole
+    from asgate.msgin5g.routes import MsgsRole
+    from asgate.registry.routes import RegistryRole
+
+    return {"idm": IdmRole, "msgin5g": MsgsRole, "registry": RegistryRole, "access": AccessRole}
+
+
+def names() -> list[str]:
+    return list(_factories())
+
+
+@asynccontextmanager
+async def control_app(rt: Runtime, role_names: Sequence[str] | None = None) -> AsyncIterator[ASGIApp]:
+    """The control-plane ASGI app with the given roles started (all by default)."""
+    from asgate.apidocs import DocsRole
+    from asgate.ops import OpsRole
+
+    factories = _factories()
+    unknown = [n for n in role_names or () if n not in factories]
+    if unknown:
+        raise ValueError(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(factories)}")
+    rt.role_names = tuple(role_names or factories)
+    roles: list[Role] = [OpsRole(rt)] + [factories[n](rt) for n in rt.role_names]
+    roles.append(DocsRole(rt, [api for role in roles for api in role.apis]))  # /docs: these roles' APIs
+    async with AsyncExitStack() as stack:
+        for role in roles:
+            await role.start()
+            stack.push_async_callback(role.stop)
+        routes = [route for role in roles for route in role.routes()]
+        apis = [api for role in roles for api in role.apis]
+        yield build_app(routes, rt.metrics, apis)

@@ -1,0 +1,79 @@
+"""Everything long-lived that the roles share, opened once per process and closed on shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from starlette.types import Scope
+
+from asgate.auth import Authenticator, TokenValidator
+from asgate.idm.keys import KeyRing
+from asgate.metrics import Metrics
+from asgate.settings import Settings
+from asgate.store import Store
+from asgate.uripolicy import UriPolicy
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    keyring: KeyRing
+    validator: TokenValidator
+    authenticate: Authenticator
+    metrics: Metrics
+    http: httpx.AsyncClient
+    uri_policy: UriPolicy
+    role_names: tuple[str, ...] = ()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        metrics = Metrics()
+        keyring = KeyRing(settings.keys_dir)
+        keyring.ensure()
+        store = await Store.open(
+            settings.db_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            schema=settings.database_schema,
+            pool_size=settings.database_pool_size,
+            observe=metrics.observe_commit,
+        )
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+        try:
+            validator = TokenValidator(
+                issuer=settings.token_issuer,
+                audience=settings.token_audience,
+                keyring=keyring,
+                trusted=settings.trusted_issuers,
+                http=http,
+            )
+            yield cls(
+                settings=settings,
+                store=store,
+                keyring=keyring,
+                validator=validator,
+                authenticate=Authenticator(validator),
+                metrics=metrics,
+                http=http,
+                uri_policy=UriPolicy.build(
+                    settings.outbound_schemes, settings.outbound_allow_hosts, settings.outbound_deny_hosts
+                ),
+            )
+        finally:
+            await http.aclose()
+            await store.close()
+
+    def api_root(self, scope: Scope) -> str:
+        """``{apiRoot}`` (TS 29.501 4.4.1) for Location headers: configured, else as the client called us."""
+        if self.settings.api_root:
+            return self.settings.api_root
+        host = next((v for k, v in scope["headers"] if k == b"host"), None)
+        if host is None:
+            server = scope.get("server") or ("127.0.0.1", self.settings.listen.port)
+            return f"{scope['scheme']}://{server[0]}:{server[1]}"
+        return f"{scope['scheme']}://{host.decode('latin-1')}"

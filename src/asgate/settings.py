@@ -1,0 +1,344 @@
+"""Settings: built once from defaults < TOML file < ``ASGATE_*`` environment < command-line overrides.
+
+This is the only module that reads ``os.environ``. A bad or missing setting raises
+:class:`SettingsError`, whose message names the environment variable and the TOML key.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings import SettingsError as PydanticSettingsError
+
+ENV_PREFIX = "ASGATE_"
+
+# Link-local (cloud metadata), "this network", multicast and reserved ranges are never a sensible
+# callback or target: refusing them by default closes the classic SSRF holes.
+DEFAULT_DENY_HOSTS = (
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "fe80::/10",
+    "ff00::/8",
+)
+
+_toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "_toml_values", default=None
+)
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class HostPort(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    host: str
+    port: int = Field(ge=0, le=65535)
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        host = host.strip("[]") or "127.0.0.1"
+        return cls(host=host, port=int(port))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class TrustedIssuer(BaseModel):
+    """An external OpenID Connect / OAuth2 issuer whose tokens the APIs accept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    issuer: str
+    jwks_uri: str
+    audience: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    # --- where things live
+    data_dir: Path = Path(".asgate")
+    database_url: str | None = None
+    database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    # --- listeners
+    listen: Annotated[HostPort, NoDecode] = HostPort(host="127.0.0.1", port=7480)
+    api_root: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+    # --- tokens
+    issuer: str | None = None
+    token_audience: str = "asgate"  # noqa: S105
+    token_ttl: int = Field(default=3600, ge=60, le=86400)
+    trusted_issuers: list[TrustedIssuer] = []
+
+    # --- identity management (MC users): asgate.idm (TS 33.180 Annex B, OIDC for MC users)
+    idm_user_token_ttl: int = Field(default=900, ge=60, le=86400)  # user access and ID tokens
+    idm_refresh_token_ttl: int = Field(default=28800, ge=60, le=30 * 86400)  # each refresh token
+    idm_session_ttl: int = Field(default=7 * 86400, ge=60, le=365 * 86400)  # a login's refresh chain
+    idm_code_ttl: int = Field(default=60, ge=1, le=600)  # RFC 6749 4.1.2: 10 minutes at most
+    idm_login_ttl: int = Field(default=600, ge=10, le=3600)  # a login page's request handle
+    idm_login_max_failures: int = Field(default=5, ge=1, le=1000)  # per user name and window
+    idm_login_max_failures_per_source: int = Field(default=20, ge=1, le=100_000)  # per client address
+    idm_login_window: int = Field(default=60, ge=1, le=86400)  # seconds
+    # --- end of identity management (MC users)
+
+    # --- MSGin5G AS registration (TS 29.538)
+    msgs_delete_status: Literal[200, 204] = 200
+    msgs_mtls_only: bool = False
+
+    # --- service registry server: asgate.registry (seed 7.4.2.2.9, CSC-14, CSC-15)
+    registry_missed_heartbeats: int = Field(default=3, ge=1, le=100)
+    registry_removal_grace: float = Field(default=60.0, ge=0, le=86400)
+    registry_sweep_interval: float = Field(default=1.0, gt=0, le=60)
+    registry_sas_url: str | None = None  # service location for untrusted apps; default http://{sas_listen}
+    registry_sas_push_urls: CsvList = []  # CSC-15 targets; default: this process when it runs the SAS
+    registry_notify_timeout: float = Field(default=5.0, gt=0, le=120)
+    registry_notify_concurrency: int = Field(default=64, ge=1, le=1024)
+    registry_retry_base: float = Field(default=1.0, gt=0, le=3600)
+    registry_retry_max: float = Field(default=300.0, gt=0, le=86400)
+    # --- end of service registry server
+
+    # --- outbound URI policy (targetUri, notificationDestination)
+    outbound_schemes: CsvList = ["http", "https"]
+    outbound_allow_hosts: CsvList = []
+    outbound_deny_hosts: CsvList = list(DEFAULT_DENY_HOSTS)
+
+    # --- HTTP hygiene and operations
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    metrics_public: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    # --- service access server (data plane): asgate.access.options reads these
+    sas_listen: Annotated[HostPort, NoDecode] = HostPort(host="127.0.0.1", port=7481)
+    sas_public_authorities: CsvList = []  # absolute-form targets accepted besides sas_listen
+    sas_workers: int = Field(default=1, ge=1, le=64)
+    sas_max_url_bytes: int = Field(default=8192, ge=256, le=65536)
+    sas_max_header_bytes: int = Field(default=16384, ge=1024, le=262144)
+    sas_max_headers: int = Field(default=100, ge=8, le=1000)
+    sas_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    sas_idle_timeout: float = Field(default=60.0, gt=0, le=3600)
+    sas_max_connections: int = Field(default=10000, ge=1)
+    sas_max_connections_per_source: int = Field(default=256, ge=1)
+    sas_max_inflight: int = Field(default=1024, ge=1)
+    sas_queue_size: int = Field(default=256, ge=0)
+    sas_queue_timeout: float = Field(default=2.0, ge=0, le=60)
+    sas_refusal_hold: float = Field(default=1.0, ge=0, le=60)  # after a 429/503: read that connection later
+    sas_upstream_connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    sas_upstream_response_timeout: float = Field(default=30.0, gt=0, le=3600)
+    sas_upstream_read_timeout: float = Field(default=60.0, gt=0, le=3600)
+    sas_upstream_idle_timeout: float = Field(default=30.0, gt=0, le=3600)
+    sas_upstream_eject_after: int = Field(default=3, ge=1, le=100)
+    sas_upstream_eject_seconds: float = Field(default=10.0, ge=0, le=3600)
+    sas_redis_url: str | None = None
+    sas_redis_fail_open: bool = True
+    sas_shutdown_grace: float = Field(default=10.0, ge=0, le=600)
+    sas_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+    sas_max_ws_message_bytes: int = Field(default=1_048_576, ge=1024)
+    sas_registry_url: str | None = None  # where the SAS pulls snapshots; default: this control plane
+
+    @field_validator("sas_listen", mode="before")
+    @classmethod
+    def _sas_host_port(cls, value: Any) -> Any:
+        return HostPort.parse(value) if isinstance(value, str) else value
+
+    @field_validator("sas_public_authorities", mode="before")
+    @classmethod
+    def _sas_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    # --- end of service access server (data plane)
+
+    @field_validator(
+        "outbound_schemes",
+        "outbound_allow_hosts",
+        "outbound_deny_hosts",
+        "registry_sas_push_urls",
+        mode="before",
+    )
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _host_port(cls, value: Any) -> Any:
+        return HostPort.parse(value) if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for plain, driver in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(plain):
+                return driver + value[len(plain) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("api_root", "issuer")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("tls_cert", "tls_key", "tls_client_ca")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        if self.msgs_mtls_only and self.tls_client_ca is None:
+            raise ValueError("msgs_mtls_only needs tls_client_ca (mutual TLS)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = InitSettingsSource(settings_cls, init_kwargs=_toml_values.get() or {})
+        return (init_settings, env_settings, toml)
+
+    # --- derived values
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were read from (other processes of this server read it too)."""
+        return self._config_file
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'asgate.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def public_root(self) -> str:
+        """Where clients reach the control plane: ``api_root`` or derived from ``listen``."""
+        if self.api_root:
+            return self.api_root
+        scheme = "https" if self.tls else "http"
+        host = "127.0.0.1" if self.listen.host in ("0.0.0.0", "::") else self.listen.host  # noqa: S104
+        return f"{scheme}://{HostPort(host=host, port=self.listen.port)}"
+
+    @property
+    def token_issuer(self) -> str:
+        return self.issuer or self.public_root
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Build settings; raise :class:`SettingsError` naming every bad setting."""
+        toml: dict[str, Any] = {}
+        if config_file is not None:
+            try:
+                toml = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise SettingsError(f"cannot read config file {config_file}: {exc.strerror}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
+            toml = toml.get("asgate", toml)
+        token = _toml_values.set(toml)
+        try:
+            settings = cls(**{k: v for k, v in overrides.items() if v is not None})
+            settings._config_file = config_file
+            return settings
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, config_file)) from None
+        except PydanticSettingsError as exc:  # a value the environment source could not decode
+            raise SettingsError(f"bad setting: {exc}") from None
+        finally:
+            _toml_values.reset(token)
+
+    @classmethod
+    def isolated(cls, **values: Any) -> Settings:
+        """Settings from ``values`` and the defaults alone, ignoring every ``ASGATE_*`` variable
+        (``asgate demo`` runs an asgate of its own, which must not take the operator's database,
+        addresses or keys)."""
+        try:
+            return cls(_env_prefix="\0", **values)  # no variable's name starts with NUL
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, None)) from None
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        where = f"{ENV_PREFIX}{field.upper()}"
+        if config_file is not None:
+            where += f" (or '{field}' in {config_file})"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            where = f"'{field}'" + (f" in {config_file}" if config_file else "")
+            message = "unknown setting"
+        lines.append(f"bad setting {where}: {message}")
+    return "\n".join(lines)

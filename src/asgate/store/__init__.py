@@ -1,0 +1,114 @@
+"""Persistence: one store per aggregate over one SQLAlchemy Core engine (SQLite or PostgreSQL).
+
+The store knows nothing of HTTP: it returns models or ``None`` and the services decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from asgate.store import migrate, schema_idm, schema_registry  # noqa: F401 - complete the metadata
+from asgate.store.audit import AuditEvent, AuditStore
+from asgate.store.clients import AsSvcIdTakenError, ClientExistsError, ClientStore
+from asgate.store.engine import make_engine, make_writer
+from asgate.store.grants_oidc import OidcGrantStore
+from asgate.store.group_commit import BatchObserver, GroupCommitter
+from asgate.store.msgs import RegistrationStore
+from asgate.store.registry import RegistryStore
+from asgate.store.users import McIdTakenError, UserExistsError, UserStore
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+__all__ = [
+    "AsSvcIdTakenError",
+    "AuditEvent",
+    "ClientExistsError",
+    "McIdTakenError",
+    "Store",
+    "UserExistsError",
+]
+
+
+class Store:
+    def __init__(
+        self, engine: AsyncEngine, *, writer: Engine | None = None, observe: BatchObserver | None = None
+    ) -> None:
+        self.engine = engine
+        self.committer = GroupCommitter(engine, writer=writer, observe=observe)
+        self.clients = ClientStore(engine)
+        self.registrations = RegistrationStore(engine, self.committer)
+        self.audit = AuditStore(engine, self.committer)
+        self.registry = RegistryStore(engine)
+        self.users = UserStore(engine)
+        self.oidc = OidcGrantStore(engine)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        schema: str | None = None,
+        pool_size: int = 10,
+        migrate_schema: bool = True,
+        observe: BatchObserver | None = None,
+    ) -> Store:
+        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, schema=schema, pool_size=pool_size)
+        try:
+            if migrate_schema:
+                await migrate.upgrade(engine, schema)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, writer=make_writer(url, sqlite_synchronous=sqlite_synchronous), observe=observe)
+
+    async def transact(self, script: Callable[[Connection, A], R], arg: A) -> R:
+        """Run ``script(conn, arg)`` in the next group-commit transaction, in a savepoint of its own:
+        an exception it raises (a refusal such as a ProblemError, or a failed statement) undoes only
+        its own writes and is raised here; the other scripts of the batch commit."""
+        outcome: _Outcome[R] = await self.committer.submit(_run_scripts, (script, arg))  # type: ignore[arg-type]
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value  # type: ignore[return-value]
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.committer.close()
+        await self.engine.dispose()
+
+
+class _Outcome(Generic[R]):
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: R | None = None, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
+
+
+def _run_scripts(
+    conn: Connection, items: list[tuple[Callable[[Connection, object], object], object]]
+) -> list[_Outcome[object]]:
+    results: list[_Outcome[object]] = []
+    for script, arg in items:
+        savepoint = conn.begin_nested()
+        try:
+            value = script(conn, arg)
+        except Exception as error:  # noqa: BLE001 - a refusal or a failure: undo this script only
+            savepoint.rollback()
+            results.append(_Outcome(error=error))
+        else:
+            savepoint.commit()
+            results.append(_Outcome(value))
+    return results

@@ -1,0 +1,139 @@
+"""OAuth2 clients and the AS Service IDs provisioned for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from asgate.idm.models import Client
+from asgate.store.schema import client_as_svc_ids, clients
+
+_CHUNK = 5000
+
+
+class ClientExistsError(Exception):
+    pass
+
+
+class AsSvcIdTakenError(Exception):
+    def __init__(self, as_svc_id: str, owner: str) -> None:
+        super().__init__(f"AS Service ID {as_svc_id!r} is already provisioned for client {owner!r}")
+        self.as_svc_id = as_svc_id
+        self.owner = owner
+
+
+class ClientStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, client: Client) -> Client:
+        """Insert a client and its AS Service IDs in one transaction."""
+        async with self._engine.begin() as conn:
+            if await self._get_tx(conn, client.client_id) is not None:
+                raise ClientExistsError(client.client_id)
+            await conn.execute(insert(clients).values(**_row(client)))
+            await self._set_as_svc_ids_tx(conn, client.client_id, client.as_svc_ids)
+        return client
+
+    async def get(self, client_id: str) -> Client | None:
+        async with self._engine.connect() as conn:
+            return await self._get_tx(conn, client_id)
+
+    async def all(self) -> list[Client]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(clients).order_by(clients.c.client_id))).mappings().all()
+            ids = await conn.execute(select(client_as_svc_ids).order_by(client_as_svc_ids.c.as_svc_id))
+            by_client: dict[str, list[str]] = {}
+            for as_svc_id, client_id in ids:
+                by_client.setdefault(client_id, []).append(as_svc_id)
+        return [_client(row, by_client.get(row["client_id"], [])) for row in rows]
+
+    async def update(self, client_id: str, **changes: Any) -> Client | None:
+        """Change fields of a client (``as_svc_ids`` replaces the whole set)."""
+        async with self._engine.begin() as conn:
+            current = await self._get_tx(conn, client_id)
+            if current is None:
+                return None
+            updated = current.model_copy(update={**changes, "updated_at": datetime.now(UTC)})
+            row = _row(updated)
+            del row["client_id"], row["created_at"]
+            await conn.execute(update(clients).where(clients.c.client_id == client_id).values(**row))
+            if "as_svc_ids" in changes:
+                await self._set_as_svc_ids_tx(conn, client_id, updated.as_svc_ids)
+        return updated
+
+    async def remove(self, client_id: str) -> bool:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
+            result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
+            return bool(result.rowcount)
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(clients))).scalar_one())
+
+    async def _get_tx(self, conn: AsyncConnection, client_id: str) -> Client | None:
+        row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).mappings().first()
+        if row is None:
+            return None
+        ids = await conn.execute(
+            select(client_as_svc_ids.c.as_svc_id)
+            .where(client_as_svc_ids.c.client_id == client_id)
+            .order_by(client_as_svc_ids.c.as_svc_id)
+        )
+        return _client(row, list(ids.scalars()))
+
+    async def _set_as_svc_ids_tx(
+        self, conn: AsyncConnection, client_id: str, as_svc_ids: Sequence[str]
+    ) -> None:
+        await conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
+        unique = list(dict.fromkeys(as_svc_ids))
+        # Chunked: drivers cap the parameters of one statement (asyncpg: 32,767).
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            taken = await conn.execute(
+                select(client_as_svc_ids.c.as_svc_id, client_as_svc_ids.c.client_id).where(
+                    client_as_svc_ids.c.as_svc_id.in_(chunk)
+                )
+            )
+            for as_svc_id, owner in taken:
+                raise AsSvcIdTakenError(as_svc_id, owner)
+            try:
+                await conn.execute(
+                    insert(client_as_svc_ids), [{"as_svc_id": a, "client_id": client_id} for a in chunk]
+                )
+            except IntegrityError as exc:  # a concurrent provisioning won the race
+                raise AsSvcIdTakenError(chunk[0], "another client") from exc
+
+
+def _row(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "secret_hash": client.secret_hash,
+        "scopes": list(client.scopes),
+        "redirect_uris": list(client.redirect_uris),
+        "attributes": dict(client.attributes),
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+    }
+
+
+def _client(row: RowMapping, as_svc_ids: Sequence[str]) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        scopes=tuple(row["scopes"]),
+        redirect_uris=tuple(row["redirect_uris"]),
+        as_svc_ids=tuple(as_svc_ids),
+        attributes=row["attributes"] or {},
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

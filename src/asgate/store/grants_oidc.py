@@ -1,0 +1,253 @@
+"""OpenID Connect grants of MC users: pending authorization requests, codes, refresh tokens.
+
+Every secret is looked up by its SHA-256 digest (the caller hashes). Single use is enforced by a
+conditional UPDATE (``... WHERE used_at IS NULL``) whose row count decides, so two concurrent
+redemptions of one code or one refresh token cannot both succeed on either backend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from asgate.idm.models import (
+    AuthorizationRequest,
+    CodeGrant,
+    Family,
+    GrantProblem,
+    GrantRejectedError,
+)
+from asgate.store.schema_idm import oauth_codes as codes
+from asgate.store.schema_idm import oauth_families as families
+from asgate.store.schema_idm import oauth_refresh_tokens as refresh
+from asgate.store.schema_idm import oauth_requests as requests
+
+# How long a used code and a revoked family are kept after they stop working: a replay within this
+# time is recognised as a replay (and revokes), later it is merely unknown.
+KEEP_SPENT = timedelta(hours=1)
+
+_FAMILY = tuple(families.c)
+_CODE_EXPIRES = codes.c.expires_at.label("code_expires_at")
+_REFRESH_EXPIRES = refresh.c.expires_at.label("refresh_expires_at")
+
+
+class OidcGrantStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    # ------------------------------------------------------------ authorization requests
+
+    async def save_request(
+        self, handle_hash: str, request: AuthorizationRequest, expires_at: datetime
+    ) -> None:
+        row = {
+            "handle_hash": handle_hash,
+            "client_id": request.client_id,
+            "redirect_uri": request.redirect_uri,
+            "scopes": list(request.scopes),
+            "state": request.state,
+            "nonce": request.nonce,
+            "code_challenge": request.code_challenge,
+            "expires_at": expires_at,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(requests).values(**row))
+
+    async def take_request(self, handle_hash: str, now: datetime) -> AuthorizationRequest | None:
+        """The pending request, deleted as it is read (single use); ``None`` if unknown, used or expired."""
+        async with self._engine.begin() as conn:
+            row = (
+                (await conn.execute(select(requests).where(requests.c.handle_hash == handle_hash)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            deleted = await conn.execute(delete(requests).where(requests.c.handle_hash == handle_hash))
+        if not deleted.rowcount or row["expires_at"] <= now:  # a concurrent take won, or too late
+            return None
+        return AuthorizationRequest(
+            client_id=row["client_id"],
+            redirect_uri=row["redirect_uri"],
+            scopes=tuple(row["scopes"]),
+            state=row["state"],
+            nonce=row["nonce"],
+            code_challenge=row["code_challenge"],
+        )
+
+    # ------------------------------------------------------------ authorization codes
+
+    async def issue_code(
+        self, code_hash: str, family: Family, request: AuthorizationRequest, expires_at: datetime
+    ) -> None:
+        """Store a code and the (still empty) family its tokens will belong to."""
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(families).values(**_family_row(family)))
+            await conn.execute(
+                insert(codes).values(
+                    code_hash=code_hash,
+                    family_id=family.family_id,
+                    redirect_uri=request.redirect_uri,
+                    nonce=request.nonce,
+                    code_challenge=request.code_challenge,
+                    expires_at=expires_at,
+                )
+            )
+
+    async def redeem_code(self, code_hash: str, now: datetime) -> CodeGrant:
+        """Use a code once. A second use revokes its family (RFC 6749 4.1.2, 10.5) and, like an
+        unknown or expired code, raises :class:`GrantRejectedError`."""
+        problem: GrantProblem | None = None
+        async with self._engine.begin() as conn:
+            query = (
+                select(*_FAMILY, codes.c.redirect_uri, codes.c.nonce, codes.c.code_challenge, _CODE_EXPIRES)
+                .join_from(codes, families)
+                .where(codes.c.code_hash == code_hash)
+            )
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                raise GrantRejectedError(GrantProblem.UNKNOWN)
+            family = _family(row)
+            used = await conn.execute(
+                update(codes)
+                .where(codes.c.code_hash == code_hash, codes.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if not used.rowcount:
+                await _revoke_tx(conn, families.c.family_id == family.family_id, now)
+                problem = GrantProblem.REUSED
+            elif row["code_expires_at"] <= now:
+                problem = GrantProblem.EXPIRED
+            elif family.revoked_at is not None:
+                problem = GrantProblem.REVOKED
+        if problem is not None:  # raised after the commit: the revocation must stick
+            raise GrantRejectedError(problem, family)
+        return CodeGrant(family, row["redirect_uri"], row["nonce"], row["code_challenge"])
+
+    # ------------------------------------------------------------ refresh tokens
+
+    async def add_refresh(self, family_id: str, token_hash: str, now: datetime, expires_at: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(refresh).values(
+                    token_hash=token_hash, family_id=family_id, issued_at=now, expires_at=expires_at
+                )
+            )
+
+    async def rotate_refresh(
+        self, token_hash: str, new_hash: str, now: datetime, expires_at: datetime
+    ) -> Family:
+        """Exchange a refresh token for ``new_hash`` in the same family. Presenting a token that was
+        already rotated revokes the family (RFC 9700 4.14.2); every refusal raises
+        :class:`GrantRejectedError`."""
+        problem: GrantProblem | None = None
+        async with self._engine.begin() as conn:
+            query = (
+                select(*_FAMILY, _REFRESH_EXPIRES)
+                .join_from(refresh, families)
+                .where(refresh.c.token_hash == token_hash)
+            )
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                raise GrantRejectedError(GrantProblem.UNKNOWN)
+            family = _family(row)
+            if family.revoked_at is not None:
+                raise GrantRejectedError(GrantProblem.REVOKED, family)
+            if row["refresh_expires_at"] <= now or family.expires_at <= now:
+                raise GrantRejectedError(GrantProblem.EXPIRED, family)
+            rotated = await conn.execute(
+                update(refresh)
+                .where(refresh.c.token_hash == token_hash, refresh.c.rotated_at.is_(None))
+                .values(rotated_at=now)
+            )
+            if rotated.rowcount:
+                expires_at = min(expires_at, family.expires_at)
+                await conn.execute(
+                    insert(refresh).values(
+                        token_hash=new_hash, family_id=family.family_id, issued_at=now, expires_at=expires_at
+                    )
+                )
+            else:
+                await _revoke_tx(conn, families.c.family_id == family.family_id, now)
+                problem = GrantProblem.REUSED
+        if problem is not None:
+            raise GrantRejectedError(problem, family)
+        return family
+
+    async def refresh_family(self, token_hash: str) -> Family | None:
+        """The family of a refresh token (rotated or not), for revocation."""
+        async with self._engine.connect() as conn:
+            query = select(*_FAMILY).join_from(refresh, families).where(refresh.c.token_hash == token_hash)
+            row = (await conn.execute(query)).mappings().first()
+        return _family(row) if row else None
+
+    # ------------------------------------------------------------ revocation and clean-up
+
+    async def revoke_family(self, family_id: str, now: datetime) -> bool:
+        async with self._engine.begin() as conn:
+            return await _revoke_tx(conn, families.c.family_id == family_id, now) > 0
+
+    async def families_of(self, user_id: str) -> list[Family]:
+        async with self._engine.connect() as conn:
+            query = select(families).where(families.c.user_id == user_id).order_by(families.c.auth_time)
+            rows = (await conn.execute(query)).mappings().all()
+        return [_family(row) for row in rows]
+
+    async def purge(self, now: datetime) -> int:
+        """Delete what can no longer be used: expired requests, spent codes, ended families
+        (with their refresh tokens), expired refresh tokens. Returns the number of rows deleted."""
+        spent = now - KEEP_SPENT
+        async with self._engine.begin() as conn:
+            total = 0
+            for statement in (
+                delete(requests).where(requests.c.expires_at <= now),
+                delete(codes).where(codes.c.expires_at <= spent),
+                delete(refresh).where(refresh.c.expires_at <= now),
+                delete(families).where(or_(families.c.expires_at <= now, families.c.revoked_at <= spent)),
+            ):
+                total += (await conn.execute(statement)).rowcount or 0
+        return total
+
+
+async def revoke_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> int:
+    """Revoke every live family of a user, inside the caller's transaction."""
+    return await _revoke_tx(conn, families.c.user_id == user_id, now)
+
+
+async def delete_user_tx(conn: AsyncConnection, user_id: str) -> None:
+    """Delete every family of a user (their codes and refresh tokens cascade)."""
+    await conn.execute(delete(families).where(families.c.user_id == user_id))
+
+
+async def _revoke_tx(conn: AsyncConnection, where: object, now: datetime) -> int:
+    result = await conn.execute(
+        update(families).where(and_(where, families.c.revoked_at.is_(None))).values(revoked_at=now)  # type: ignore[arg-type]
+    )
+    return int(result.rowcount or 0)
+
+
+def _family_row(family: Family) -> dict[str, object]:
+    return {
+        "family_id": family.family_id,
+        "client_id": family.client_id,
+        "user_id": family.user_id,
+        "scopes": list(family.scopes),
+        "auth_time": family.auth_time,
+        "expires_at": family.expires_at,
+        "revoked_at": family.revoked_at,
+    }
+
+
+def _family(row: RowMapping) -> Family:
+    return Family(
+        family_id=row["family_id"],
+        client_id=row["client_id"],
+        user_id=row["user_id"],
+        scopes=tuple(row["scopes"]),
+        auth_time=row["auth_time"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )

@@ -1,0 +1,110 @@
+"""MC users (TS 33.180 B.2): credentials and MC service IDs. Their grants live in ``grants_oidc``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from asgate.idm.models import MC_ID_CLAIMS, User
+from asgate.store.grants_oidc import delete_user_tx, revoke_user_tx
+from asgate.store.schema_idm import mc_users as t
+
+
+class UserExistsError(Exception):
+    pass
+
+
+class McIdTakenError(Exception):
+    """An MC service ID identifies one user only (TS 33.180 B.2.1)."""
+
+    def __init__(self, field: str, value: str, owner: str) -> None:
+        super().__init__(f"{field} {value!r} already belongs to user {owner!r}")
+        self.field = field
+        self.value = value
+        self.owner = owner
+
+
+class UserStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, user: User) -> User:
+        async with self._engine.begin() as conn:
+            if await self._get_tx(conn, t.c.username == user.username) is not None:
+                raise UserExistsError(user.username)
+            await self._check_mc_ids_tx(conn, user)
+            try:
+                await conn.execute(insert(t).values(**user.model_dump()))
+            except IntegrityError as exc:  # a concurrent add won the race
+                raise UserExistsError(user.username) from exc
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        async with self._engine.connect() as conn:
+            return await self._get_tx(conn, t.c.user_id == user_id)
+
+    async def by_username(self, username: str) -> User | None:
+        async with self._engine.connect() as conn:
+            return await self._get_tx(conn, t.c.username == username)
+
+    async def all(self) -> list[User]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(t).order_by(t.c.username))).mappings().all()
+        return [_user(row) for row in rows]
+
+    async def update(self, username: str, **changes: Any) -> User | None:
+        """Change fields of a user (not ``user_id``). A new password or disabling the user revokes
+        every refresh token the user holds; access tokens already issued expire on their own."""
+        async with self._engine.begin() as conn:
+            current = await self._get_tx(conn, t.c.username == username)
+            if current is None:
+                return None
+            now = datetime.now(UTC)
+            updated = current.model_copy(update={**changes, "updated_at": now})
+            await self._check_mc_ids_tx(conn, updated)
+            row = updated.model_dump(exclude={"user_id", "created_at"})
+            try:
+                await conn.execute(update(t).where(t.c.user_id == current.user_id).values(**row))
+            except IntegrityError as exc:
+                raise UserExistsError(updated.username) from exc
+            if updated.password_hash != current.password_hash or (updated.disabled and not current.disabled):
+                await revoke_user_tx(conn, current.user_id, now)
+        return updated
+
+    async def remove(self, username: str) -> bool:
+        """Delete a user with every grant (codes, refresh tokens) the user holds."""
+        async with self._engine.begin() as conn:
+            current = await self._get_tx(conn, t.c.username == username)
+            if current is None:
+                return False
+            await delete_user_tx(conn, current.user_id)
+            result = await conn.execute(delete(t).where(t.c.user_id == current.user_id))
+            return bool(result.rowcount)
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(t))).scalar_one())
+
+    async def _get_tx(self, conn: AsyncConnection, where: Any) -> User | None:
+        row = (await conn.execute(select(t).where(where))).mappings().first()
+        return _user(row) if row else None
+
+    async def _check_mc_ids_tx(self, conn: AsyncConnection, user: User) -> None:
+        wanted = {name: value for name in MC_ID_CLAIMS if (value := getattr(user, name))}
+        if not wanted:
+            return
+        clash = or_(*(t.c[name] == value for name, value in wanted.items()))
+        query = select(t).where(clash, t.c.user_id != user.user_id).limit(1)
+        row = (await conn.execute(query)).mappings().first()
+        if row is not None:
+            field = next(name for name, value in wanted.items() if row[name] == value)
+            raise McIdTakenError(field, wanted[field], row["username"])
+
+
+def _user(row: RowMapping) -> User:
+    return User.model_validate(dict(row))

@@ -1,0 +1,237 @@
+"""GET/POST /oauth2/authorize through the real app: the login page, its errors (RFC 6749 4.1.2.1),
+the single-use form handle, credentials, brute-force protection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from asgate.client.browser import ScriptedBrowser, parse_login_page
+from asgate.idm.models import Client
+from asgate.problem import ProblemError
+from asgate.runtime import Runtime
+from asgate.settings import Settings
+from tests.idm.conftest import REDIRECT, AddUser, Login, authorize_url, query
+
+pytestmark = pytest.mark.usefixtures("console", "alice")
+
+
+async def _page(http: httpx.AsyncClient, **overrides: str | None) -> httpx.Response:
+    return await http.get(authorize_url(**overrides))
+
+
+async def _post(
+    http: httpx.AsyncClient, handle: str, username: str, password: str, **headers: str
+) -> httpx.Response:
+    form = {"handle": handle, "username": username, "password": password}
+    return await http.post("/oauth2/authorize", data=form, headers=headers)
+
+
+async def test_the_login_page_is_a_safe_accessible_form(http: httpx.AsyncClient) -> None:
+    response = await _page(http)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    # The form may be followed by the redirect to the application (browsers apply form-action to it).
+    assert "form-action 'self' http://127.0.0.1:53117" in csp
+    html = response.text
+    assert '<html lang="en">' in html and "<script" not in html and "http" not in html.split("<main>")[1]
+    assert '<label for="username">' in html and '<label for="password">' in html
+    assert 'autocomplete="current-password"' in html
+    form = parse_login_page(html)
+    assert form.method == "post" and form.action == "authorize"
+    assert set(form.fields) == {"handle", "username", "password"} and len(form.fields["handle"]) == 43
+    assert form.fields["password"] == ""  # never filled in by the server
+    assert "console-1 app" in html and "use MCPTT for you" in html and "use MCData for you" in html
+
+
+async def test_every_page_shows_a_new_handle(http: httpx.AsyncClient) -> None:
+    first = parse_login_page((await _page(http)).text).fields["handle"]
+    second = parse_login_page((await _page(http)).text).fields["handle"]
+    assert first != second
+
+
+async def test_client_names_are_escaped(http: httpx.AsyncClient, rt: Runtime) -> None:
+    await rt.store.clients.update("console-1", name='<img src=x onerror="alert(1)">')
+    html = (await _page(http)).text
+    assert "<img" not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"client_id": "ghost"}, "not registered"),
+        ({"client_id": None}, "names no client"),
+        ({"redirect_uri": "http://evil.example/cb"}, "not registered for this application"),
+        ({"redirect_uri": "http://localhost:53117/cb"}, "not registered for this application"),
+        ({"redirect_uri": None}, "no redirect_uri"),
+    ],
+)
+async def test_an_untrusted_client_or_redirect_gets_an_error_page_never_a_redirect(
+    http: httpx.AsyncClient, overrides: dict[str, str | None], message: str
+) -> None:
+    response = await _page(http, **overrides)
+    assert response.status_code == 400 and "location" not in response.headers
+    assert response.headers["x-frame-options"] == "DENY"
+    assert message in parse_login_page(response.text).error  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"code_challenge": None}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "not-a-digest"}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "3gpp:mc:ptt_service"}, "invalid_scope"),
+        ({"scope": "openid msgs-admin"}, "invalid_scope"),
+        ({"nonce": None}, "invalid_request"),
+        ({"prompt": "none"}, "login_required"),
+    ],
+)
+async def test_a_bad_request_from_a_trusted_client_is_redirected_with_the_error(
+    http: httpx.AsyncClient, rt: Runtime, overrides: dict[str, str | None], error: str
+) -> None:
+    response = await _page(http, **overrides)
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT + "?")
+    answer = query(location)
+    assert answer["error"] == error and answer["state"] == "st-123"
+    assert answer["iss"] == rt.settings.token_issuer and answer["error_description"]
+    assert "code" not in answer
+
+
+async def test_any_loopback_port_is_accepted(http: httpx.AsyncClient) -> None:
+    for uri in ("http://127.0.0.1:1/cb", "http://127.0.0.1:65535/cb", "http://127.0.0.1/cb"):
+        assert (await _page(http, redirect_uri=uri)).status_code == 200
+
+
+async def test_login_redirects_with_code_state_and_issuer(login: Login, rt: Runtime) -> None:
+    answer = await login()
+    assert set(answer) == {"code", "state", "iss"}
+    assert answer["state"] == "st-123" and answer["iss"] == rt.settings.token_issuer
+    assert len(answer["code"]) == 43
+
+
+async def test_the_login_answer_is_a_303_that_keeps_the_redirect_uris_query(
+    http: httpx.AsyncClient, rt: Runtime
+) -> None:
+    handle = parse_login_page((await _page(http, redirect_uri="https://app.example/cb?x=1")).text)
+    response = await _post(http, handle.fields["handle"], "alice", "alice-password")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("https://app.example/cb?x=1&code=")
+
+
+async def test_a_wrong_password_shows_the_form_again_with_a_new_handle(http: httpx.AsyncClient) -> None:
+    handle = parse_login_page((await _page(http)).text).fields["handle"]
+    response = await _post(http, handle, "alice", "wrong-password")
+    assert response.status_code == 200
+    page = parse_login_page(response.text)
+    assert page.error == "Wrong user name or password."
+    assert page.fields["username"] == "alice" and page.fields["handle"] != handle
+    # The new handle works; the old one is spent.
+    assert (await _post(http, page.fields["handle"], "alice", "alice-password")).status_code == 303
+    stale = await _post(http, handle, "alice", "alice-password")
+    assert stale.status_code == 400 and "expired or was already used" in stale.text
+
+
+async def test_an_unknown_user_looks_like_a_wrong_password(http: httpx.AsyncClient) -> None:
+    answers = []
+    for username in ("alice", "nobody"):
+        handle = parse_login_page((await _page(http)).text).fields["handle"]
+        response = await _post(http, handle, username, "wrong-password")
+        answers.append((response.status_code, parse_login_page(response.text).error))
+    assert answers[0] == answers[1] == (200, "Wrong user name or password.")
+
+
+async def test_a_handle_is_single_use(http: httpx.AsyncClient) -> None:
+    handle = parse_login_page((await _page(http)).text).fields["handle"]
+    assert (await _post(http, handle, "alice", "alice-password")).status_code == 303
+    again = await _post(http, handle, "alice", "alice-password")
+    assert again.status_code == 400 and "location" not in again.headers
+    forged = await _post(http, "x" * 43, "alice", "alice-password")
+    assert forged.status_code == 400
+
+
+async def test_a_cross_site_post_is_refused(http: httpx.AsyncClient) -> None:
+    handle = parse_login_page((await _page(http)).text).fields["handle"]
+    response = await _post(http, handle, "alice", "alice-password", **{"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 403 and "location" not in response.headers
+    same = await _post(http, handle, "alice", "alice-password", **{"Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 303  # the refused post did not spend the handle
+
+
+async def test_a_disabled_user_is_denied_by_redirect(http: httpx.AsyncClient, add_user: AddUser) -> None:
+    await add_user("bob", disabled=True)
+    location = await ScriptedBrowser("bob", "bob-password", http=http).sign_in(authorize_url())
+    answer = query(location)
+    assert answer["error"] == "access_denied" and answer["state"] == "st-123" and "code" not in answer
+    # With a wrong password a disabled user learns nothing more than anybody else.
+    with pytest.raises(ProblemError, match="Wrong user name or password"):
+        await ScriptedBrowser("bob", "wrong-password", http=http).sign_in(authorize_url())
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(idm_login_max_failures=3, idm_login_max_failures_per_source=5, idm_login_window=60)
+
+
+async def test_repeated_failures_for_a_user_give_429_even_with_the_right_password(
+    http: httpx.AsyncClient,
+) -> None:
+    for _ in range(3):
+        with pytest.raises(ProblemError) as caught:
+            await ScriptedBrowser("alice", "guess-guess", http=http).sign_in(authorize_url())
+        assert caught.value.status == 401
+    handle = parse_login_page((await _page(http)).text).fields["handle"]
+    response = await _post(http, handle, "alice", "alice-password")
+    assert response.status_code == 429 and 1 <= int(response.headers["retry-after"]) <= 61
+    page = parse_login_page(response.text)
+    assert "Too many failed sign-in attempts" in (page.error or "") and page.fields["handle"] != handle
+    # Another user name from the same address is still checked (the address limit is 5).
+    with pytest.raises(ProblemError) as caught:
+        await ScriptedBrowser("carol", "x" * 10, http=http).sign_in(authorize_url())
+    assert caught.value.status == 401
+
+
+async def test_an_address_trying_many_user_names_is_throttled(
+    http: httpx.AsyncClient, add_user: AddUser
+) -> None:
+    await add_user("dave")
+    for name in ("u1", "u2", "u3", "u4", "u5"):
+        with pytest.raises(ProblemError):
+            await ScriptedBrowser(name, "guess-guess", http=http).sign_in(authorize_url())
+    with pytest.raises(ProblemError) as caught:
+        await ScriptedBrowser("dave", "dave-password", http=http).sign_in(authorize_url())
+    assert caught.value.status == 429
+
+
+async def test_successful_logins_are_audited_and_failures_too(http: httpx.AsyncClient, rt: Runtime) -> None:
+    with pytest.raises(ProblemError):
+        await ScriptedBrowser("alice", "guess-guess", http=http).sign_in(authorize_url())
+    await ScriptedBrowser("alice", "alice-password", http=http).sign_in(authorize_url())
+    events = await rt.store.audit.scan(action="oidc.login")
+    assert [(e.actor, e.outcome, e.reason) for e in events] == [
+        ("alice", "denied", "wrong credentials"),
+        ("alice", "ok", None),
+    ]
+    assert "alice-password" not in str(events) and "guess-guess" not in str(events)
+
+
+async def test_removing_the_client_voids_its_pending_logins(http: httpx.AsyncClient, rt: Runtime) -> None:
+    handle = parse_login_page((await _page(http)).text).fields["handle"]
+    assert await rt.store.clients.remove("console-1")
+    response = await _post(http, handle, "alice", "alice-password")
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+def test_the_fixture_client_is_public(console: Client) -> None:
+    assert console.secret_hash is None and console.created_at <= datetime.now(UTC)

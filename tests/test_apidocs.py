@@ -1,0 +1,126 @@
+"""/docs on every server: the APIs of the roles it runs, rendered by Swagger UI served from the
+server itself (no CDN, no inline script), and the OpenAPI documents with their references resolving."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from openapi_spec_validator.readers import read_from_filename
+
+from asgate.roles import control_app
+from asgate.runtime import Runtime
+from asgate.settings import Settings
+
+BASE = "http://docs.example:8080"
+LISTED = [
+    "msgs-admin",
+    "mcx-service-registration",
+    "mcx-registry",
+    "mcx-registry-admin",
+    "mcx-registry-sync",
+    "mcx-access-profiles",
+]
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)  # the store is not what these tests are about
+
+
+def _links(page: str, url: str) -> list[str]:
+    return [urljoin(url, href) for href in re.findall(r"""(?:href|src|data-url)=['"]([^'"]+)['"]""", page)]
+
+
+async def test_the_index_lists_every_api_of_the_roles_it_runs(http: httpx.AsyncClient) -> None:
+    response = await http.get(f"{BASE}/docs")  # no token: a discovery document
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    links = _links(response.text, f"{BASE}/docs")
+    for api in LISTED:
+        assert f"{BASE}/docs/{api}" in links and f"{BASE}/openapi/{api}.yaml" in links
+    assert f"{BASE}/.well-known/openid-configuration" in links  # the IdM, described by its metadata
+    assert "TS29538_MSGS_ASRegistration.yaml" in response.text  # the official one is linked, not served
+    for link in links:
+        if link.startswith(BASE):
+            assert (await http.get(link)).status_code == 200, link
+
+
+async def test_a_page_renders_one_document_with_swagger_ui_from_this_server(http: httpx.AsyncClient) -> None:
+    url = f"{BASE}/docs/mcx-registry"
+    page = await http.get(url)
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+    assert not re.search(r"<script>", page.text)  # every script is a file from this server
+    links = _links(page.text, url)
+    assert f"{BASE}/openapi/mcx-registry.yaml" in links
+    types = {}
+    for link in links:
+        assert link.startswith(BASE), link  # nothing from a CDN
+        response = await http.get(link)
+        assert response.status_code == 200, link
+        types[link.rsplit("/", 1)[1]] = response.headers["content-type"].split(";")[0]
+    assert types["swagger-ui-bundle.js"] == types["asgate-docs.js"] == "text/javascript"
+    assert types["swagger-ui.css"] == "text/css"
+    init = (await http.get(f"{BASE}/docs/assets/asgate-docs.js")).text
+    assert "validatorUrl: null" in init  # Swagger UI would otherwise call validator.swagger.io
+
+
+async def test_the_documents_are_valid_and_their_references_resolve_on_the_server(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fetched: set[str] = set()
+    pending = [f"{api}.yaml" for api in LISTED]
+    while pending:
+        name = pending.pop()
+        if name in fetched:
+            continue
+        response = await http.get(f"{BASE}/openapi/{name}")
+        assert response.status_code == 200, name
+        assert response.headers["content-type"] == "application/yaml"
+        (tmp_path / name).write_text(response.text)
+        fetched.add(name)
+        pending += [ref for ref in re.findall(r"\$ref: '([^#']+)#", response.text)]
+    assert fetched == {f"{api}.yaml" for api in [*LISTED, "mcx-registry-common"]}
+    for name in sorted(fetched):
+        document = yaml.safe_load((tmp_path / name).read_text())
+        for server in document.get("servers", []):  # "Try it out" calls the server that served it
+            assert server["variables"]["apiRoot"]["default"] == BASE
+        if document.get("paths"):
+            spec, base_uri = read_from_filename(str(tmp_path / name))
+            validate(spec, base_uri=base_uri)
+
+
+async def test_unknown_and_unshipped_documents_are_problem_details(http: httpx.AsyncClient) -> None:
+    for path in (
+        "/docs/nothing",
+        "/openapi/nothing.yaml",
+        "/docs/assets/evil.js",
+        "/docs/mcx-registry-common",
+    ):
+        response = await http.get(path)
+        assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
+    official = await http.get("/openapi/msgs-asregistration.yaml")
+    assert official.status_code == 404 and "TS 29.538" in official.json()["detail"]
+
+
+@pytest.fixture
+async def idm_only(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    async with Runtime.open(make_settings()) as rt, control_app(rt, ["idm"]) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            yield client
+
+
+async def test_a_server_running_some_roles_lists_only_their_apis(idm_only: httpx.AsyncClient) -> None:
+    index = (await idm_only.get("/docs")).text
+    assert "openid-configuration" in index and "mcx-registry" not in index and "msgs" not in index
+    assert (await idm_only.get("/docs/mcx-registry")).status_code == 404
+    # Documents stay fetchable: another server's documents refer to them.
+    assert (await idm_only.get("/openapi/mcx-registry.yaml")).status_code == 200
