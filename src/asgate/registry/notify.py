@@ -1,0 +1,152 @@
+"""Notify application profile (seed 10.X.4 steps 2-3, Tables 10.X.2.7/8) through a durable outbox.
+
+Notifications are rows written in the same transaction as the profile change. This worker leases the
+due ones (so that several registry processes never send one twice), POSTs the pointer to the
+application's notificationDestination (or sends it on the application's WebSocket), and marks it
+delivered on a 2xx. Failures are retried with exponential backoff and jitter, forever (the
+administrator sees attempts and the last error, and can retry at once); a newer version of a profile
+supersedes an undelivered older one. Nothing is lost across restarts: a lease simply expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Connection
+
+from asgate import logs
+from asgate.background import Background
+from asgate.registry.hub import NotificationHub
+from asgate.registry.models import ProfileNotification
+from asgate.store import Store
+from asgate.store import registry as db
+from asgate.uripolicy import UriPolicy
+
+_log = logs.get("asgate.registry.notify")
+
+
+def backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before retry number ``attempt`` (1, 2, ...): exponential, capped, with "equal jitter"
+    (half fixed, half random) so that many failing receivers do not retry in lockstep."""
+    ceiling: float = min(cap, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+class Notifier:
+    def __init__(
+        self,
+        store: Store,
+        policy: UriPolicy,
+        http: httpx.AsyncClient,
+        hub: NotificationHub,
+        api_root: str,
+        *,
+        concurrency: int = 64,
+        timeout: float = 5.0,
+        retry_base: float = 1.0,
+        retry_max: float = 300.0,
+        lease: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        on_delivery: Callable[[str], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._http = http
+        self._hub = hub
+        self._api_root = api_root
+        self._limit = concurrency
+        self._timeout = timeout
+        self._retry = (retry_base, retry_max)
+        self._lease = lease
+        self._clock = clock
+        self._on_delivery = on_delivery
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, background: Background, poll: float = 1.0) -> None:
+        """Deliver rounds until the role stops: at once while there is work, else on a wake-up or
+        every ``poll`` seconds."""
+        while background.running:
+            try:
+                sent = await self.round()
+            except Exception:  # noqa: BLE001 - a worker must outlive a bad round (database restart...)
+                _log.exception("notification round failed")
+                sent = 0
+            if sent == 0:
+                self._wake.clear()
+                await background.pause(poll, self._wake)
+
+    async def round(self) -> int:
+        """Deliver the notifications due now (up to the concurrency limit); how many were tried."""
+        now = self._clock()
+        due = await self._store.transact(self._claim, now)
+        if due:
+            await asyncio.gather(*(self._deliver(d) for d in due))
+        return len(due)
+
+    def _claim(self, conn: Connection, now: float) -> list[db.Delivery]:
+        return db.claim_due_tx(conn, now, self._lease, self._limit, self._hub.connected())
+
+    async def _deliver(self, delivery: db.Delivery) -> None:
+        body = ProfileNotification(
+            app_profile_id=delivery.app_profile_id,
+            app_profile_ref=f"{self._api_root}/mcx-registry/v1/app-profiles/{delivery.app_profile_id}",
+            version=delivery.version,
+            notification_id=delivery.id,
+        ).dump()
+        if delivery.destination == "websocket":
+            error = await self._hub.deliver(delivery.app_id, delivery.id, body, self._timeout)
+        else:
+            error = await self._post(delivery.destination, body)
+        now = self._clock()
+        if error is None:
+            await self._store.transact(_delivered, (delivery.id, now))
+        else:
+            retry_at = now + backoff(delivery.attempts + 1, *self._retry)
+            await self._store.transact(_failed, (delivery.id, retry_at, error))
+            _log.info(
+                "notification not delivered",
+                id=delivery.id,
+                app=delivery.app_id,
+                error=error,
+                attempt=delivery.attempts + 1,
+            )
+        if self._on_delivery is not None:
+            self._on_delivery("delivered" if error is None else "failed")
+
+    async def _post(self, url: str, body: dict[str, object]) -> str | None:
+        reason = self._policy.check(url) or await self._check_resolved(url)
+        if reason is not None:
+            return f"refused by the outbound URI policy: {reason}"
+        try:
+            response = await self._http.post(url, json=body, timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"[:300]
+        if response.is_success:  # Table 10.X.2.8-1: the result; any 2xx is a success
+            return None
+        return f"HTTP {response.status_code}"
+
+    async def _check_resolved(self, url: str) -> str | None:
+        """The host may resolve into a denied range (DNS rebinding): check at send time."""
+        host = urlsplit(url).hostname or ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return f"cannot resolve {host}: {exc.strerror}"
+        return self._policy.check_addresses(str(info[4][0]) for info in infos)
+
+
+def _delivered(conn: Connection, arg: tuple[int, float]) -> None:
+    db.delivered_tx(conn, *arg)
+
+
+def _failed(conn: Connection, arg: tuple[int, float, str]) -> None:
+    db.failed_tx(conn, *arg)

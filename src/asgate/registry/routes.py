@@ -1,0 +1,221 @@
+"""HTTP adapters of the service registry server: ``mcx-service-registration/v1`` (MC services),
+``mcx-registry/v1`` (CSC-14, external applications), ``mcx-registry-admin/v1`` (administrator) and
+``mcx-registry-sync/v1`` (the snapshot service access servers pull), plus its background workers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from asgate import logs
+from asgate.background import Background
+from asgate.idm.internal import InternalTokens
+from asgate.problem import Cause, ProblemError
+from asgate.registry import admin_routes
+from asgate.registry.discovery import Query
+from asgate.registry.hub import NotificationHub
+from asgate.registry.lifecycle import Liveness
+from asgate.registry.models import (
+    AuthorizationRequest,
+    ServiceInformationList,
+    ServiceRegistration,
+)
+from asgate.registry.notify import Notifier
+from asgate.registry.scripts import etag
+from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
+from asgate.registry.sync import Pusher, snapshot_tx
+from asgate.runtime import Runtime
+from asgate.web import JSON, parse_body, query_int, query_problem, respond
+
+_log = logs.get("asgate.registry")
+SERVICES = "/mcx-service-registration/v1/services"
+REGISTRY = "/mcx-registry/v1"
+SYNC = "/mcx-registry-sync/v1"
+
+
+class RegistryRole:
+    name = "registry"
+    apis = ("mcx-service-registration", "mcx-registry", "mcx-registry-admin", "mcx-registry-sync")
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        s = rt.settings
+        self.hub = NotificationHub()
+        self.service = RegistryService(
+            rt.store,
+            rt.uri_policy,
+            liveness=Liveness(s.registry_missed_heartbeats, s.registry_removal_grace),
+            sas_url=s.registry_sas_url or f"http://{s.sas_listen}",
+            api_root=s.public_root,
+            on_change=self._changed,
+        )
+        self.notifier = Notifier(
+            rt.store,
+            rt.uri_policy,
+            rt.http,
+            self.hub,
+            s.public_root,
+            concurrency=s.registry_notify_concurrency,
+            timeout=s.registry_notify_timeout,
+            retry_base=s.registry_retry_base,
+            retry_max=s.registry_retry_max,
+        )
+        targets = list(s.registry_sas_push_urls) or ([s.public_root] if "access" in rt.role_names else [])
+        tokens = InternalTokens(
+            rt.keyring,
+            issuer=s.token_issuer,
+            audience=s.token_audience,
+            subject="asgate-registry",
+            scope=SYNC_SCOPE,
+        )
+        self.pusher = Pusher(rt.store, rt.http, targets, tokens)
+        self.admin = admin_routes.AdminRoutes(rt, self.service)
+        self.background = Background()
+
+    def _changed(self) -> None:
+        self.notifier.wake()
+        self.pusher.wake()
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(SERVICES, self.register, methods=["POST"]),
+            Route(f"{SERVICES}/{{serviceInstanceId}}", self.get_instance, methods=["GET"]),
+            Route(f"{SERVICES}/{{serviceInstanceId}}", self.update, methods=["PUT"]),
+            Route(f"{SERVICES}/{{serviceInstanceId}}", self.deregister, methods=["DELETE"]),
+            Route(f"{SERVICES}/{{serviceInstanceId}}/heartbeat", self.heartbeat, methods=["PUT"]),
+            Route(f"{REGISTRY}/service-information", self.service_information, methods=["GET"]),
+            Route(f"{REGISTRY}/authorizations", self.authorizations, methods=["POST"]),
+            Route(f"{REGISTRY}/app-profiles/{{appProfileId}}", self.app_profile, methods=["GET"]),
+            WebSocketRoute(f"{REGISTRY}/notifications", self.notifications),
+            Route(f"{REGISTRY}/notifications", self.notifications_without_upgrade, methods=["GET"]),
+            Route(f"{SYNC}/snapshot", self.snapshot, methods=["GET"]),
+            *self.admin.routes(),
+        ]
+
+    async def start(self) -> None:
+        await self.service.start()
+        interval = self.rt.settings.registry_sweep_interval
+        background = self.background
+        background.spawn(_every(background, interval, self.service.sweep), "registry-sweeper")
+        background.spawn(_every(background, 0.5, self._watch), "registry-watcher")
+        background.spawn(self.notifier.run(background), "registry-notifier")
+        background.spawn(self.pusher.run(background), "registry-csc15")
+
+    async def stop(self) -> None:
+        await self.background.stop()
+
+    async def _watch(self) -> None:
+        # Changes by other processes and by the administrator CLI reach this process's view here.
+        if await self.service.view.refresh():
+            self._changed()
+
+    # ------------------------------------------------------------ mcx-service-registration
+
+    async def register(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, SERVICE_SCOPE)
+        body = await parse_body(request, ServiceRegistration, self.rt.settings.max_body_bytes)
+        instance = await self.service.register(principal, body)
+        location = f"{self.rt.api_root(request.scope)}{SERVICES}/{instance.service_instance_id}"
+        return respond(instance, 201, {"Location": location, "ETag": etag(1)})
+
+    async def get_instance(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, SERVICE_SCOPE)
+        instance, version = await self.service.instance(principal, request.path_params["serviceInstanceId"])
+        return respond(instance, headers={"ETag": etag(version)})
+
+    async def update(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, SERVICE_SCOPE)
+        body = await parse_body(request, ServiceRegistration, self.rt.settings.max_body_bytes)
+        instance, version = await self.service.update(
+            principal, request.path_params["serviceInstanceId"], body, request.headers.get("if-match")
+        )
+        return respond(instance, headers={"ETag": etag(version)})
+
+    async def deregister(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, SERVICE_SCOPE)
+        await self.service.deregister(principal, request.path_params["serviceInstanceId"])
+        return respond(None, 204)
+
+    async def heartbeat(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, SERVICE_SCOPE)
+        await self.service.heartbeat(principal, request.path_params["serviceInstanceId"])
+        return respond(None, 204)
+
+    # ------------------------------------------------------------ mcx-registry (CSC-14)
+
+    async def service_information(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, APP_SCOPE)
+        query = request.query_params
+        mc_service_id = query.get("mc-service-id")
+        if not mc_service_id:  # Table 10.X.2.1-1: MC service ID is mandatory
+            raise query_problem("mc-service-id", "the MC service ID of the user is mandatory")
+        environment: dict[str, str] = {}
+        for item in query.getlist("environment"):
+            key, sep, value = item.partition(":")
+            if not sep or not key:
+                raise query_problem("environment", "use environment=KEY:VALUE")
+            environment[key] = value
+        found = self.service.service_information(
+            principal,
+            mc_service_id,
+            Query(
+                service_type=query.get("service-type"),
+                service_name=query.get("service-name"),
+                reference_point=query.get("reference-point"),
+                protocol=query.get("protocol"),
+                api_version=query.get("api-version"),
+                capability=query.get("capability"),
+                environment=environment,
+            ),
+        )
+        return respond(ServiceInformationList(service_information=found))
+
+    async def authorizations(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, APP_SCOPE)
+        body = await parse_body(request, AuthorizationRequest, self.rt.settings.max_body_bytes)
+        return respond(await self.service.update_authorization(principal, body))
+
+    async def app_profile(self, request: Request) -> Response:
+        principal = await self.rt.authenticate(request, APP_SCOPE)
+        version = query_int(request, "version", 0, 1, 2**31) if "version" in request.query_params else None
+        profile = await self.service.app_profile(principal, request.path_params["appProfileId"], version)
+        return respond(profile, headers={"ETag": etag(profile.version)})
+
+    async def notifications(self, websocket: WebSocket) -> None:
+        try:
+            principal = await self.rt.authenticate(websocket, APP_SCOPE)
+        except ProblemError:
+            await websocket.close(code=1008)  # RFC 6455 7.4.1: policy violation
+            return
+        await self.hub.serve(websocket, principal.client_id, self.notifier.wake)
+
+    async def notifications_without_upgrade(self, request: Request) -> Response:
+        # Not a 404: the resource exists, as a WebSocket (RFC 9110 15.5.22, RFC 6455 4.1).
+        await self.rt.authenticate(request, APP_SCOPE)
+        raise ProblemError(
+            426,
+            Cause.UNSPECIFIED_MSG_FAILURE,
+            "notifications are sent over a WebSocket: upgrade the connection",
+            headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+        )
+
+    # ------------------------------------------------------------ mcx-registry-sync
+
+    async def snapshot(self, request: Request) -> Response:
+        await self.rt.authenticate(request, SYNC_SCOPE)
+        body = await self.rt.store.transact(snapshot_tx, None)
+        return Response(json.dumps(body), media_type=JSON)
+
+
+async def _every(background: Background, seconds: float, action: Callable[[], Awaitable[Any]]) -> None:
+    while await background.pause(seconds):
+        try:
+            await action()
+        except Exception:  # noqa: BLE001 - a periodic worker must survive a failed round
+            _log.exception("periodic task failed", task=getattr(action, "__name__", "?"))

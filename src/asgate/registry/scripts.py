@@ -1,0 +1,648 @@
+"""The registry's transaction scripts: each reads, decides with the pure modules, and writes the
+resource, its audit events, its CSC-15 changes and its notifications in ONE transaction (run by the
+store's group committer). A refusal is raised as a ProblemError before anything is written.
+
+CSC-15 change kinds: ``service-pool`` (key ``TYPE/NAME``), ``app-profile`` (key = appProfileId),
+``user-authorization`` (key ``APP/MC-SERVICE-ID``), and ``external-app`` (key = client id; used by
+registry processes to refresh their views, not sent to service access servers).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.registry import lifecycle, policy, profiles
+from asgate.registry.lifecycle import Event, Liveness, State
+from asgate.registry.models import (
+    ApplicationProfile,
+    AuthorizationRequest,
+    AuthorizationResponse,
+    ExternalApp,
+    ExternalAppSpec,
+    Grant,
+    GrantSpec,
+    ProfileEdit,
+    ServiceFailure,
+    ServiceRegistration,
+)
+from asgate.store import registry as db
+from asgate.store.audit import append_tx, audit_row
+from asgate.store.ids import new_id
+
+CSC15_KINDS = ("service-pool", "app-profile", "user-authorization")
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    """RFC 9110 13.1.1: a conditional update applies only to the version the client saw."""
+    if (
+        if_match is not None
+        and if_match.strip() != "*"
+        and etag(version) not in [t.strip() for t in if_match.split(",")]
+    ):
+        raise ProblemError(
+            412, Cause.PRECONDITION_FAILED, f"the resource changed (now {etag(version)})",
+            invalid_params=[InvalidParam(param="header If-Match", reason="does not match the current ETag")],
+        )  # fmt: skip
+
+
+def _not_found(what: str, key: str, param: str) -> ProblemError:
+    return ProblemError(
+        404,
+        Cause.CONTEXT_NOT_FOUND,
+        f"no {what} {key!r}",
+        invalid_params=[InvalidParam(param=param, reason="not found")],
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal whose audit events must be committed (a raised error would roll them back)."""
+
+    error: ProblemError
+
+
+@dataclass(frozen=True)
+class Context:
+    """What scripts need besides their arguments."""
+
+    liveness: Liveness
+    sas_url: str  # service location of untrusted applications' profiles
+    api_root: str  # for appProfileRef in notifications
+
+
+class Scripts:
+    def __init__(self, context: Context) -> None:
+        self.ctx = context
+
+    # ------------------------------------------------------------ service instances
+
+    def register(self, conn: Connection, arg: tuple[str, ServiceRegistration, float]) -> db.InstanceRecord:
+        client_id, registration, now = arg
+        self._check_pool_shape(conn, registration, None)
+        suspend_at, remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
+        record = db.InstanceRecord(
+            service_instance_id=new_id(),
+            client_id=client_id,
+            registration=registration,
+            status=State.REGISTERED,
+            registered_at=_dt(now),
+            last_heartbeat=now,
+            suspend_at=suspend_at,
+            remove_at=remove_at,
+            version=1,
+        )
+        db.instance_put_tx(conn, record, new=True)
+        self._audit(
+            conn,
+            client_id,
+            "service.register",
+            f"service-instance/{record.service_instance_id}",
+            pool=registration.pool,
+        )
+        self.pool_changed(conn, record.pool, now)
+        return record
+
+    def update(
+        self, conn: Connection, arg: tuple[str, str, ServiceRegistration, str | None, float]
+    ) -> db.InstanceRecord:
+        client_id, instance_id, registration, if_match, now = arg
+        record = self._own_instance(conn, client_id, instance_id)
+        check_if_match(if_match, record.version)
+        self._check_pool_shape(conn, registration, instance_id)
+        old_pool = record.pool
+        record.registration = registration
+        record.version += 1
+        record.status = State.REGISTERED
+        record.last_heartbeat = now
+        record.suspend_at, record.remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
+        db.instance_put_tx(conn, record, new=False)
+        self._audit(
+            conn, client_id, "service.update", f"service-instance/{instance_id}", pool=registration.pool
+        )
+        self.pool_changed(conn, record.pool, now)
+        if old_pool != record.pool:
+            self.pool_changed(conn, old_pool, now)
+        return record
+
+    def deregister(self, conn: Connection, arg: tuple[str, str, float]) -> None:
+        client_id, instance_id, now = arg
+        record = self._own_instance(conn, client_id, instance_id)
+        lifecycle.transition(State(record.status), Event.DEREGISTER)
+        db.instance_delete_tx(conn, instance_id)
+        self._audit(
+            conn,
+            client_id,
+            "service.deregister",
+            f"service-instance/{instance_id}",
+            pool="/".join(record.pool),
+        )
+        self.pool_changed(conn, record.pool, now)
+
+    def evict(self, conn: Connection, arg: tuple[str, str, float]) -> None:
+        actor, instance_id, now = arg
+        record = db.instance_get_tx(conn, instance_id)
+        if record is None:
+            raise _not_found("service instance", instance_id, "{serviceInstanceId}")
+        db.instance_delete_tx(conn, instance_id)
+        self._audit(
+            conn, actor, "service.evict", f"service-instance/{instance_id}", pool="/".join(record.pool)
+        )
+        self.pool_changed(conn, record.pool, now)
+
+    def heartbeats(self, conn: Connection, items: list[tuple[str, str, float]]) -> list[int]:
+        """Batch function (set-based): 204 per heartbeat applied, 404 unknown, 403 not the owner."""
+        found = db.heartbeat_tx(conn, [instance_id for _, instance_id, _ in items])
+        results, revived = [], set()
+        for client_id, instance_id, now in items:
+            row = found.get(instance_id)
+            if row is None:
+                results.append(404)
+                continue
+            owner, status, period, pool = row
+            if owner != client_id:
+                results.append(403)
+                continue
+            state = lifecycle.transition(State(status), Event.HEARTBEAT)
+            suspend_at, remove_at = self.ctx.liveness.deadlines(now, period)
+            db.set_liveness_tx(conn, instance_id, state, now, suspend_at, remove_at)
+            if status != state:
+                revived.add(pool)
+                self._audit(conn, client_id, "service.resume", f"service-instance/{instance_id}")
+            found[instance_id] = (owner, state, period, pool)
+            results.append(204)
+        for pool in sorted(revived):
+            self.pool_changed(conn, pool, items[-1][2])
+        return results
+
+    def sweep(self, conn: Connection, now: float) -> int:
+        """Apply the deadlines due at ``now``: REGISTERED -> SUSPENDED -> REMOVED."""
+        changed: set[tuple[str, str]] = set()
+        for record in db.instances_due_tx(conn, now):
+            event = lifecycle.due(State(record.status), now, record.suspend_at, record.remove_at)
+            if event is None:
+                continue
+            state = lifecycle.transition(State(record.status), event)
+            if state is State.REMOVED:
+                db.instance_delete_tx(conn, record.service_instance_id)
+                action = "service.remove"
+            else:
+                db.set_liveness_tx(
+                    conn,
+                    record.service_instance_id,
+                    state,
+                    record.last_heartbeat,
+                    record.suspend_at,
+                    record.remove_at,
+                )
+                action = "service.suspend"
+            self._audit(
+                conn,
+                "registry",
+                action,
+                f"service-instance/{record.service_instance_id}",
+                reason="missed heartbeats",
+            )
+            changed.add(record.pool)
+        for pool in sorted(changed):
+            self.pool_changed(conn, pool, now)
+        return len(changed)
+
+    def reprieve(self, conn: Connection, started_at: float) -> int:
+        return db.reprieve_all_tx(
+            conn, started_at, self.ctx.liveness.missed_heartbeats, self.ctx.liveness.removal_grace
+        )
+
+    def pool_changed(self, conn: Connection, pool: tuple[str, str], now: float) -> None:
+        """CSC-15 service-pool change, and new profile versions where the pool's change shows."""
+        instances = db.pool_instances_tx(conn, pool)
+        payload = pool_payload(pool, instances)
+        op = "PUT" if instances else "DELETE"
+        db.change_append_tx(
+            conn, "service-pool", "/".join(pool), op, payload if instances else None, _dt(now)
+        )
+        apps: dict[str, ExternalApp | None] = {}
+        for record in db.profiles_tx(conn, pool=pool):
+            app = apps.setdefault(record.profile.app_id, db.app_get_tx(conn, record.profile.app_id))
+            if app is not None:
+                self._refresh_profile(conn, record, app, instances, now, notify=True)
+
+    def _check_pool_shape(
+        self, conn: Connection, registration: ServiceRegistration, instance_id: str | None
+    ) -> None:
+        # The access server forwards {index}/x to {apiPrefix}/x on any instance of the pool: instances
+        # of one pool must agree on the prefix of their proxied interface.
+        mine = registration.proxied_interface()
+        for other in db.pool_instances_tx(conn, (registration.service_type, registration.service_name)):
+            theirs = other.registration.proxied_interface()
+            if other.service_instance_id == instance_id or theirs is None or mine is None:
+                continue
+            if (theirs.api_prefix or "") != (mine.api_prefix or ""):
+                raise ProblemError(
+                    409,
+                    "POOL_SHAPE_MISMATCH",
+                    f"instances of {registration.pool} use apiPrefix {theirs.api_prefix or '(none)'!r}",
+                    invalid_params=[
+                        InvalidParam(param="/interfaces", reason="apiPrefix differs from the pool's")
+                    ],
+                )
+
+    def _own_instance(self, conn: Connection, client_id: str, instance_id: str) -> db.InstanceRecord:
+        record = db.instance_get_tx(conn, instance_id)
+        if record is None:
+            raise _not_found("service instance", instance_id, "{serviceInstanceId}")
+        if record.client_id != client_id:
+            raise ProblemError(
+                403,
+                "INSTANCE_NOT_OWNED",
+                "the instance was registered by another client",
+                invalid_params=[
+                    InvalidParam(param="{serviceInstanceId}", reason="registered by another client")
+                ],
+            )
+        return record
+
+    # ------------------------------------------------------------ external application authorization (CSC-14)
+
+    def authorize(
+        self, conn: Connection, arg: tuple[str, AuthorizationRequest, str | None, float]
+    ) -> AuthorizationResponse | Refusal:
+        """Seed 10.X.3 steps 4-6: decide, store profiles, (un)subscribe, queue CSC-15 updates."""
+        app_id, request, destination, now = arg
+        app = db.app_get_tx(conn, app_id)
+        if app is None:
+            raise ProblemError(
+                403,
+                "APP_NOT_REGISTERED",
+                f"external application {app_id!r} is not registered by the administrator",
+            )
+        if request.request_type == "REMOVE":
+            return self._remove(conn, app_id, request, now)
+        grant = db.grant_get_tx(conn, app_id, request.mc_service_id)
+        wanted_types = {r.service_type.lower() for r in request.services_capabilities_information}
+        pools = _registered_pools(conn, wanted_types)
+        decisions = policy.decide(
+            request.services_capabilities_information,
+            {pool: [i.registration for i in records] for pool, records in pools.items()},
+            app,
+            grant.services if grant else None,
+            grant is not None,
+        )
+        granted = [d for d in decisions if isinstance(d, policy.Granted)]
+        denied = [d for d in decisions if isinstance(d, policy.Denied)]
+        for decision in decisions:
+            outcome = "ok" if isinstance(decision, policy.Granted) else "denied"
+            reason = None if isinstance(decision, policy.Granted) else f"{decision.cause}: {decision.detail}"
+            self._audit_decision(conn, app_id, request.mc_service_id, decision, outcome, reason)
+        if not granted:  # returned, not raised: the denial's audit events must be committed
+            first = denied[0]
+            problems = [
+                InvalidParam(param="/servicesCapabilitiesInformation", reason=f"{d.service_type}: {d.cause}")
+                for d in denied
+            ]
+            return Refusal(ProblemError(403, first.cause, first.detail, invalid_params=problems))
+        result = [
+            self._upsert_profile(conn, app, g, pools[(g.service_type, g.service_name)], now) for g in granted
+        ]
+        db.subscription_put_tx(
+            conn,
+            db.Subscription(
+                app_id,
+                None if request.websocket_notification else destination,
+                bool(request.websocket_notification),
+            ),
+            _dt(now),
+        )
+        return AuthorizationResponse(
+            result="PARTIAL_SUCCESS" if denied else "SUCCESS",
+            application_profiles=result,
+            failures=[
+                ServiceFailure(
+                    service_type=d.service_type, service_name=d.service_name, cause=d.cause, detail=d.detail
+                )
+                for d in denied
+            ]
+            or None,
+        )
+
+    def _remove(
+        self, conn: Connection, app_id: str, request: AuthorizationRequest, now: float
+    ) -> AuthorizationResponse:
+        ids = set(request.application_profile_information or ())
+        remaining = []
+        for record in db.profiles_tx(conn, app_id=app_id):
+            profile = record.profile
+            covered = any(
+                r.service_type.lower() == profile.authorized_service.lower()
+                and (r.service_name is None or r.service_name == profile.service_name)
+                for r in request.services_capabilities_information
+            )
+            if covered and (not ids or profile.app_profile_id in ids):
+                db.profile_delete_tx(conn, profile.app_profile_id)
+                db.change_append_tx(conn, "app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
+                self._audit(
+                    conn,
+                    app_id,
+                    "profile.remove",
+                    f"app-profile/{profile.app_profile_id}",
+                    mcServiceId=request.mc_service_id,
+                )
+            else:
+                remaining.append(profile)
+        if not remaining:  # seed 10.X.3 step 4: no authorization left, no subscription either
+            db.subscription_delete_tx(conn, app_id)
+        return AuthorizationResponse(result="SUCCESS", application_profiles=remaining)
+
+    def _upsert_profile(
+        self,
+        conn: Connection,
+        app: ExternalApp,
+        granted: policy.Granted,
+        instances: Sequence[db.InstanceRecord],
+        now: float,
+    ) -> ApplicationProfile:
+        pool = (granted.service_type, granted.service_name)
+        existing = next((p for p in db.profiles_tx(conn, app_id=app.client_id, pool=pool)), None)
+        if existing is not None:
+            existing.requested = granted.requested
+            return self._refresh_profile(conn, existing, app, instances, now, notify=False)
+        profile = profiles.build(
+            app_profile_id=str(uuid.uuid4()),
+            app_id=app.client_id,
+            app=app,
+            service_type=granted.service_type,
+            service_name=granted.service_name,
+            index=db.next_profile_index_tx(conn),
+            instances=_registered(instances),
+            caps=granted.capabilities,
+            api_version=granted.api_version,
+            sas_url=self.ctx.sas_url,
+            version=1,
+            now=_dt(now),
+        )
+        db.profile_put_tx(conn, db.ProfileRecord(profile, granted.requested, None), new=True)
+        db.change_append_tx(conn, "app-profile", profile.app_profile_id, "PUT", profile.dump(), _dt(now))
+        self._audit(
+            conn,
+            app.client_id,
+            "profile.create",
+            f"app-profile/{profile.app_profile_id}",
+            index=profile.app_profile_index,
+        )
+        return profile
+
+    def _refresh_profile(
+        self,
+        conn: Connection,
+        record: db.ProfileRecord,
+        app: ExternalAppSpec,
+        instances: Sequence[db.InstanceRecord],
+        now: float,
+        *,
+        notify: bool,
+    ) -> ApplicationProfile:
+        """Rebuild a profile from the current policy, pool and edit; a changed one gets a new version,
+        a CSC-15 update and (seed 10.X.4 step 2) a notification to the application."""
+        old = record.profile
+        grant_caps, api_version = _caps_of(record, app)
+        rebuilt = profiles.build(
+            app_profile_id=old.app_profile_id,
+            app_id=old.app_id,
+            app=app,
+            service_type=old.authorized_service,
+            service_name=old.service_name,
+            index=old.app_profile_index,
+            instances=_registered(instances) or [i.registration for i in instances],
+            caps=grant_caps,
+            api_version=api_version,
+            sas_url=self.ctx.sas_url,
+            version=old.version,
+            now=_dt(now),
+            edit=record.edit,
+        )
+        if profiles.same(old, rebuilt) or not instances:
+            return old
+        rebuilt = rebuilt.model_copy(update={"version": old.version + 1})
+        record.profile = rebuilt
+        db.profile_put_tx(conn, record, new=False)
+        db.change_append_tx(conn, "app-profile", rebuilt.app_profile_id, "PUT", rebuilt.dump(), _dt(now))
+        if notify:
+            self._notify(conn, rebuilt, now)
+        return rebuilt
+
+    def _notify(self, conn: Connection, profile: ApplicationProfile, now: float) -> None:
+        sub = db.subscription_get_tx(conn, profile.app_id)
+        if sub is None:
+            return
+        destination = "websocket" if sub.websocket else sub.notification_destination
+        if destination:
+            db.notification_enqueue_tx(
+                conn, app_id=profile.app_id, app_profile_id=profile.app_profile_id, version=profile.version,
+                destination=destination, now=now,
+            )  # fmt: skip
+
+    # ------------------------------------------------------------ administration
+
+    def put_app(
+        self, conn: Connection, arg: tuple[str, str, ExternalAppSpec, str | None, float]
+    ) -> ExternalApp:
+        actor, client_id, spec, if_match, now = arg
+        current = db.app_get_tx(conn, client_id)
+        if current is not None:
+            check_if_match(if_match, current.version)
+        elif if_match not in (None, "*"):
+            raise _not_found("external application", client_id, "{clientId}")
+        app = ExternalApp(
+            **spec.model_dump(),
+            client_id=client_id,
+            version=(current.version + 1) if current else 1,
+            created_at=current.created_at if current else _dt(now),
+            updated_at=_dt(now),
+        )
+        db.app_put_tx(conn, app, new=current is None)
+        db.change_append_tx(conn, "external-app", client_id, "PUT", None, _dt(now))
+        self._audit(conn, actor, "app.update" if current else "app.create", f"external-app/{client_id}")
+        for record in db.profiles_tx(conn, app_id=client_id):
+            self._refresh_profile(
+                conn, record, app, db.pool_instances_tx(conn, record.pool), now, notify=True
+            )
+        return app
+
+    def delete_app(self, conn: Connection, arg: tuple[str, str, float]) -> None:
+        actor, client_id, now = arg
+        if db.app_get_tx(conn, client_id) is None:
+            raise _not_found("external application", client_id, "{clientId}")
+        for record in db.profiles_tx(conn, app_id=client_id):
+            self._withdraw_profile(conn, actor, record.profile, now)
+        for grant in db.grants_of_app_tx(conn, client_id):
+            self._delete_grant(conn, actor, grant.app_id, grant.mc_service_id, now)
+        db.subscription_delete_tx(conn, client_id)
+        db.app_delete_tx(conn, client_id)
+        db.change_append_tx(conn, "external-app", client_id, "DELETE", None, _dt(now))
+        self._audit(conn, actor, "app.delete", f"external-app/{client_id}")
+
+    def put_grant(self, conn: Connection, arg: tuple[str, GrantSpec, float]) -> Grant:
+        actor, spec, now = arg
+        if db.app_get_tx(conn, spec.app_id) is None:
+            raise ProblemError(
+                404, Cause.CONTEXT_NOT_FOUND, f"no external application {spec.app_id!r}",
+                invalid_params=[InvalidParam(param="/appId", reason="register the application first")],
+            )  # fmt: skip
+        current = db.grant_get_tx(conn, spec.app_id, spec.mc_service_id)
+        grant = Grant(
+            **spec.model_dump(),
+            version=(current.version + 1) if current else 1,
+            created_at=current.created_at if current else _dt(now),
+        )
+        db.grant_put_tx(conn, grant, new=current is None)
+        key = f"{spec.app_id}/{spec.mc_service_id}"
+        db.change_append_tx(conn, "user-authorization", key, "PUT", grant_payload(grant), _dt(now))
+        self._audit(conn, actor, "grant.put", f"grant/{key}")
+        return grant
+
+    def delete_grant(self, conn: Connection, arg: tuple[str, str, str, float]) -> None:
+        actor, app_id, mc_service_id, now = arg
+        if db.grant_get_tx(conn, app_id, mc_service_id) is None:
+            raise _not_found("grant", f"{app_id}/{mc_service_id}", "{mcServiceId}")
+        self._delete_grant(conn, actor, app_id, mc_service_id, now)
+
+    def _delete_grant(
+        self, conn: Connection, actor: str, app_id: str, mc_service_id: str, now: float
+    ) -> None:
+        db.grant_delete_tx(conn, app_id, mc_service_id)
+        key = f"{app_id}/{mc_service_id}"
+        db.change_append_tx(conn, "user-authorization", key, "DELETE", None, _dt(now))
+        self._audit(conn, actor, "grant.delete", f"grant/{key}")
+
+    def edit_profile(
+        self, conn: Connection, arg: tuple[str, str, ProfileEdit, str | None, float]
+    ) -> ApplicationProfile:
+        """An administrator edits a profile: seed 10.X.4 step 1 (the trigger of a reconfiguration)."""
+        actor, profile_id, edit, if_match, now = arg
+        record = db.profile_get_tx(conn, profile_id)
+        if record is None:
+            raise _not_found("application profile", profile_id, "{appProfileId}")
+        check_if_match(if_match, record.profile.version)
+        app = db.app_get_tx(conn, record.profile.app_id)
+        if app is None:
+            raise _not_found("external application", record.profile.app_id, "appId")
+        record.edit = edit
+        # A new version (stored with the edit), a CSC-15 update and a notification if anything changed.
+        updated = self._refresh_profile(
+            conn, record, app, db.pool_instances_tx(conn, record.pool), now, notify=True
+        )
+        self._audit(conn, actor, "profile.edit", f"app-profile/{profile_id}", version=updated.version)
+        return updated
+
+    def delete_profile(self, conn: Connection, arg: tuple[str, str, float]) -> None:
+        actor, profile_id, now = arg
+        record = db.profile_get_tx(conn, profile_id)
+        if record is None:
+            raise _not_found("application profile", profile_id, "{appProfileId}")
+        self._withdraw_profile(conn, actor, record.profile, now)
+
+    def _withdraw_profile(
+        self, conn: Connection, actor: str, profile: ApplicationProfile, now: float
+    ) -> None:
+        db.profile_delete_tx(conn, profile.app_profile_id)
+        db.change_append_tx(conn, "app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
+        # The pointer now leads to a 404: the application learns the profile was withdrawn.
+        self._notify(conn, profile.model_copy(update={"version": profile.version + 1}), now)
+        self._audit(conn, actor, "profile.withdraw", f"app-profile/{profile.app_profile_id}")
+
+    # ------------------------------------------------------------ audit
+
+    def _audit(self, conn: Connection, actor: str, action: str, resource: str, **details: Any) -> None:
+        append_tx(conn, [audit_row(actor, action, resource, details=details or None)])
+
+    def _audit_decision(
+        self,
+        conn: Connection,
+        app_id: str,
+        user: str,
+        decision: policy.Granted | policy.Denied,
+        outcome: str,
+        reason: str | None,
+    ) -> None:
+        service = f"{decision.service_type}/{decision.service_name or '*'}"
+        row = audit_row(
+            app_id,
+            "authorization.decide",
+            f"service/{service}",
+            outcome,
+            reason=reason,
+            details={"mcServiceId": user},
+        )
+        append_tx(conn, [row])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _registered(instances: Sequence[db.InstanceRecord]) -> list[ServiceRegistration]:
+    return [i.registration for i in instances if i.status == State.REGISTERED]
+
+
+def _registered_pools(
+    conn: Connection, service_types: set[str]
+) -> dict[tuple[str, str], list[db.InstanceRecord]]:
+    pools: dict[tuple[str, str], list[db.InstanceRecord]] = defaultdict(list)
+    for record in db.registered_instances_tx(conn, service_types):
+        pools[record.pool].append(record)
+    return dict(pools)
+
+
+def _caps_of(record: db.ProfileRecord, app: ExternalAppSpec) -> tuple[frozenset[str] | None, str | None]:
+    from asgate.registry import capabilities
+    from asgate.registry.discovery import allowed_entry
+
+    requested = record.requested
+    wanted = frozenset(requested.capabilities) if requested and requested.capabilities else None
+    entry = allowed_entry(
+        app.allowed_services, record.profile.authorized_service, record.profile.service_name
+    )
+    return capabilities.intersect(
+        capabilities.of(entry), wanted
+    ), requested.api_version if requested else None
+
+
+def pool_payload(pool: tuple[str, str], instances: Sequence[db.InstanceRecord]) -> dict[str, Any]:
+    """CSC-15 service-pool body: where the access server may forward (REGISTERED instances only)."""
+    endpoints = []
+    for record in instances:
+        interface = record.registration.proxied_interface()
+        if record.status != State.REGISTERED or interface is None:
+            continue
+        endpoints.append(
+            {
+                "serviceInstanceId": record.service_instance_id,
+                "host": interface.host,
+                "port": interface.port,
+                "apiPrefix": interface.api_prefix or "",
+                "protocol": interface.protocol,
+            }
+        )
+    return {"serviceType": pool[0], "serviceName": pool[1], "instances": endpoints}
+
+
+def grant_payload(grant: Grant) -> dict[str, Any]:
+    return {
+        "appId": grant.app_id,
+        "mcServiceId": grant.mc_service_id,
+        "services": [s.dump() for s in grant.services] if grant.services else None,
+    }

@@ -1,0 +1,213 @@
+"""The service registry server (seed 7.4.2.2.9): the operations of its APIs, without HTTP.
+
+Writes run as transaction scripts (``scripts.py``) through the store's group committer; reads for
+discovery come from the in-memory view, kept current from the change log. The same service object
+serves the HTTP APIs and the administrator CLI (which works on the store before any server runs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from asgate.auth import Principal
+from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.registry import discovery
+from asgate.registry.lifecycle import Liveness
+from asgate.registry.models import (
+    ApplicationProfile,
+    AuthorizationRequest,
+    AuthorizationResponse,
+    ExternalApp,
+    ExternalAppSpec,
+    Grant,
+    GrantSpec,
+    ProfileEdit,
+    ServiceInformation,
+    ServiceInstance,
+    ServiceRegistration,
+)
+from asgate.registry.scripts import Context, Refusal, Scripts
+from asgate.registry.view import RegistryView
+from asgate.store import Store
+from asgate.uripolicy import UriPolicy, refused
+
+SERVICE_SCOPE = "mcx-service-registration"
+APP_SCOPE = "mcx-registry"
+ADMIN_SCOPE = "mcx-registry-admin"
+SYNC_SCOPE = "mcx-access-profiles"
+
+
+class RegistryService:
+    def __init__(
+        self,
+        store: Store,
+        policy: UriPolicy,
+        *,
+        liveness: Liveness,
+        sas_url: str,
+        api_root: str,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.scripts = Scripts(Context(liveness=liveness, sas_url=sas_url.rstrip("/"), api_root=api_root))
+        self.view = RegistryView(store.registry)
+        self._clock = clock
+        self._on_change = on_change or (lambda: None)
+
+    async def _write(self, script: Callable[[Any, Any], Any], arg: Any) -> Any:
+        result = await self.store.transact(script, arg)
+        await self.view.refresh()
+        self._on_change()
+        return result
+
+    # ------------------------------------------------------------ mcx-service-registration
+
+    async def register(self, principal: Principal, registration: ServiceRegistration) -> ServiceInstance:
+        record = await self._write(self.scripts.register, (principal.client_id, registration, self._clock()))
+        return record.view()  # type: ignore[no-any-return]
+
+    async def update(
+        self, principal: Principal, instance_id: str, registration: ServiceRegistration, if_match: str | None
+    ) -> tuple[ServiceInstance, int]:
+        arg = (principal.client_id, instance_id, registration, if_match, self._clock())
+        record = await self._write(self.scripts.update, arg)
+        return record.view(), record.version
+
+    async def heartbeat(self, principal: Principal, instance_id: str) -> None:
+        status = await self.store.committer.submit(
+            self.scripts.heartbeats, (principal.client_id, instance_id, self._clock())
+        )
+        if status == 404:
+            raise ProblemError(
+                404,
+                Cause.CONTEXT_NOT_FOUND,
+                "no such service instance (removed after missed heartbeats?): register again",
+                invalid_params=[InvalidParam(param="{serviceInstanceId}", reason="not found")],
+            )
+        if status == 403:
+            raise ProblemError(403, "INSTANCE_NOT_OWNED", "the instance was registered by another client")
+        if await self.view.refresh():  # a suspended instance came back
+            self._on_change()
+
+    async def deregister(self, principal: Principal, instance_id: str) -> None:
+        await self._write(self.scripts.deregister, (principal.client_id, instance_id, self._clock()))
+
+    async def instance(self, principal: Principal | None, instance_id: str) -> tuple[ServiceInstance, int]:
+        record = await self.store.registry.instance(instance_id)
+        if record is None:
+            raise ProblemError(404, Cause.CONTEXT_NOT_FOUND, f"no service instance {instance_id!r}")
+        if principal is not None and record.client_id != principal.client_id:
+            raise ProblemError(403, "INSTANCE_NOT_OWNED", "the instance was registered by another client")
+        return record.view(), record.version
+
+    async def sweep(self) -> int:
+        """Apply liveness deadlines now; the number of pools that changed."""
+        changed: int = await self.store.transact(self.scripts.sweep, self._clock())
+        if changed:
+            await self.view.refresh()
+            self._on_change()
+        return changed
+
+    async def start(self) -> None:
+        """After a (re)start: give every instance its heartbeat periods again, load the view."""
+        await self.store.transact(self.scripts.reprieve, self._clock())
+        await self.view.load()
+
+    # ------------------------------------------------------------ mcx-registry (CSC-14)
+
+    def service_information(
+        self, principal: Principal, mc_service_id: str, query: discovery.Query
+    ) -> list[ServiceInformation]:
+        """Seed 10.X.3 steps 1-2 (from the in-memory view: no query per request)."""
+        app = self.view.apps.get(principal.client_id)
+        if app is None:
+            raise ProblemError(
+                403, "APP_NOT_REGISTERED", f"external application {principal.client_id!r} is not registered"
+            )
+        grant = self.view.grants.get((principal.client_id, mc_service_id))
+        return discovery.get_service_information(
+            self.view.candidates(query.service_type, query.service_name),
+            app,
+            grant.services if grant else None,
+            grant is not None,
+            query,
+        )
+
+    async def update_authorization(
+        self, principal: Principal, request: AuthorizationRequest
+    ) -> AuthorizationResponse:
+        """Seed 10.X.3 steps 3-7."""
+        destination = request.notification_destination
+        if destination is None and request.request_type == "AUTHORIZE" and not request.websocket_notification:
+            app = self.view.apps.get(principal.client_id)
+            destination = app.default_notification_destination if app else None
+        if destination is not None:
+            reason = self.policy.check(destination)
+            if reason is not None:
+                raise refused("/notificationDestination", reason)
+        arg = (principal.client_id, request, destination, self._clock())
+        outcome = await self._write(self.scripts.authorize, arg)
+        if isinstance(outcome, Refusal):
+            raise outcome.error
+        return outcome  # type: ignore[no-any-return]
+
+    async def app_profile(
+        self, principal: Principal | None, profile_id: str, version: int | None
+    ) -> ApplicationProfile:
+        """Seed 10.X.4 steps 4-5 (Tables 10.X.2.9/10): an application reads only its own profiles."""
+        record = await self.store.registry.profile(profile_id)
+        if record is None or (principal is not None and record.profile.app_id != principal.client_id):
+            # The same answer for "not yours" as for "does not exist": profile ids reveal nothing.
+            raise ProblemError(404, Cause.CONTEXT_NOT_FOUND, f"no application profile {profile_id!r}")
+        if version is None or version == record.profile.version:
+            return record.profile
+        old = await self.store.registry.profile_version(profile_id, version)
+        if old is None:
+            raise ProblemError(
+                404, Cause.CONTEXT_NOT_FOUND, f"no version {version} of application profile {profile_id!r}",
+                invalid_params=[InvalidParam(param="query version", reason="unknown version")],
+            )  # fmt: skip
+        return old
+
+    # ------------------------------------------------------------ administration
+
+    async def put_app(
+        self, actor: str, client_id: str, spec: ExternalAppSpec, if_match: str | None
+    ) -> ExternalApp:
+        if spec.default_notification_destination is not None:
+            reason = self.policy.check(spec.default_notification_destination)
+            if reason is not None:
+                raise refused("/defaultNotificationDestination", reason)
+        arg = (actor, client_id, spec, if_match, self._clock())
+        return await self._write(self.scripts.put_app, arg)  # type: ignore[no-any-return]
+
+    async def delete_app(self, actor: str, client_id: str) -> None:
+        await self._write(self.scripts.delete_app, (actor, client_id, self._clock()))
+
+    async def app(self, client_id: str) -> ExternalApp:
+        app = await self.store.registry.app(client_id)
+        if app is None:
+            raise ProblemError(404, Cause.CONTEXT_NOT_FOUND, f"no external application {client_id!r}")
+        return app
+
+    async def put_grant(self, actor: str, spec: GrantSpec) -> Grant:
+        return await self._write(self.scripts.put_grant, (actor, spec, self._clock()))  # type: ignore[no-any-return]
+
+    async def delete_grant(self, actor: str, app_id: str, mc_service_id: str) -> None:
+        await self._write(self.scripts.delete_grant, (actor, app_id, mc_service_id, self._clock()))
+
+    async def edit_profile(
+        self, actor: str, profile_id: str, edit: ProfileEdit, if_match: str | None
+    ) -> ApplicationProfile:
+        arg = (actor, profile_id, edit, if_match, self._clock())
+        return await self._write(self.scripts.edit_profile, arg)  # type: ignore[no-any-return]
+
+    async def delete_profile(self, actor: str, profile_id: str) -> None:
+        await self._write(self.scripts.delete_profile, (actor, profile_id, self._clock()))
+
+    async def evict(self, actor: str, instance_id: str) -> None:
+        await self._write(self.scripts.evict, (actor, instance_id, self._clock()))

@@ -1,0 +1,154 @@
+"""mcx-registry-admin/v1 and the CSC-15 snapshot; responses checked against their documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from asgate.runtime import Runtime
+from asgate.settings import Settings
+from tests import contract
+from tests.conftest import bearer
+from tests.registry.conftest import ADMIN, DOCS, REGISTRY, admin_app, admin_grant, gm_registration, register
+
+SPEC = DOCS / "admin.yaml"
+
+
+async def call(http: httpx.AsyncClient, method: str, path: str, token: str, **kw: Any) -> httpx.Response:
+    headers = {**bearer(token), **kw.pop("headers", {})}
+    response = await http.request(method, f"{ADMIN}{path}", headers=headers, **kw)
+    contract.check(SPEC, response)
+    return response
+
+
+async def test_apps_crud_with_etags(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    ops = tokens["ops"]
+    spec = {
+        "displayName": "Dispatch console",
+        "allowedServices": [{"serviceType": "GM"}],
+        "maxPriority": "mcpttp.10",
+    }
+    created = await call(http, "PUT", "/apps/console-1", ops, json=spec)
+    assert created.status_code == 201 and created.headers["etag"] == '"1"'
+    assert created.json()["trustDomain"] == "UNTRUSTED"
+    replaced = await call(
+        http,
+        "PUT",
+        "/apps/console-1",
+        ops,
+        json={**spec, "maxPriority": "mcpttp.12"},
+        headers={"If-Match": '"1"'},
+    )
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2
+    stale = await call(http, "PUT", "/apps/console-1", ops, json=spec, headers={"If-Match": '"1"'})
+    assert (stale.status_code, stale.json()["cause"]) == (412, "PRECONDITION_FAILED")
+    listed = await call(http, "GET", "/apps", ops)
+    assert [a["clientId"] for a in listed.json()["items"]] == ["console-1"]
+    assert (await call(http, "GET", "/apps/console-1", ops)).json()["maxPriority"] == "mcpttp.12"
+    bad = await call(http, "PUT", "/apps/console-2", ops, json={"maxPriority": "urgent"})
+    assert (bad.status_code, bad.json()["invalidParams"][0]["param"]) == (400, "/maxPriority")
+    assert (await call(http, "DELETE", "/apps/console-1", ops)).status_code == 204
+    assert (await call(http, "GET", "/apps/console-1", ops)).status_code == 404
+
+
+async def test_grants_need_an_app_and_are_csc15_changes(
+    http: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime
+) -> None:
+    ops = tokens["ops"]
+    missing = await call(http, "PUT", "/grants/console-1/alice@mc.example", ops, json={})
+    assert (missing.status_code, missing.json()["invalidParams"][0]["param"]) == (404, "/appId")
+    await admin_app(http, ops, "console-1")
+    granted = await call(
+        http, "PUT", "/grants/console-1/alice@mc.example", ops, json={"services": [{"serviceType": "GM"}]}
+    )
+    assert granted.status_code == 201 and granted.json()["services"] == [{"serviceType": "GM"}]
+    assert (await call(http, "GET", "/grants", ops, params={"app-id": "console-1"})).json()["items"][0][
+        "mcServiceId"
+    ] == "alice@mc.example"
+    assert (await call(http, "DELETE", "/grants/console-1/alice@mc.example", ops)).status_code == 204
+    changes = await rt.store.registry.changes(0, kinds=["user-authorization"])
+    assert [(c.key, c.op) for c in changes] == [
+        ("console-1/alice@mc.example", "PUT"),
+        ("console-1/alice@mc.example", "DELETE"),
+    ]
+
+
+async def test_services_outbox_and_audit_views(
+    http: httpx.AsyncClient, tokens: dict[str, str], settings: Settings
+) -> None:
+    ops = tokens["ops"]
+    location = (await register(http, tokens["gms-1"], gm_registration())).headers["location"]
+    instance_id = location.rsplit("/", 1)[1]
+    page = (await call(http, "GET", "/services", ops, params={"service-type": "GM"})).json()
+    assert [(i["serviceInstanceId"], i["status"]) for i in page["items"]] == [(instance_id, "REGISTERED")]
+    assert (await call(http, "GET", f"/services/{instance_id}", ops)).json()["clientId"] == "gms-1"
+    assert (await call(http, "DELETE", f"/services/{instance_id}", ops)).status_code == 204
+    assert (await http.put(f"{location}/heartbeat", headers=bearer(tokens["gms-1"]))).status_code == 404
+    audit = (
+        await call(http, "GET", "/audit", ops, params={"resource": f"service-instance/{instance_id}"})
+    ).json()["items"]
+    assert [(e["actor"], e["action"]) for e in audit] == [
+        ("gms-1", "service.register"),
+        ("ops", "service.evict"),
+    ]
+    # Nothing waits for an application; the one entry is this process's own access server (CSC-15).
+    outbox = (await call(http, "GET", "/outbox", ops)).json()["items"]
+    assert [(i["kind"], i["target"]) for i in outbox] == [("csc15", settings.public_root)]
+    assert (await call(http, "POST", "/outbox/12345/retry", ops)).status_code == 404
+
+
+async def test_an_unknown_outbox_state_is_refused_not_an_empty_page(
+    http: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    # A typo would otherwise show "nothing pending" to an administrator looking for stuck work.
+    typo = await call(http, "GET", "/outbox", tokens["ops"], params={"state": "PENDNG"})
+    assert (typo.status_code, typo.json()["invalidParams"][0]["param"]) == (400, "query state")
+    assert (await call(http, "GET", "/outbox", tokens["ops"], params={"state": "PENDING"})).status_code == 200
+
+
+async def test_a_wrong_method_is_405_naming_every_method_of_the_resource(
+    http: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    # One route per method: Allow must still list them all (RFC 9110 15.5.6).
+    ops = bearer(tokens["ops"])
+    wrong = await http.patch(f"{ADMIN}/apps/console-1", json={}, headers=ops)
+    assert (wrong.status_code, wrong.json()["cause"]) == (405, "METHOD_NOT_ALLOWED")
+    assert wrong.headers["allow"] == "DELETE, GET, HEAD, PUT"
+    grants = await http.post(f"{ADMIN}/grants/console-1/alice@mc.example", json={}, headers=ops)
+    assert (grants.status_code, grants.headers["allow"]) == (405, "DELETE, PUT")
+
+
+async def test_the_admin_api_needs_the_admin_scope(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    for token in (tokens["console-1"], tokens["gms-1"]):
+        refused = await call(http, "GET", "/apps", token)
+        assert (refused.status_code, refused.json()["cause"]) == (403, "INSUFFICIENT_SCOPE")
+
+
+async def test_snapshot_is_consistent_with_its_sequence(
+    http: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime
+) -> None:
+    ops = tokens["ops"]
+    await register(http, tokens["gms-1"], gm_registration())
+    await admin_app(http, ops, "console-1")
+    await admin_grant(http, ops, "console-1", "alice@mc.example")
+    body = {
+        "mcServiceId": "alice@mc.example",
+        "requestType": "AUTHORIZE",
+        "servicesCapabilitiesInformation": [{"serviceType": "GM"}],
+    }
+    await http.post(f"{REGISTRY}/authorizations", json=body, headers=bearer(tokens["console-1"]))
+    response = await http.get("/mcx-registry-sync/v1/snapshot", headers=bearer(tokens["sas"]))
+    contract.check(DOCS / "sync.yaml", response)
+    snapshot = response.json()
+    last = (await rt.store.registry.changes(0, kinds=["service-pool", "app-profile", "user-authorization"]))[
+        -1
+    ].seq
+    assert snapshot["sequence"] == last
+    assert [p["appId"] for p in snapshot["appProfiles"]] == ["console-1"]
+    assert snapshot["userAuthorizations"] == [
+        {"appId": "console-1", "mcServiceId": "alice@mc.example", "services": None}
+    ]
+    assert snapshot["servicePools"][0]["instances"][0]["port"] == 9101
+    refused = await http.get("/mcx-registry-sync/v1/snapshot", headers=bearer(tokens["console-1"]))
+    assert refused.status_code == 403
