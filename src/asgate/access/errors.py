@@ -1,0 +1,89 @@
+"""The engine's own answers: TS 29.571 ProblemDetails as ``application/problem+json``.
+
+They name no backend: the detail texts are fixed strings chosen here, never an exception text.
+Causes are TS 29.500 Table 5.2.7.2-1 values; the 504/502 ones are from its later releases.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from asgate.problem import PROBLEM_JSON, Cause
+
+Header = tuple[bytes, bytes]
+
+# TS 29.500 5.2.7.2: causes not (yet) in asgate.problem.Cause.
+TIMED_OUT_REQUEST = "TIMED_OUT_REQUEST"
+TARGET_NF_NOT_REACHABLE = "TARGET_NF_NOT_REACHABLE"
+
+
+class Refusal(Exception):
+    """Raised inside parser callbacks: answer ``status`` with a problem and close the connection."""
+
+    def __init__(self, status: int, cause: str, detail: str, headers: list[Header] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.cause = cause
+        self.detail = detail
+        self.headers = headers or []
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "title": HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+            "cause": self.cause,
+        }
+
+
+def bad_request(detail: str) -> Refusal:
+    return Refusal(400, Cause.INVALID_MSG_FORMAT, detail)
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    if line is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        line = b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode())
+    return line
+
+
+STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+
+
+def render_problem(
+    status: int,
+    problem: dict[str, Any],
+    headers: list[Header],
+    *,
+    close: bool,
+    head_only: bool = False,
+) -> bytes:
+    """A complete HTTP/1.1 response carrying ``problem``; no body bytes for a HEAD request."""
+    body = json.dumps({"status": status, **problem}, separators=(",", ":")).encode()
+    parts = [status_line(status), b"content-type: ", PROBLEM_JSON.encode(), b"\r\n"]
+    parts += [b"content-length: %d\r\n" % len(body)]
+    for name, value in headers:
+        parts += [name, b": ", value, b"\r\n"]
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head_only:
+        parts.append(body)
+    return b"".join(parts)
+
+
+def upstream_refusal(status: int) -> Refusal:
+    """The engine's answer when the backend could not produce a response."""
+    if status == 504:
+        return Refusal(504, TIMED_OUT_REQUEST, "the service did not answer in time")
+    if status == 503:
+        return Refusal(
+            503, Cause.NF_CONGESTION, "no instance of the service is available", [(b"retry-after", b"1")]
+        )
+    return Refusal(502, TARGET_NF_NOT_REACHABLE, "the service could not be reached")

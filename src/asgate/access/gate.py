@@ -1,0 +1,317 @@
+"""The service access server's gate (seed 10.X.5 step 2): for every request, authenticate the MC
+user behind the external application (R-5.18.2-004), check the application profile and the user's
+authorization (R-5.18.2-002), apply the communication priority (R-5.18.2-003) and the flood limits,
+and tell the engine where to forward (steps 3-5).
+
+Decisions come from memory (cached token checks, the CSC-15 state), so most requests are decided
+synchronously in ``admit_nowait``; a token not seen before, a shared (Redis) rate limit or a full
+admission queue take the asynchronous ``admit``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asgate.access import priority as prio
+from asgate.access.admission import Admission
+from asgate.access.metrics import SasMetrics
+from asgate.access.policy import Allowed, Caller, Refused, decide
+from asgate.access.ratelimit import InflightCaps, Limit, RedisBuckets, TokenBuckets, Verdict
+from asgate.access.state import AccessState
+from asgate.access.types import Admit, Header, Reject, RequestHead
+from asgate.auth.tokens import Principal, TokenError, TokenValidator
+
+if TYPE_CHECKING:
+    from asgate.settings import Settings
+
+AUTHORIZATION = b"authorization"
+MC_USER = b"asgate-mc-service-id"
+APPLICATION = b"asgate-application"
+# Identities the gate asserts to the MC service; a client's own copies are never forwarded.
+ASSERTED = frozenset({MC_USER, APPLICATION})
+
+
+def _problem(status: int, cause: str, detail: str) -> dict[str, Any]:
+    from http import HTTPStatus
+
+    return {"title": HTTPStatus(status).phrase, "status": status, "cause": cause, "detail": detail}
+
+
+def _challenge(error: str | None = None, description: str = "") -> list[Header]:
+    text = 'Bearer realm="asgate"'
+    if error:
+        text += f', error="{error}", error_description="{description.replace(chr(34), chr(39))[:200]}"'
+    return [(b"www-authenticate", text.encode("latin-1", "replace"))]
+
+
+@dataclass
+class _Pending:
+    """A request that passed the policy and waits for admission and limits."""
+
+    allowed: Allowed
+    head: RequestHead
+    started: float
+
+
+class SasGate:
+    def __init__(
+        self,
+        state: AccessState,
+        validator: TokenValidator,
+        *,
+        admission: Admission,
+        metrics: SasMetrics | None = None,
+        redis: RedisBuckets | None = None,
+        max_body: int = 16 << 20,
+        max_ws_message: int = 1 << 20,
+        audit: Callable[[dict[str, Any]], None] | None = None,
+        refusal_hold: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = state
+        self.validator = validator
+        self.admission = admission
+        self.metrics = metrics
+        self.redis = redis
+        self.buckets = TokenBuckets()
+        self.inflight = InflightCaps()
+        self.max_body = max_body
+        self.max_ws_message = max_ws_message
+        self._audit = audit
+        self.refusal_hold = refusal_hold
+        self._clock = clock
+        self._observers: dict[tuple[str, str, str], Callable[[int, float], None]] = {}
+
+    @classmethod
+    def configured(
+        cls,
+        s: Settings,
+        state: AccessState,
+        validator: TokenValidator,
+        *,
+        metrics: SasMetrics,
+        audit: Callable[[dict[str, Any]], None],
+    ) -> SasGate:
+        """The gate as the settings describe it (the SAS role and every data-plane worker)."""
+        redis = RedisBuckets(s.sas_redis_url, fail_open=s.sas_redis_fail_open) if s.sas_redis_url else None
+        return cls(
+            state,
+            validator,
+            admission=Admission(s.sas_max_inflight, s.sas_queue_size, s.sas_queue_timeout),
+            metrics=metrics,
+            redis=redis,
+            max_body=s.sas_max_body_bytes,
+            max_ws_message=s.sas_max_ws_message_bytes,
+            audit=audit,
+            refusal_hold=s.sas_refusal_hold,
+        )
+
+    # ------------------------------------------------------------ the two entry points
+
+    def admit_nowait(self, head: RequestHead) -> Admit | Reject | None:
+        token = _bearer(head)
+        if token is None:
+            return self._refuse(
+                head, None, 401, "INVALID_TOKEN", "a bearer access token is required", _challenge()
+            )
+        principal = self.validator.cached(token)
+        if principal is None:
+            return None  # a token not seen before: verify it (maybe fetching a JWKS) in admit()
+        checked = self._check(head, principal)
+        if not isinstance(checked, _Pending):
+            return checked
+        if self.redis is not None and self._limits(checked.allowed):
+            return None  # shared limits need a Redis round trip
+        entered = self.admission.try_enter(checked.allowed.priority)
+        if entered is None:
+            return None  # it would have to queue: admit() waits
+        return self._admitted(checked, entered, self._local_limits(checked))
+
+    async def admit(self, head: RequestHead) -> Admit | Reject:
+        token = _bearer(head)
+        if token is None:
+            return self._refuse(
+                head, None, 401, "INVALID_TOKEN", "a bearer access token is required", _challenge()
+            )
+        try:
+            principal = await self.validator.validate(token)
+        except TokenError as exc:
+            detail = f"access token rejected: {exc}"
+            return self._refuse(
+                head, None, 401, "INVALID_TOKEN", detail, _challenge("invalid_token", str(exc))
+            )
+        checked = self._check(head, principal)
+        if not isinstance(checked, _Pending):
+            return checked
+        entered = await self.admission.enter(checked.allowed.priority)
+        limits = self._limits(checked.allowed)
+        if self.redis is not None and entered and limits:  # no limits: nothing to count, or to refuse
+            verdict = await self.redis.take(limits)
+        else:
+            verdict = self._local_limits(checked)
+        return self._admitted(checked, entered, verdict)
+
+    # ------------------------------------------------------------ steps
+
+    def _check(self, head: RequestHead, principal: Principal) -> _Pending | Reject:
+        """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects."""
+        index_text, _, rest = head.path[1:].partition("/")
+        rule = self.state.profiles.get(int(index_text)) if index_text.isdigit() else None
+        try:
+            requested = prio.from_headers(head.headers)
+        except prio.PriorityError as exc:
+            return self._refuse(head, principal, 400, "INVALID_PRIORITY", f"Resource-Priority: {exc}")
+        caller = Caller.of(principal.client_id, principal.claims)
+        decision = decide(caller, rule, self.state.grants, head.method, "/" + rest, requested)
+        if isinstance(decision, Refused):
+            return self._refuse(head, principal, decision.status, decision.cause, decision.detail)
+        return _Pending(decision, head, self._clock())
+
+    def _limits(self, allowed: Allowed) -> list[Limit]:
+        rule = allowed.rule
+        limits: list[Limit] = []
+        if rule.app_rate is not None:
+            limits.append((f"app:{rule.app_id}", rule.app_rate))
+        if rule.user_rate is not None:
+            limits.append((f"user:{rule.app_id}:{allowed.user}", rule.user_rate))
+        return limits
+
+    def _local_limits(self, pending: _Pending) -> Verdict:
+        limits = self._limits(pending.allowed)
+        return self.buckets.take(limits, self._clock()) if limits else Verdict(True)
+
+    def _admitted(self, pending: _Pending, entered: bool, verdict: Verdict) -> Admit | Reject:
+        head, allowed = pending.head, pending.allowed
+        if not entered:
+            retry = [(b"retry-after", str(self.admission.retry_after).encode())]
+            return self._held(
+                self._refuse(
+                    head, None, 503, "NF_CONGESTION", "overloaded: lower priorities are shed first", retry
+                )
+            )
+        if not verdict.allowed:
+            self.admission.leave()
+            retry = [(b"retry-after", verdict.retry_after_header)]
+            return self._held(
+                self._refuse(
+                    head,
+                    None,
+                    429,
+                    "RATE_LIMITED",
+                    "the shared rate limits cannot be checked (Redis unreachable, sas_redis_fail_open off)"
+                    if verdict.degraded
+                    else "the application's or user's rate limit is reached",
+                    retry,
+                )
+            )
+        rule = allowed.rule
+        inflight_key = rule.app_id
+        if rule.max_inflight is not None and not self.inflight.try_acquire(inflight_key, rule.max_inflight):
+            self.admission.leave()
+            return self._held(
+                self._refuse(
+                    head, None, 429, "TOO_MANY_INFLIGHT", "the application has too many requests under way"
+                )
+            )
+        pool = self.state.pools.get(rule.pool)
+        if pool is None:
+            self._release(rule.max_inflight, inflight_key)
+            return self._refuse(head, None, 503, "NF_CONGESTION", "the service has no instance available")
+        prefix = pool.api_prefix
+        rest = head.path[head.path.index("/", 1) :] if "/" in head.path[1:] else "/"
+        applied = str(allowed.priority) if allowed.priority else ""
+        observe = self._observer(rule.app_id, rule.label, applied)
+        started = pending.started
+
+        def done(status: int) -> None:
+            self._release(rule.max_inflight, inflight_key)
+            observe(status, started)
+
+        response_headers = [(prio.HEADER, allowed.priority.header_value())] if allowed.priority else []
+        return Admit(
+            pool=pool.upstream,
+            path=prefix + rest + (f"?{head.query}" if head.query else ""),
+            set_request_headers=[(MC_USER, allowed.user.encode()), (APPLICATION, rule.app_id.encode())],
+            drop_request_headers=ASSERTED,
+            set_response_headers=response_headers,
+            location_rewrite=(prefix, f"/{rule.index}") if prefix else None,
+            max_body=self.max_body,
+            max_ws_message=self.max_ws_message,
+            on_done=done,
+        )
+
+    def _held(self, reject: Reject) -> Reject:
+        """Refusals that say "come back later" also hold the connection (flood absorption)."""
+        reject.hold = self.refusal_hold
+        return reject
+
+    def _release(self, max_inflight: int | None, key: str) -> None:
+        self.admission.leave()
+        if max_inflight is not None:
+            self.inflight.release(key)
+
+    def _observer(self, app: str, service: str, applied: str) -> Callable[[int, float], None]:
+        key = (app, service, applied)
+        observer = self._observers.get(key)
+        if observer is None:
+            if self.metrics is None:
+                observer = _ignore
+            else:
+                observer = self.metrics.observer(app, service, applied)
+            self._observers[key] = observer
+        return observer
+
+    def _refuse(
+        self,
+        head: RequestHead,
+        principal: Principal | None,
+        status: int,
+        cause: str,
+        detail: str,
+        headers: list[Header] | None = None,
+    ) -> Reject:
+        if self.metrics is not None:
+            self.metrics.refused(f"{status} {cause}")
+        if self._audit is not None and status in (401, 403):
+            actor = principal.client_id if principal else f"{head.client[0]}"
+            self._audit(
+                {"actor": actor, "action": "sas.deny", "resource": head.path[:400], "outcome": "denied",
+                 "reason": f"{cause}: {detail}", "details": {"method": head.method}}
+            )  # fmt: skip
+        return Reject(status, _problem(status, cause, detail), headers or [])
+
+
+def _ignore(status: int, started: float) -> None:
+    pass
+
+
+def _bearer(head: RequestHead) -> str | None:
+    value = head.header(AUTHORIZATION)
+    if value is None:
+        return None
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+class AuditBuffer:
+    """Refusals on the data plane are audited without putting a database write on the hot path:
+    rows queue here (bounded, so a flood cannot exhaust memory) and a task writes them in batches."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.rows: deque[dict[str, Any]] = deque(maxlen=limit)
+        self.dropped = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        if len(self.rows) == self.rows.maxlen:
+            self.dropped += 1
+        self.rows.append(row)
+
+    def take(self) -> list[dict[str, Any]]:
+        rows = list(self.rows)
+        self.rows.clear()
+        return rows

@@ -1,0 +1,66 @@
+"""Engine limits and timeouts, one frozen object built once (from Settings or by hand in tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asgate.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    # Downstream (client-facing) limits.
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    header_timeout: float = 10.0  # from the first byte of a request to the end of its head
+    idle_timeout: float = 60.0  # keep-alive idle; also the longest silence inside a request body
+    max_connections: int = 10_000
+    max_connections_per_source: int = 256
+    # Absolute-form targets (RFC 9112 3.2.2) are accepted only for these authorities.
+    authorities: frozenset[str] = frozenset()
+    scheme: str = "http"
+    # How often deadlines are checked; every timeout is accurate to about this much.
+    tick: float = 0.25
+    shutdown_grace: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        listen = settings.sas_listen
+        return cls(
+            max_url_bytes=settings.sas_max_url_bytes,
+            max_header_bytes=settings.sas_max_header_bytes,
+            max_headers=settings.sas_max_headers,
+            header_timeout=settings.sas_header_timeout,
+            idle_timeout=settings.sas_idle_timeout,
+            max_connections=settings.sas_max_connections,
+            max_connections_per_source=settings.sas_max_connections_per_source,
+            authorities=frozenset({str(listen), *settings.sas_public_authorities}),
+            scheme="https" if settings.tls else "http",
+            shutdown_grace=settings.sas_shutdown_grace,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    connect_timeout: float = 2.0
+    response_timeout: float = 30.0  # request fully sent -> response head received
+    read_timeout: float = 60.0  # longest silence inside a response body
+    idle_timeout: float = 30.0  # an unused pooled keep-alive connection is closed after this
+    max_idle_per_instance: int = 64
+    eject_after: int = 3  # consecutive failures before an instance is ejected...
+    eject_seconds: float = 10.0  # ...for this long
+    max_attempts: int = 3  # instances tried for one request
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoolOptions:
+        return cls(
+            connect_timeout=settings.sas_upstream_connect_timeout,
+            response_timeout=settings.sas_upstream_response_timeout,
+            read_timeout=settings.sas_upstream_read_timeout,
+            idle_timeout=settings.sas_upstream_idle_timeout,
+            eject_after=settings.sas_upstream_eject_after,
+            eject_seconds=settings.sas_upstream_eject_seconds,
+        )

@@ -1,0 +1,108 @@
+"""The service access server as a role of ``asgate up`` / ``asgate serve access``: the CSC-15 server
+on the control plane, the data plane on ``sas_listen``, the snapshot puller, and the tasks that save
+the state and write the audit rows of refusals."""
+
+from __future__ import annotations
+
+import ssl
+
+from starlette.routing import BaseRoute
+
+from asgate import logs
+from asgate.access.csc15 import SCOPE, Csc15Server, SnapshotPuller
+from asgate.access.gate import AuditBuffer, SasGate
+from asgate.access.metrics import SasMetrics
+from asgate.access.options import EngineOptions, PoolOptions
+from asgate.access.server import AccessServer
+from asgate.access.state import AccessState
+from asgate.access.workers import WorkerProcesses
+from asgate.background import Background
+from asgate.idm.internal import InternalTokens
+from asgate.runtime import Runtime
+from asgate.store.audit import append_tx
+
+_log = logs.get("asgate.access")
+
+
+class AccessRole:
+    name = "access"
+    apis = ("mcx-access-profiles",)
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        s = rt.settings
+        self.state = AccessState(
+            pool_options=PoolOptions.from_settings(s), path=s.data_dir / "sas-state.json"
+        )
+        self.audit = AuditBuffer()
+        self.metrics = SasMetrics(rt.metrics.registry)
+        self.gate = SasGate.configured(
+            s, self.state, rt.validator, metrics=self.metrics, audit=self.audit.add
+        )
+        self.redis = self.gate.redis
+        tokens = InternalTokens(
+            rt.keyring, issuer=s.token_issuer, audience=s.token_audience, subject="asgate-access", scope=SCOPE
+        )
+        self.puller = SnapshotPuller(self.state, rt.http, s.sas_registry_url or s.public_root, tokens)
+        self.csc15 = Csc15Server(self.state, rt.authenticate, s.sas_max_body_bytes, self.puller.request)
+        self.server = AccessServer(self.gate, EngineOptions.from_settings(s), self.metrics)
+        # sas_workers > 1: separate data-plane processes follow the state file this process writes.
+        self.workers = WorkerProcesses(s, s.sas_workers, s.config_file) if s.sas_workers > 1 else None
+        self.background = Background()
+
+    def routes(self) -> list[BaseRoute]:
+        return self.csc15.routes()
+
+    async def start(self) -> None:
+        s = self.rt.settings
+        if self.state.restore():
+            _log.info("access state restored", sequence=self.state.seq, profiles=len(self.state.profiles))
+        self.puller.request()  # seed 10.X.5 pre-condition 2: the profiles, from the registry
+        self.background.spawn(self.puller.run(self.background), "sas-snapshot")
+        self.background.spawn(self._keep(0.05 if self.workers else 1.0), "sas-keeper")
+        if self.workers is not None:
+            self.state.save()
+            await self.workers.start()
+        else:
+            await self.server.start(s.sas_listen.host, s.sas_listen.port, ssl=_tls(self.rt))
+        _log.info("service access server listening", address=str(s.sas_listen), workers=s.sas_workers)
+
+    async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+        await self.server.stop()
+        await self.background.stop()
+        await self._flush()
+        self.state.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def _keep(self, interval: float) -> None:
+        """Save the state when it changed (at most every ``interval`` s) and write queued audit rows."""
+        while await self.background.pause(interval):
+            try:
+                await self._flush()
+            except Exception:  # noqa: BLE001 - the data plane must outlive a failed save
+                _log.exception("saving the access state or its audit rows failed")
+
+    async def _flush(self) -> None:
+        if self.state.dirty:
+            self.state.save()
+        rows = self.audit.take()
+        if rows:
+            await self.rt.store.transact(_audit_rows, rows)
+
+
+def _audit_rows(conn: object, rows: list[dict[str, object]]) -> None:
+    from datetime import UTC, datetime
+
+    append_tx(conn, [{"at": datetime.now(UTC), "details": None, **row} for row in rows])  # type: ignore[arg-type]
+
+
+def _tls(rt: Runtime) -> ssl.SSLContext | None:
+    s = rt.settings
+    if s.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+    return context

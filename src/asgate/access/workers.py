@@ -1,0 +1,158 @@
+"""Several data-plane processes for one access server (``sas_workers`` > 1).
+
+The process running the access role keeps the CSC-15 server and writes the state file; each worker
+is a separate ``asgate sas-worker`` process (started, not forked, so it inherits no threads or event
+loop) that binds the data-plane port with SO_REUSEPORT (the kernel spreads connections over the
+workers), follows the state file, and validates tokens itself. The parent restarts a worker that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from asgate import logs
+from asgate.access.gate import AuditBuffer, SasGate
+from asgate.access.metrics import SasMetrics
+from asgate.access.options import EngineOptions, PoolOptions
+from asgate.access.server import AccessServer
+from asgate.access.state import AccessState
+from asgate.background import Background
+from asgate.runtime import Runtime
+from asgate.settings import Settings
+from asgate.store.audit import append_tx
+
+_log = logs.get("asgate.access.workers")
+
+
+def reuseport_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.data_dir / "sas-state.json"
+
+
+async def run_worker(settings: Settings) -> None:
+    """One data-plane worker: serve until SIGTERM, following the state file."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Runtime.open(settings) as rt:
+        state = AccessState(pool_options=PoolOptions.from_settings(settings), path=None)
+        audit = AuditBuffer()
+        metrics = SasMetrics(rt.metrics.registry)
+        gate = SasGate.configured(settings, state, rt.validator, metrics=metrics, audit=audit.add)
+        redis = gate.redis
+        background = Background()
+        background.spawn(_follow(state, state_path(settings), rt, audit, background), "sas-follower")
+        server = AccessServer(gate, EngineOptions.from_settings(settings), metrics)
+        await server.start(sock=reuseport_socket(settings.sas_listen.host, settings.sas_listen.port))
+        _log.info("sas worker serving", pid=os.getpid(), address=str(settings.sas_listen))
+        await stop.wait()
+        await server.stop()
+        await background.stop()
+        state.close()
+        if redis is not None:
+            await redis.aclose()
+
+
+async def _follow(
+    state: AccessState, path: Path, rt: Runtime, audit: AuditBuffer, background: Background
+) -> None:
+    """Reload the state when the file changes; write the audit rows of refusals."""
+    seen = -1
+    while True:
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = -1
+        if stamp != seen:
+            seen = stamp
+            loaded = AccessState(path=path)
+            if loaded.restore():
+                _replace(state, loaded)
+        rows = audit.take()
+        if rows:
+            with contextlib.suppress(Exception):
+                await rt.store.transact(_audit_rows, rows)
+        if not await background.pause(0.05):
+            return
+
+
+def _replace(state: AccessState, loaded: AccessState) -> None:
+    """Take the loaded profiles and grants; update pools in place so open connections survive."""
+    state.load(loaded.snapshot())
+    loaded.close()
+
+
+def _audit_rows(conn: object, rows: list[dict[str, object]]) -> None:
+    from datetime import UTC, datetime
+
+    append_tx(conn, [{"at": datetime.now(UTC), "details": None, **row} for row in rows])  # type: ignore[arg-type]
+
+
+class WorkerProcesses:
+    """The parent's side: start ``count`` workers, restart any that dies, stop them on shutdown."""
+
+    def __init__(self, settings: Settings, count: int, config: Path | None) -> None:
+        self.count = count
+        self.config = config
+        self.env = {
+            **os.environ,
+            "ASGATE_DATA_DIR": str(settings.data_dir.resolve()),
+            "ASGATE_DATABASE_URL": settings.db_url,
+            "ASGATE_SAS_LISTEN": str(settings.sas_listen),
+            "ASGATE_ISSUER": settings.token_issuer,
+        }
+        if settings.database_schema:
+            self.env["ASGATE_DATABASE_SCHEMA"] = settings.database_schema
+        self.procs: list[asyncio.subprocess.Process] = []
+        self._background = Background()
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        args = [sys.executable, "-m", "asgate"]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        return await asyncio.create_subprocess_exec(*args, "sas-worker", env=self.env)
+
+    async def start(self) -> None:
+        self.procs = [await self._spawn() for _ in range(self.count)]
+        self._background.spawn(self._supervise(), "sas-workers")
+        _log.info("sas workers started", workers=self.count, pids=[p.pid for p in self.procs])
+
+    async def _supervise(self) -> None:
+        while True:
+            for index, proc in enumerate(self.procs):
+                if proc.returncode is not None and self._background.running:
+                    _log.warning("sas worker died; restarting", pid=proc.pid, status=proc.returncode)
+                    self.procs[index] = await self._spawn()
+            if not await self._background.pause(0.5):
+                return
+
+    async def stop(self) -> None:
+        # The supervisor first, so that it neither restarts a worker being stopped nor is cancelled
+        # while starting one (which would leave a process that nobody stops).
+        await self._background.stop()
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

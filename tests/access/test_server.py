@@ -1,0 +1,103 @@
+"""Listeners: graceful shutdown in-process, and worker processes sharing one port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from asgate.access.server import AccessServer
+from tests.access.backend import Backend
+from tests.access.conftest import Raw, Sas, request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_stop_finishes_requests_under_way_and_closes_idle_connections(sas: Sas) -> None:
+    port = sas.port
+    idle = await Raw.open(port)
+    await idle.send(b"GET /1/echo HTTP/1.1\r\nhost: s\r\n\r\n")
+    assert (await idle.response())[0] == 200
+    busy = asyncio.create_task(request(sas.port, "/1/slow?s=0.4"))
+    await asyncio.sleep(0.1)
+    stopping = asyncio.create_task(sas.server.stop(grace=3.0))
+    await asyncio.sleep(0.05)
+    assert await idle.closed(timeout=1.0)  # the idle keep-alive connection went at once
+    status, headers, _ = await busy
+    assert status == 200 and headers["connection"] == "close"
+    await asyncio.wait_for(stopping, 3.0)
+    await idle.close()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except OSError:
+        return
+    writer.close()
+    raise AssertionError("still accepting after stop")
+
+
+async def test_stop_gives_up_on_requests_past_the_grace(sas: Sas) -> None:
+    busy = asyncio.create_task(request(sas.port, "/1/slow?s=5"))
+    await asyncio.sleep(0.1)
+    started = asyncio.get_running_loop().time()
+    await sas.server.stop(grace=0.3)
+    assert asyncio.get_running_loop().time() - started < 1.5
+    try:
+        await busy
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    assert sas.gate.done == [0]
+
+
+async def test_two_servers_cannot_share_a_port_by_accident() -> None:
+    first = AccessServer(gate=None)  # type: ignore[arg-type]
+    await first.start("127.0.0.1", 0)
+    second = AccessServer(gate=None)  # type: ignore[arg-type]
+    try:
+        await second.start("127.0.0.1", first.port)
+        clash = False
+    except OSError:
+        clash = True
+    await first.stop()
+    await second.stop()
+    assert clash
+
+
+async def test_worker_processes_share_the_port_and_stop_gracefully() -> None:
+    backend = await Backend().start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.access.workers_main", str(backend.port), "2",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        port = int(await asyncio.wait_for(proc.stdout.readline(), 10))
+        pids: set[str] = set()
+        for _ in range(20):
+            answers = await asyncio.gather(*(_retry(port, "/1/slow?s=0.05") for _ in range(10)))
+            pids |= {headers["x-worker"] for status, headers, _ in answers if status == 200}
+            assert all(status == 200 for status, _, _ in answers)
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, "one worker took every connection"
+        busy = asyncio.create_task(request(port, "/1/slow?s=0.5"))
+        await asyncio.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        status, _, body = await busy
+        assert status == 200 and json.loads(body)["target"] == "/api/slow?s=0.5"
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await backend.stop()
+
+
+async def _retry(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
+    for _ in range(50):  # the workers may still be starting
+        try:
+            return await request(port, target)
+        except ConnectionError:
+            await asyncio.sleep(0.05)
+    return await request(port, target)
