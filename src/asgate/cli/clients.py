@@ -1,0 +1,248 @@
+"""``asgate clients``: provision OAuth2 clients. Works on the store, before or while servers run;
+a running server sees a change at the next request that needs it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from asgate.cli.base import (
+    CliContext,
+    emit_fields,
+    emit_json,
+    emit_table,
+    json_option,
+    open_store,
+    pass_cli,
+    run,
+)
+from asgate.idm.models import Client
+from asgate.idm.passwords import generate_secret, hash_secret
+from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError
+
+_ACTOR = "cli"
+
+
+@click.group()
+def clients() -> None:
+    """Provision OAuth2 clients: application servers, external applications, MC services, operators."""
+
+
+@clients.command("add")
+@click.argument("client_id")
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, help="Scope the client may request (repeatable)."
+)
+@click.option(
+    "--as-svc-id", "as_svc_ids", multiple=True, help="AS Service ID this AS may register (repeatable)."
+)
+@click.option("--secret", help="Use this secret instead of generating one.")
+@click.option("--public", is_flag=True, help="A public client (no secret; authorization code + PKCE only).")
+@click.option("--name", help="Display name.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Allowed redirect URI (repeatable).")
+@json_option
+@pass_cli
+def add(
+    cli: CliContext,
+    client_id: str,
+    scopes: tuple[str, ...],
+    as_svc_ids: tuple[str, ...],
+    secret: str | None,
+    public: bool,
+    name: str | None,
+    redirect_uris: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Add a client; prints the secret when it was generated (it is stored only as a hash).
+
+    \b
+    $ asgate clients add as-1 --scope msgs-asregistration --as-svc-id AS1
+    $ asgate clients add ops --scope msgs-admin --scope asgate-metrics
+    """
+    if public and secret:
+        raise click.UsageError("--public and --secret exclude each other")
+    generated = None if (public or secret) else generate_secret()
+    plain = secret or generated
+    now = datetime.now(UTC)
+    client = Client(
+        client_id=client_id,
+        name=name,
+        secret_hash=hash_secret(plain) if plain else None,
+        scopes=tuple(dict.fromkeys(scopes)),
+        redirect_uris=redirect_uris,
+        as_svc_ids=tuple(dict.fromkeys(as_svc_ids)),
+        created_at=now,
+        updated_at=now,
+    )
+
+    async def go() -> None:
+        async with open_store(cli) as store:
+            try:
+                await store.clients.add(client)
+            except ClientExistsError:
+                raise click.ClickException(f"client {client_id!r} already exists") from None
+            except AsSvcIdTakenError as exc:
+                raise click.ClickException(str(exc)) from None
+            await store.audit.record(AuditEvent.now(_ACTOR, "client.add", f"client/{client_id}"))
+
+    run(go())
+    if as_json:
+        emit_json({**client.public(), "client_secret": generated})
+        return
+    click.echo(f"added client {client_id} (scopes: {' '.join(client.scopes)})")
+    if generated:
+        click.echo(f"client_secret: {generated}")
+        click.echo("Keep it now: it is stored only as a hash and cannot be shown again.")
+
+
+@clients.command("list")
+@json_option
+@pass_cli
+def list_(cli: CliContext, as_json: bool) -> None:
+    """List clients.
+
+    \b
+    $ asgate clients list
+    """
+
+    async def go() -> list[Client]:
+        async with open_store(cli) as store:
+            return await store.clients.all()
+
+    items = run(go())
+    if as_json:
+        emit_json([c.public() for c in items])
+        return
+    emit_table(
+        [
+            (
+                c.client_id,
+                c.name,
+                " ".join(c.scopes),
+                " ".join(c.as_svc_ids),
+                "yes" if c.secret_hash else "no",
+            )
+            for c in items
+        ],
+        ["CLIENT", "NAME", "SCOPES", "AS SERVICE IDS", "CONFIDENTIAL"],
+    )
+
+
+@clients.command("show")
+@click.argument("client_id")
+@json_option
+@pass_cli
+def show(cli: CliContext, client_id: str, as_json: bool) -> None:
+    """Show one client.
+
+    \b
+    $ asgate clients show as-1
+    """
+    client = run(_get(cli, client_id))
+    if as_json:
+        emit_json(client.public())
+    else:
+        emit_fields(client.public())
+
+
+@clients.command("update")
+@click.argument("client_id")
+@click.option("--add-scope", multiple=True)
+@click.option("--remove-scope", multiple=True)
+@click.option("--add-as-svc-id", multiple=True)
+@click.option("--remove-as-svc-id", multiple=True)
+@click.option("--name")
+@pass_cli
+def update(
+    cli: CliContext,
+    client_id: str,
+    add_scope: tuple[str, ...],
+    remove_scope: tuple[str, ...],
+    add_as_svc_id: tuple[str, ...],
+    remove_as_svc_id: tuple[str, ...],
+    name: str | None,
+) -> None:
+    """Change a client's scopes, AS Service IDs or name.
+
+    \b
+    $ asgate clients update as-1 --add-as-svc-id AS2 --remove-as-svc-id AS1
+    """
+
+    async def go() -> Client:
+        async with open_store(cli) as store:
+            current = await store.clients.get(client_id)
+            if current is None:
+                raise click.ClickException(f"no client {client_id!r}")
+            scopes = tuple(s for s in dict.fromkeys(current.scopes + add_scope) if s not in remove_scope)
+            ids = tuple(
+                a for a in dict.fromkeys(current.as_svc_ids + add_as_svc_id) if a not in remove_as_svc_id
+            )
+            changes: dict[str, object] = {"scopes": scopes}
+            if ids != current.as_svc_ids:
+                changes["as_svc_ids"] = ids
+            if name is not None:
+                changes["name"] = name
+            try:
+                updated = await store.clients.update(client_id, **changes)
+            except AsSvcIdTakenError as exc:
+                raise click.ClickException(str(exc)) from None
+            assert updated is not None
+            await store.audit.record(AuditEvent.now(_ACTOR, "client.update", f"client/{client_id}"))
+            return updated
+
+    client = run(go())
+    ids = " ".join(client.as_svc_ids) or "-"
+    click.echo(f"updated client {client_id}: scopes {' '.join(client.scopes) or '-'}; AS Service IDs {ids}")
+
+
+@clients.command("reset-secret")
+@click.argument("client_id")
+@click.option("--secret", help="Use this secret instead of generating one.")
+@pass_cli
+def reset_secret(cli: CliContext, client_id: str, secret: str | None) -> None:
+    """Replace a client's secret (tokens already issued stay valid until they expire).
+
+    \b
+    $ asgate clients reset-secret as-1
+    """
+    plain = secret or generate_secret()
+
+    async def go() -> None:
+        async with open_store(cli) as store:
+            if await store.clients.update(client_id, secret_hash=hash_secret(plain)) is None:
+                raise click.ClickException(f"no client {client_id!r}")
+            await store.audit.record(AuditEvent.now(_ACTOR, "client.reset-secret", f"client/{client_id}"))
+
+    run(go())
+    click.echo(f"new secret for {client_id}" + ("" if secret else f": {plain}"))
+
+
+@clients.command("remove")
+@click.argument("client_id")
+@pass_cli
+def remove(cli: CliContext, client_id: str) -> None:
+    """Remove a client: it can get no new token and register nothing; its registrations stay.
+
+    \b
+    $ asgate clients remove as-1
+    """
+
+    async def go() -> bool:
+        async with open_store(cli) as store:
+            removed = await store.clients.remove(client_id)
+            if removed:
+                await store.audit.record(AuditEvent.now(_ACTOR, "client.remove", f"client/{client_id}"))
+            return removed
+
+    if not run(go()):
+        raise click.ClickException(f"no client {client_id!r}")
+    click.echo(f"removed client {client_id}")
+
+
+async def _get(cli: CliContext, client_id: str) -> Client:
+    async with open_store(cli) as store:
+        client = await store.clients.get(client_id)
+    if client is None:
+        raise click.ClickException(f"no client {client_id!r}")
+    return client

@@ -1,0 +1,202 @@
+"""What every sample MC service shares: the identity the SAS forwards, ProblemDetails errors,
+``/healthz``, the instance-name header, and how a sample describes itself to the registry.
+
+Requests reach the samples only through the service access server (seed 10.X.5 step 3), which
+has already checked the application profile and the MC user's authorization; it forwards who is
+calling in two headers the samples trust and passes ``Resource-Priority`` (RFC 4412) through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asgate import logs
+from asgate.problem import Cause, ProblemError, render
+from asgate.registry.models import InterfaceDescription, Resource, ServiceRegistration, Version
+from asgate.web import problem_for, read_body, require_json
+
+# seed 10.X.5 step 3: the SAS forwards the verified MC user and the application.
+MC_SERVICE_ID = "asgate-mc-service-id"
+APPLICATION = "asgate-application"
+RESOURCE_PRIORITY = "resource-priority"
+# Lets tests and the demo see which instance of a pool answered (a name, never an address).
+INSTANCE_HEADER = "x-sample-instance"
+# The Resource-Priority the sample received, so a caller can see what the SAS passed on.
+RECEIVED_PRIORITY_HEADER = "x-sample-resource-priority"
+MAX_BODY = 64 * 1024
+
+_log = logs.get("asgate.samples")
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the SAS asserted it."""
+
+    mc_service_id: str
+    application: str | None
+    priority: str | None
+
+
+def caller(conn: HTTPConnection) -> Caller:
+    """The caller of a request forwarded by the SAS; 401 without ``Asgate-MC-Service-Id``."""
+    user = conn.headers.get(MC_SERVICE_ID, "").strip()
+    if not user:
+        raise ProblemError(
+            401, "MC_USER_MISSING", "no Asgate-MC-Service-Id: requests must come through the SAS"
+        )
+    return Caller(user, conn.headers.get(APPLICATION), conn.headers.get(RESOURCE_PRIORITY))
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, Cause.CONTEXT_NOT_FOUND, f"no {what}")
+
+
+def forbidden(detail: str) -> ProblemError:
+    return ProblemError(403, "NOT_ALLOWED", detail)
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400/411/413/415 ProblemError."""
+    require_json(request)
+    raw = await read_body(request, MAX_BODY)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ProblemError(400, Cause.INVALID_MSG_FORMAT, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, Cause.INVALID_MSG_FORMAT, "the body must be a JSON object")
+    return data
+
+
+@dataclass
+class Health:
+    """The sample's own health: ``/healthz`` and the agent's health check both read it."""
+
+    healthy: bool = True
+
+
+@dataclass
+class Sample:
+    """One built sample instance: its ASGI app and the switches the runner uses."""
+
+    instance: str
+    app: ASGIApp
+    health: Health
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """End long-lived responses (event streams) so the server can stop promptly."""
+        for hook in self.on_close:
+            hook()
+
+
+class InstanceHeader:
+    """Adds ``X-Sample-Instance`` (and the received ``Resource-Priority``) to every HTTP response
+    and WebSocket handshake answer."""
+
+    def __init__(self, app: ASGIApp, instance: str) -> None:
+        self.app = app
+        self.instance = instance.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        extra = [(INSTANCE_HEADER.encode(), self.instance)]
+        for name, value in scope["headers"]:
+            if name == RESOURCE_PRIORITY.encode():
+                extra.append((RECEIVED_PRIORITY_HEADER.encode(), value))
+                break
+
+        async def send_with(message: Message) -> None:
+            if message["type"] in (
+                "http.response.start",
+                "websocket.accept",
+                "websocket.http.response.start",
+            ):
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with)
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    problem = problem_for(exc, request.method)
+    if problem is None:  # unreachable for the registered exception types
+        problem = ProblemError(500, Cause.SYSTEM_FAILURE, "internal error")
+    return render(problem, instance=request.url.path)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    _log.exception("sample error", path=request.url.path)
+    return render(ProblemError(500, Cause.SYSTEM_FAILURE, "internal error"), instance=request.url.path)
+
+
+def build_sample(instance: str, routes: Sequence[BaseRoute], health: Health | None = None) -> Sample:
+    """A Starlette app with ``GET /healthz``, ProblemDetails errors and the instance header."""
+    health = health or Health()
+
+    async def healthz(request: Request) -> Response:
+        status = "UP" if health.healthy else "DOWN"
+        return JSONResponse({"status": status, "instance": instance}, 200 if health.healthy else 503)
+
+    app = Starlette(
+        routes=[Route("/healthz", healthz), *routes],
+        exception_handlers={ProblemError: _problem, HTTPException: _problem, Exception: _unexpected},
+    )
+    return Sample(instance, InstanceHeader(app, instance), health)
+
+
+@dataclass(frozen=True)
+class SampleSpec(Generic[S]):
+    """How a sample describes itself to the registry, and how to build an instance of it.
+
+    Instances built with the same ``state`` share their data, as the instances of one pool
+    would share a database."""
+
+    name: str
+    service_type: str
+    reference_point: str
+    protocol: str
+    api_prefix: str
+    resources: tuple[Resource, ...]
+    new_state: Callable[[], S]
+    create: Callable[[str, S], Sample]
+
+    @property
+    def service_name(self) -> str:
+        """Every instance registers the same name, so they form one pool (failover)."""
+        return f"sample-{self.name}"
+
+    def registration(
+        self, instance: str, port: int, *, host: str = "127.0.0.1", heartbeat_period: int = 10
+    ) -> ServiceRegistration:
+        """The ``ServiceRegistration`` of one instance listening on ``host:port``."""
+        address = {"ipv6_addr": host} if ":" in host else {"ipv4_addr": host}
+        return ServiceRegistration(
+            service_type=self.service_type,
+            service_name=self.service_name,
+            interfaces=[
+                InterfaceDescription(
+                    reference_point=self.reference_point,
+                    protocol=self.protocol,
+                    port=port,
+                    api_prefix=self.api_prefix,
+                    **address,
+                )
+            ],
+            versions=[Version(api_version="v1", resources=list(self.resources))],
+            environment={"tier": "sample", "instance": instance},
+            heartbeat_period=heartbeat_period,
+        )

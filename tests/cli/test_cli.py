@@ -1,0 +1,179 @@
+"""The administrator CLI, in-process with click's runner, on the same store a server would use."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from asgate.cli import main
+from tests.live import live_server
+
+
+@pytest.fixture
+def asgate(tmp_path: Path, database: dict[str, Any]) -> Callable[..., Result]:
+    env = {"ASGATE_DATA_DIR": str(tmp_path / "data")} | {
+        f"ASGATE_{k.upper()}": str(v) for k, v in database.items()
+    }
+
+    def run(*args: str, code: int = 0) -> Result:
+        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    return run
+
+
+def test_clients_add_prints_a_generated_secret_that_works(
+    asgate: Callable[..., Result], tmp_path: Path
+) -> None:
+    out = asgate(
+        "clients", "add", "as-1", "--scope", "msgs-asregistration", "--as-svc-id", "AS1", "--as-svc-id", "AS2"
+    ).output
+    secret = re.search(r"client_secret: (\S+)", out)
+    assert secret and len(secret.group(1)) >= 40
+    shown = json.loads(asgate("clients", "show", "as-1", "--json").output)
+    assert shown["as_svc_ids"] == ["AS1", "AS2"] and shown["confidential"] is True
+    assert "secret_hash" not in shown and secret.group(1) not in json.dumps(shown)
+
+
+def test_clients_list_update_reset_remove(asgate: Callable[..., Result]) -> None:
+    asgate("clients", "add", "as-1", "--scope", "msgs-asregistration", "--as-svc-id", "AS1", "--secret", "s1")
+    asgate(
+        "clients",
+        "add",
+        "ops",
+        "--scope",
+        "msgs-admin",
+        "--scope",
+        "asgate-metrics",
+        "--secret",
+        "s2",
+        "--name",
+        "Operations",
+    )
+    listed = json.loads(asgate("clients", "list", "--json").output)
+    assert [(c["client_id"], c["scopes"]) for c in listed] == [
+        ("as-1", ["msgs-asregistration"]),
+        ("ops", ["msgs-admin", "asgate-metrics"]),
+    ]
+    table = asgate("clients", "list").output
+    assert "as-1" in table and "Operations" in table and "AS1" in table
+    assert (
+        "AS Service IDs AS2"
+        in asgate("clients", "update", "as-1", "--add-as-svc-id", "AS2", "--remove-as-svc-id", "AS1").output
+    )
+    assert "new secret for as-1:" in asgate("clients", "reset-secret", "as-1").output
+    assert "removed client ops" in asgate("clients", "remove", "ops").output
+    assert "no client 'ops'" in asgate("clients", "remove", "ops", code=1).output
+
+
+def test_clients_errors_are_one_line_with_a_non_zero_exit(asgate: Callable[..., Result]) -> None:
+    asgate("clients", "add", "as-1", "--scope", "msgs-asregistration", "--as-svc-id", "AS1")
+    assert "already exists" in asgate("clients", "add", "as-1", "--scope", "x", code=1).output
+    taken = asgate(
+        "clients", "add", "as-2", "--scope", "msgs-asregistration", "--as-svc-id", "AS1", code=1
+    ).output
+    assert "AS Service ID 'AS1' is already provisioned for client 'as-1'" in taken
+    assert "Missing option '--scope'" in asgate("clients", "add", "x", code=2).output
+
+
+def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["clients", "list"], env={"ASGATE_DATA_DIR": str(tmp_path), "ASGATE_DATABASE_URL": "mysql://x"}
+    )
+    assert result.exit_code == 2
+    assert "ASGATE_DATABASE_URL" in result.output
+
+
+def test_keys_rotate_list_retire(asgate: Callable[..., Result]) -> None:
+    first = json.loads(asgate("keys", "list", "--json").output)
+    assert len(first) == 1 and first[0]["active"]
+    asgate("keys", "rotate")
+    second = json.loads(asgate("keys", "list", "--json").output)
+    assert [k["active"] for k in second] == [False, True]
+    assert "active key cannot be retired" in asgate("keys", "retire", "--", second[1]["kid"], code=1).output
+    asgate("keys", "retire", "--", first[0]["kid"])
+    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").output)] == [second[1]["kid"]]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("process")
+def test_the_readme_walkthrough(tmp_path: Path, database: dict[str, Any]) -> None:
+    """README: provision with the CLI, token and (de)registration with plain HTTP, `asgate as list`."""
+    with live_server(tmp_path / "data", database) as server:
+        out = server.cli(
+            "clients", "add", "as-1", "--scope", "msgs-asregistration", "--as-svc-id", "AS1"
+        ).stdout
+        secret = re.search(r"client_secret: (\S+)", out)
+        assert secret
+        token = httpx.post(
+            f"{server.url}/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=("as-1", secret.group(1)),
+        ).json()["access_token"]
+        created = httpx.post(
+            f"{server.url}/msgs-asregistration/v1/registrations",
+            json={"asSvcId": "AS1", "asProf": {"appName": "demo"}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201
+        registration_id = created.headers["location"].rsplit("/", 1)[1]
+        listed = server.cli("as", "list").stdout
+        assert registration_id in listed and "AS1" in listed
+        assert '"appName": "demo"' in server.cli("as", "show", registration_id, "--json").stdout
+
+        # The same through the admin API, as a remote operator would.
+        ops = re.search(
+            r"client_secret: (\S+)", server.cli("clients", "add", "ops", "--scope", "msgs-admin").stdout
+        )
+        assert ops
+        remote = ["--api", server.url, "--client-id", "ops", "--client-secret", ops.group(1)]
+        assert registration_id in server.cli("as", "list", *remote).stdout
+        wrong = server.cli(
+            "as", "list", "--api", server.url, "--client-id", "ops", "--client-secret", "nope", check=False
+        )
+        assert wrong.returncode == 1 and "invalid_client" in wrong.stderr
+
+        gone = httpx.delete(created.headers["location"], headers={"Authorization": f"Bearer {token}"})
+        assert gone.status_code == 200
+        assert "AS1" not in server.cli("as", "list").stdout
+
+
+def test_as_list_pages_with_a_cursor(
+    asgate: Callable[..., Result], tmp_path: Path, database: dict[str, Any]
+) -> None:
+    import asyncio
+    import datetime as dt
+
+    from asgate.msgin5g.models import Registration
+    from asgate.store import Store
+    from asgate.store.ids import new_id
+
+    async def seed() -> None:
+        store = await Store.open(database["database_url"], schema=database.get("database_schema"))
+        now = dt.datetime.now(dt.UTC)
+        await store.registrations.load(
+            Registration(
+                registration_id=new_id(), as_svc_id=f"AS{i:03d}", client_id="as-1", registered_at=now
+            )
+            for i in range(7)
+        )
+        await store.close()
+
+    asgate("clients", "list")  # creates and migrates the database
+    asyncio.run(seed())
+    first = asgate("as", "list", "--limit", "3").output
+    cursor = re.search(r"more: asgate as list --after (\S+)", first)
+    assert cursor and first.count("AS0") == 3
+    rest = json.loads(asgate("as", "list", "--limit", "100", "--after", cursor.group(1), "--json").output)
+    assert [r["asSvcId"] for r in rest["items"]] == ["AS003", "AS004", "AS005", "AS006"]
+    everything = asgate("as", "list", "--limit", "2", "--all").output
+    assert all(f"AS{i:03d}" in everything for i in range(7))
+    assert "CONTEXT_NOT_FOUND" in asgate("as", "show", "nope", code=1).output

@@ -1,0 +1,86 @@
+"""The registry's administrator commands, in-process with click's runner, on both backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from asgate.cli import main
+
+
+@pytest.fixture
+def asgate(tmp_path: Path, database: dict[str, Any]) -> Callable[..., Result]:
+    env = {"ASGATE_DATA_DIR": str(tmp_path / "data")} | {
+        f"ASGATE_{k.upper()}": str(v) for k, v in database.items()
+    }
+
+    def run(*args: str, code: int = 0) -> Result:
+        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    return run
+
+
+def test_apps_grants_and_the_audit_trail(asgate: Callable[..., Result]) -> None:
+    asgate(
+        "apps",
+        "add",
+        "console-1",
+        "--trust",
+        "untrusted",
+        "--allow",
+        "GM",
+        "--allow",
+        "MCData/sds:send,inbox",
+        "--max-priority",
+        "mcpttp.10",
+    )
+    shown = json.loads(asgate("apps", "show", "console-1", "--json").output)
+    assert shown["allowedServices"] == [
+        {"serviceType": "GM"},
+        {"serviceType": "MCData", "serviceName": "sds", "capabilities": ["send", "inbox"]},
+    ]
+    assert shown["maxPriority"] == "mcpttp.10" and shown["version"] == 1
+    updated = json.loads(
+        asgate(
+            "apps", "update", "console-1", "--max-priority", "mcpttp.12", "--app-rate", "50", "--json"
+        ).output
+    )
+    assert updated["maxPriority"] == "mcpttp.12" and updated["version"] == 2
+    assert updated["allowedServices"][0] == {"serviceType": "GM"}  # untouched by the update
+    assert updated["rateLimits"] == {"perApplication": {"rate": 50.0}}
+    asgate("grants", "add", "console-1", "alice@mc.example")
+    asgate("grants", "add", "console-1", "bob@mc.example", "--service", "GM")
+    grants = json.loads(asgate("grants", "list", "--app", "console-1", "--json").output)
+    assert [(g["mcServiceId"], g.get("services")) for g in grants] == [
+        ("alice@mc.example", None),
+        ("bob@mc.example", [{"serviceType": "GM"}]),
+    ]
+    asgate("grants", "remove", "console-1", "bob@mc.example")
+    assert "bob" not in asgate("grants", "list").output
+    table = asgate("apps", "list").output
+    assert "console-1" in table and "MCData/sds:send,inbox" in table
+    actions = [e["action"] for e in json.loads(asgate("audit", "--json").output)]
+    assert actions == ["app.create", "app.update", "grant.put", "grant.put", "grant.delete"]
+    asgate("apps", "remove", "console-1")
+    assert "no external application 'console-1'" in asgate("apps", "show", "console-1", code=1).output
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(asgate: Callable[..., Result]) -> None:
+    assert "maxPriority" in asgate("apps", "add", "x", "--max-priority", "urgent", code=2).output
+    assert "G M" in asgate("apps", "add", "x", "--allow", "G M", code=2).output
+    assert "no external application 'nope'" in asgate("grants", "add", "nope", "alice", code=1).output
+    assert "no application profile" in asgate("profiles", "show", "zzz", code=1).output
+    assert "no pending notification 9" in asgate("outbox", "retry", "9", code=1).output
+
+
+def test_empty_views_render(asgate: Callable[..., Result]) -> None:
+    assert "INSTANCE" in asgate("services", "list").output
+    assert "Notifications" in asgate("outbox", "list").output
+    assert json.loads(asgate("profiles", "list", "--json").output) == []
