@@ -66,9 +66,10 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
+async def running_receiver(port: int | None = None) -> AsyncIterator[Receiver]:
+    """A receiver on ``port`` (a free one unless given: a test may keep a port unanswered first)."""
     receiver = Receiver()
-    port = free_port()
+    port = port or free_port()
     receiver.base = f"http://127.0.0.1:{port}"
     receiver.url = f"{receiver.base}/notify"
     methods = ["GET", "POST", "PUT", "DELETE"]

@@ -38,6 +38,10 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # we log requests ourselves
+    # Library chatter that says nothing to an operator: alembic's plugin set-up and httpx's line per
+    # outgoing request (our own request and delivery logs say what matters).
+    for name in ("alembic.runtime.plugins", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
