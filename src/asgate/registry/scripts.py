@@ -232,11 +232,10 @@ class Scripts:
         db.change_append_tx(
             conn, "service-pool", "/".join(pool), op, payload if instances else None, _dt(now)
         )
-        apps: dict[str, ExternalApp | None] = {}
-        for record in db.profiles_tx(conn, pool=pool):
-            app = apps.setdefault(record.profile.app_id, db.app_get_tx(conn, record.profile.app_id))
-            if app is not None:
-                self._refresh_profile(conn, record, app, instances, now, notify=True)
+        records = db.profiles_tx(conn, pool=pool)
+        apps = db.apps_of_tx(conn, sorted({r.profile.app_id for r in records}))
+        mine = [(r, apps[r.profile.app_id]) for r in records if r.profile.app_id in apps]
+        self._refresh_profiles(conn, mine, instances, now, notify=True)
 
     def _check_pool_shape(
         self, conn: Connection, registration: ServiceRegistration, instance_id: str | None
@@ -414,43 +413,67 @@ class Scripts:
     ) -> ApplicationProfile:
         """Rebuild a profile from the current policy, pool and edit; a changed one gets a new version,
         a CSC-15 update and (seed 10.X.4 step 2) a notification to the application."""
-        old = record.profile
-        grant_caps, api_version = _caps_of(record, app)
-        rebuilt = profiles.build(
-            app_profile_id=old.app_profile_id,
-            app_id=old.app_id,
-            app=app,
-            service_type=old.authorized_service,
-            service_name=old.service_name,
-            index=old.app_profile_index,
-            instances=_registered(instances) or [i.registration for i in instances],
-            caps=grant_caps,
-            api_version=api_version,
-            sas_url=self.ctx.sas_url,
-            version=old.version,
-            now=_dt(now),
-            edit=record.edit,
+        changed = self._refresh_profiles(conn, [(record, app)], instances, now, notify=notify)
+        return changed[0] if changed else record.profile
+
+    def _refresh_profiles(
+        self,
+        conn: Connection,
+        records: Sequence[tuple[db.ProfileRecord, ExternalAppSpec]],
+        instances: Sequence[db.InstanceRecord],
+        now: float,
+        *,
+        notify: bool,
+    ) -> list[ApplicationProfile]:
+        """:meth:`_refresh_profile` for many profiles of one pool, written in a few statements; the
+        profiles that changed."""
+        if not instances:
+            return []
+        registered = _registered(instances) or [i.registration for i in instances]
+        changed: list[db.ProfileRecord] = []
+        for record, app in records:
+            old = record.profile
+            grant_caps, api_version = _caps_of(record, app)
+            rebuilt = profiles.build(
+                app_profile_id=old.app_profile_id,
+                app_id=old.app_id,
+                app=app,
+                service_type=old.authorized_service,
+                service_name=old.service_name,
+                index=old.app_profile_index,
+                instances=registered,
+                caps=grant_caps,
+                api_version=api_version,
+                sas_url=self.ctx.sas_url,
+                version=old.version,
+                now=_dt(now),
+                edit=record.edit,
+            )
+            if not profiles.same(old, rebuilt):
+                record.profile = rebuilt.model_copy(update={"version": old.version + 1})
+                changed.append(record)
+        fresh = [record.profile for record in changed]
+        db.profiles_update_many_tx(conn, changed)
+        db.changes_append_many_tx(
+            conn, [("app-profile", p.app_profile_id, "PUT", p.dump()) for p in fresh], _dt(now)
         )
-        if profiles.same(old, rebuilt) or not instances:
-            return old
-        rebuilt = rebuilt.model_copy(update={"version": old.version + 1})
-        record.profile = rebuilt
-        db.profile_put_tx(conn, record, new=False)
-        db.change_append_tx(conn, "app-profile", rebuilt.app_profile_id, "PUT", rebuilt.dump(), _dt(now))
         if notify:
-            self._notify(conn, rebuilt, now)
-        return rebuilt
+            self._notify_many(conn, fresh, now)
+        return fresh
 
     def _notify(self, conn: Connection, profile: ApplicationProfile, now: float) -> None:
-        sub = db.subscription_get_tx(conn, profile.app_id)
-        if sub is None:
-            return
-        destination = "websocket" if sub.websocket else sub.notification_destination
-        if destination:
-            db.notification_enqueue_tx(
-                conn, app_id=profile.app_id, app_profile_id=profile.app_profile_id, version=profile.version,
-                destination=destination, now=now,
-            )  # fmt: skip
+        self._notify_many(conn, [profile], now)
+
+    def _notify_many(self, conn: Connection, changed: Sequence[ApplicationProfile], now: float) -> None:
+        """Seed 10.X.4 step 2: a notification per changed profile to its subscribed application."""
+        subs = db.subscriptions_of_tx(conn, sorted({p.app_id for p in changed}))
+        queued = []
+        for profile in changed:
+            sub = subs.get(profile.app_id)
+            destination = sub and ("websocket" if sub.websocket else sub.notification_destination)
+            if destination:
+                queued.append((profile.app_id, profile.app_profile_id, profile.version, destination))
+        db.notifications_enqueue_many_tx(conn, queued, now)
 
     # ------------------------------------------------------------ administration
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -258,6 +258,15 @@ def app_get_tx(conn: Connection, client_id: str) -> ExternalApp | None:
     return _app(row) if row else None
 
 
+def apps_of_tx(conn: Connection, client_ids: Sequence[str]) -> dict[str, ExternalApp]:
+    found: dict[str, ExternalApp] = {}
+    for start in range(0, len(client_ids), _IN_CHUNK):
+        chunk = client_ids[start : start + _IN_CHUNK]
+        for row in conn.execute(select(external_apps).where(external_apps.c.client_id.in_(chunk))).mappings():
+            found[row["client_id"]] = _app(row)
+    return found
+
+
 def app_put_tx(conn: Connection, app: ExternalApp, *, new: bool) -> None:
     spec = ExternalAppSpec.model_validate(app.model_dump(include=set(ExternalAppSpec.model_fields)))
     values = {"spec": spec.dump_json().decode(), "version": app.version, "updated_at": app.updated_at}
@@ -379,16 +388,61 @@ def profile_put_tx(conn: Connection, record: ProfileRecord, *, new: bool) -> Non
     )
 
 
+def profiles_update_many_tx(conn: Connection, records: Sequence[ProfileRecord]) -> None:
+    """New versions of many existing profiles in two statements (a pool change touching thousands)."""
+    if not records:
+        return
+    c = app_profiles.c
+    rows = []
+    for record in records:
+        profile = record.profile
+        basis = {
+            "requested": record.requested.dump() if record.requested else None,
+            "edit": record.edit.dump() if record.edit else None,
+        }
+        rows.append(
+            {
+                "id": profile.app_profile_id,
+                "v": profile.version,
+                "basis": json.dumps(basis),
+                "body": profile.dump_json().decode(),
+                "at": profile.updated_at,
+            }
+        )
+    conn.execute(
+        update(app_profiles)
+        .where(c.app_profile_id == bindparam("id"))
+        .values(version=bindparam("v"), requested=bindparam("basis"), profile=bindparam("body"),
+                updated_at=bindparam("at")),
+        rows,
+    )  # fmt: skip
+    conn.execute(
+        insert(app_profile_versions),
+        [
+            {"app_profile_id": r["id"], "version": r["v"], "profile": r["body"], "created_at": r["at"]}
+            for r in rows
+        ],
+    )
+
+
 def profile_delete_tx(conn: Connection, app_profile_id: str) -> None:
     conn.execute(delete(app_profiles).where(app_profiles.c.app_profile_id == app_profile_id))
 
 
 # ---------------------------------------------------------------- subscriptions, outbox, change log
 
+_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and asyncpg's parameter limits
 
-def subscription_get_tx(conn: Connection, app_id: str) -> Subscription | None:
-    row = conn.execute(select(subscriptions).where(subscriptions.c.app_id == app_id)).mappings().first()
-    return Subscription(row["app_id"], row["notification_destination"], row["websocket"]) if row else None
+
+def subscriptions_of_tx(conn: Connection, app_ids: Sequence[str]) -> dict[str, Subscription]:
+    found: dict[str, Subscription] = {}
+    for start in range(0, len(app_ids), _IN_CHUNK):
+        chunk = app_ids[start : start + _IN_CHUNK]
+        for row in conn.execute(select(subscriptions).where(subscriptions.c.app_id.in_(chunk))).mappings():
+            found[row["app_id"]] = Subscription(
+                row["app_id"], row["notification_destination"], row["websocket"]
+            )
+    return found
 
 
 def subscription_put_tx(conn: Connection, sub: Subscription, now: datetime) -> None:
@@ -407,29 +461,56 @@ def subscription_delete_tx(conn: Connection, app_id: str) -> None:
     conn.execute(delete(subscriptions).where(subscriptions.c.app_id == app_id))
 
 
-def notification_enqueue_tx(
-    conn: Connection, *, app_id: str, app_profile_id: str, version: int, destination: str, now: float
-) -> int:
-    """Queue a notification; an undelivered older one for the same profile is superseded."""
+def notifications_enqueue_many_tx(
+    conn: Connection, queued: Sequence[tuple[str, str, int, str]], now: float
+) -> None:
+    """Queue ``(app_id, app_profile_id, version, destination)`` notifications at once; undelivered older
+    ones for the same profiles are superseded."""
+    if not queued:
+        return
     c = notifications.c
-    conn.execute(
-        update(notifications)
-        .where(c.app_profile_id == app_profile_id, c.state == "PENDING")
-        .values(state="SUPERSEDED", lease_until=None)
-    )
-    result = conn.execute(
-        insert(notifications).values(
-            app_id=app_id,
-            app_profile_id=app_profile_id,
-            version=version,
-            destination=destination,
-            state="PENDING",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=_epoch_dt(now),
+    profile_ids = [q[1] for q in queued]
+    for start in range(0, len(profile_ids), _IN_CHUNK):
+        chunk = profile_ids[start : start + _IN_CHUNK]
+        conn.execute(
+            update(notifications)
+            .where(c.app_profile_id.in_(chunk), c.state == "PENDING")
+            .values(state="SUPERSEDED", lease_until=None)
         )
+    conn.execute(
+        insert(notifications),
+        [
+            {
+                "app_id": app_id,
+                "app_profile_id": profile_id,
+                "version": version,
+                "destination": destination,
+                "state": "PENDING",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "last_error": None,
+                "created_at": _epoch_dt(now),
+                "delivered_at": None,
+            }
+            for app_id, profile_id, version, destination in queued
+        ],
     )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def changes_append_many_tx(
+    conn: Connection, changes: Sequence[tuple[str, str, str, dict[str, Any] | None]], now: datetime
+) -> None:
+    """Many CSC-15 changes ``(kind, key, op, payload)``, numbered in the order given."""
+    if changes:
+        conn.execute(
+            insert(change_log),
+            [
+                {"at": now, "kind": kind, "key": key[:512], "op": op,
+                 "payload": json.dumps(payload) if payload is not None else None}
+                for kind, key, op, payload in changes
+            ],
+        )  # fmt: skip
 
 
 def change_append_tx(
