@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 from starlette.types import Scope
 
@@ -28,6 +29,9 @@ class Runtime:
     http: httpx.AsyncClient
     uri_policy: UriPolicy
     role_names: tuple[str, ...] = ()
+    # How callback sessions are made (see :meth:`callback_session`); the demo records through them.
+    callback_traces: list[aiohttp.TraceConfig] = field(default_factory=list)
+    callback_keep_alive: bool = True
 
     @classmethod
     @asynccontextmanager
@@ -67,6 +71,14 @@ class Runtime:
         finally:
             await http.aclose()
             await store.close()
+
+    def callback_session(self, limit: int) -> aiohttp.ClientSession:
+        """An aiohttp session for high-volume callbacks (profile notifications): up to ``limit``
+        connections. The caller closes it."""
+        connector = aiohttp.TCPConnector(
+            limit=limit, ttl_dns_cache=60, force_close=not self.callback_keep_alive
+        )
+        return aiohttp.ClientSession(connector=connector, trace_configs=self.callback_traces or None)
 
     def api_root(self, scope: Scope) -> str:
         """``{apiRoot}`` (TS 29.501 4.4.1) for Location headers: configured, else as the client called us."""

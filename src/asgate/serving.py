@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import ssl
 from collections.abc import Callable, Generator, Sequence
@@ -111,6 +112,11 @@ async def serve_all(
                 break
             await asyncio.sleep(0.02)
         else:
+            # What start-up loaded (the registry's view of every instance, keys, settings) lives as
+            # long as the process: out of the collector's sight, so that a full collection under load
+            # does not walk it (with 10 k instances that pause was the discovery p99).
+            gc.collect()
+            gc.freeze()
             if on_ready is not None:
                 on_ready()
             try:

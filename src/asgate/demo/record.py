@@ -2,7 +2,8 @@
 
 Each party (the AS, the external application, the MC user's browser, the administrator, and the
 embedded servers' own outgoing client) gets a :class:`RecordingTransport` that appends an
-:class:`Exchange` to the shared :class:`Journal` as the response arrives.
+:class:`Exchange` to the shared :class:`Journal` as the response arrives. The registry's profile
+notifications go out through aiohttp; :meth:`Journal.trace_config` records those.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import aiohttp
 import httpx
 
 # Headers worth showing: they carry the procedures' information elements.
@@ -157,6 +159,34 @@ class Journal:
     ) -> RecordingTransport:
         limits = httpx.Limits(max_keepalive_connections=None if keep_alive else 0)
         return RecordingTransport(self, actor, httpx.AsyncHTTPTransport(limits=limits))
+
+    def trace_config(self, actor: str) -> aiohttp.TraceConfig:
+        """Records what an aiohttp session sends under ``actor`` (response bodies are not shown:
+        a notification's answer is a bare 2xx)."""
+        trace = aiohttp.TraceConfig()
+
+        async def chunk_sent(
+            _: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestChunkSentParams
+        ) -> None:
+            ctx.body = getattr(ctx, "body", b"") + params.chunk
+
+        async def ended(_: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams) -> None:
+            self.add(
+                Exchange(
+                    actor=actor,
+                    method=params.method,
+                    url=str(params.url),
+                    request_headers={k.lower(): v for k, v in params.response.request_info.headers.items()},
+                    request_body=getattr(ctx, "body", b""),
+                    status=params.response.status,
+                    response_headers={k.lower(): v for k, v in params.response.headers.items()},
+                    response_body=b"",
+                )
+            )
+
+        trace.on_request_chunk_sent.append(chunk_sent)
+        trace.on_request_end.append(ended)
+        return trace
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):

@@ -155,6 +155,8 @@ async def embedded_asgate(journal: Journal) -> AsyncIterator[DemoSystem]:
             # application's listener has none open when it stops.
             recording = journal.transport(_server_actor, keep_alive=False)
             own, rt.http = rt.http, httpx.AsyncClient(transport=recording, timeout=10.0)
+            rt.callback_traces.append(journal.trace_config("service registry server"))
+            rt.callback_keep_alive = False
             try:
                 async with control_app(rt) as app:
                     server = _Server(server_config(app, settings.listen, settings))

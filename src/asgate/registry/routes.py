@@ -58,7 +58,7 @@ class RegistryRole:
         self.notifier = Notifier(
             rt.store,
             rt.uri_policy,
-            rt.http,
+            rt.callback_session,
             self.hub,
             s.public_root,
             concurrency=s.registry_notify_concurrency,
