@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from asgate.registry.models import ExternalApp, Grant, ServiceRegistration
-from asgate.store.registry import RegistryStore
+from asgate.store.registry import InstanceRecord, RegistryStore
 
 Pool = tuple[tuple[str, str], list[ServiceRegistration]]
 
@@ -68,23 +68,27 @@ class RegistryView:
         changed = False
         while changes := await self._store.changes(self.seq, limit=5000):
             keys = {(c.kind, c.key) for c in changes}
+            pools = sorted(_pool(key) for kind, key in keys if kind == "service-pool")
+            if pools:  # one query for every pool that changed: a burst of registrations is one read
+                for pool, records in (await self._store.pools(pools)).items():
+                    self._set_pool(pool, records)
             for kind, key in sorted(keys):
-                await self._reload(kind, key)
+                if kind != "service-pool":
+                    await self._reload(kind, key)
             self.seq = changes[-1].seq
             changed = True
         return changed
 
+    def _set_pool(self, pool: tuple[str, str], records: list[InstanceRecord]) -> None:
+        registered = [r.registration for r in records if r.status == "REGISTERED"]
+        if registered:
+            self.pools[pool] = registered
+        else:
+            self.pools.pop(pool, None)
+        self._index = None
+
     async def _reload(self, kind: str, key: str) -> None:
-        if kind == "service-pool":
-            service_type, _, service_name = key.partition("/")
-            records = await self._store.pool((service_type, service_name))
-            registered = [r.registration for r in records if r.status == "REGISTERED"]
-            if registered:
-                self.pools[(service_type, service_name)] = registered
-            else:
-                self.pools.pop((service_type, service_name), None)
-            self._index = None
-        elif kind == "external-app":
+        if kind == "external-app":
             app = await self._store.app(key)
             if app is None:
                 self.apps.pop(key, None)
@@ -97,3 +101,8 @@ class RegistryView:
                 self.grants.pop((app_id, user), None)
             else:
                 self.grants[(app_id, user)] = grant
+
+
+def _pool(key: str) -> tuple[str, str]:
+    service_type, _, service_name = key.partition("/")
+    return service_type, service_name

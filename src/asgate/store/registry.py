@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -600,10 +600,17 @@ class RegistryStore:
             query = query.limit(limit)
         return [_instance(r) for r in await self._rows(query)]
 
-    async def pool(self, pool: tuple[str, str]) -> list[InstanceRecord]:
+    async def pools(self, pools: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[InstanceRecord]]:
+        """The instances of many pools, one query per 250 pools (every pool asked for is a key)."""
         c = service_instances.c
-        query = select(service_instances).where(c.service_type == pool[0], c.service_name == pool[1])
-        return [_instance(r) for r in await self._rows(query.order_by(c.service_instance_id))]
+        found: dict[tuple[str, str], list[InstanceRecord]] = {pool: [] for pool in pools}
+        for start in range(0, len(pools), _IN_CHUNK // 2):
+            chunk = pools[start : start + _IN_CHUNK // 2]
+            query = select(service_instances).where(tuple_(c.service_type, c.service_name).in_(chunk))
+            for row in await self._rows(query.order_by(c.service_instance_id)):
+                record = _instance(row)
+                found[record.pool].append(record)
+        return found
 
     async def grant(self, app_id: str, mc_service_id: str) -> Grant | None:
         c = user_grants.c
