@@ -97,13 +97,26 @@ class Notifier:
         now = self._clock()
         due = await self._store.transact(self._claim, now)
         if due:
-            await asyncio.gather(*(self._deliver(d) for d in due))
+            errors = await asyncio.gather(*(self._deliver(d) for d in due))
+            # Every outcome of the round in one transaction (the leases outlast the send timeout).
+            now = self._clock()
+            delivered = [d.id for d, error in zip(due, errors, strict=True) if error is None]
+            failed = [
+                (d.id, now + backoff(d.attempts + 1, *self._retry), error)
+                for d, error in zip(due, errors, strict=True)
+                if error is not None
+            ]
+            await self._store.transact(_outcomes, (delivered, failed, now))
+            if self._on_delivery is not None:
+                for error in errors:
+                    self._on_delivery("delivered" if error is None else "failed")
         return len(due)
 
     def _claim(self, conn: Connection, now: float) -> list[db.Delivery]:
         return db.claim_due_tx(conn, now, self._lease, self._limit, self._hub.connected())
 
-    async def _deliver(self, delivery: db.Delivery) -> None:
+    async def _deliver(self, delivery: db.Delivery) -> str | None:
+        """Send one notification; None when it was acknowledged, else why not."""
         body = ProfileNotification(
             app_profile_id=delivery.app_profile_id,
             app_profile_ref=f"{self._api_root}/mcx-registry/v1/app-profiles/{delivery.app_profile_id}",
@@ -114,12 +127,7 @@ class Notifier:
             error = await self._hub.deliver(delivery.app_id, delivery.id, body, self._timeout)
         else:
             error = await self._post(delivery.destination, body)
-        now = self._clock()
-        if error is None:
-            await self._store.transact(_delivered, (delivery.id, now))
-        else:
-            retry_at = now + backoff(delivery.attempts + 1, *self._retry)
-            await self._store.transact(_failed, (delivery.id, retry_at, error))
+        if error is not None:
             _log.info(
                 "notification not delivered",
                 id=delivery.id,
@@ -127,8 +135,7 @@ class Notifier:
                 error=error,
                 attempt=delivery.attempts + 1,
             )
-        if self._on_delivery is not None:
-            self._on_delivery("delivered" if error is None else "failed")
+        return error
 
     async def _post(self, url: str, body: dict[str, object]) -> str | None:
         reason = self._policy.check(url) or await self._check_resolved(url)
@@ -157,9 +164,8 @@ class Notifier:
         return self._policy.check_addresses(str(info[4][0]) for info in infos)
 
 
-def _delivered(conn: Connection, arg: tuple[int, float]) -> None:
-    db.delivered_tx(conn, *arg)
-
-
-def _failed(conn: Connection, arg: tuple[int, float, str]) -> None:
-    db.failed_tx(conn, *arg)
+def _outcomes(conn: Connection, arg: tuple[list[int], list[tuple[int, float, str]], float]) -> None:
+    delivered, failed, now = arg
+    db.delivered_many_tx(conn, delivered, now)
+    for delivery_id, retry_at, error in failed:
+        db.failed_tx(conn, delivery_id, retry_at, error)

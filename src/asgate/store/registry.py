@@ -754,13 +754,15 @@ def claim_due_tx(
     return rows
 
 
-def delivered_tx(conn: Connection, delivery_id: int, now: float) -> None:
+def delivered_many_tx(conn: Connection, delivery_ids: Sequence[int], now: float) -> None:
+    """Mark acknowledged notifications (a superseded one stays superseded)."""
     c = notifications.c
-    conn.execute(
-        update(notifications)
-        .where(c.id == delivery_id, c.state == "PENDING")
-        .values(state="DELIVERED", delivered_at=_epoch_dt(now), lease_until=None, attempts=c.attempts + 1)
-    )
+    for start in range(0, len(delivery_ids), _IN_CHUNK):
+        conn.execute(
+            update(notifications)
+            .where(c.id.in_(delivery_ids[start : start + _IN_CHUNK]), c.state == "PENDING")
+            .values(state="DELIVERED", delivered_at=_epoch_dt(now), lease_until=None, attempts=c.attempts + 1)
+        )
 
 
 def failed_tx(conn: Connection, delivery_id: int, retry_at: float, error: str) -> None:
