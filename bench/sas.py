@@ -514,13 +514,26 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def _until_served(world: World, app: str, timeout: float = 30.0) -> None:
+    headers = dict(h.split(": ", 1) for h in world.headers(app))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(world.url(app), headers=headers).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the SAS did not serve {app} within {timeout:.0f} s")
+
+
 def workers(world: World, args: argparse.Namespace, one: float) -> dict[str, Any]:
     """sas_workers = 2 on both cores (wrk shares them): throughput and CPU per request against one."""
     result: dict[str, Any] = {"one_worker_rps": round(one)}
     for count, cores in ((1, "0"), (2, "0,1")):
         proc = start_asgate(world.data_dir, sas_settings(sas_workers=count), cores=cores)
         try:
-            time.sleep(1.0)  # workers load the state file
+            _until_served(world, "console-1")  # the workers start and load the state file
             wrk(
                 world.url("console-1"),
                 duration=2,

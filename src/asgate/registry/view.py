@@ -66,8 +66,8 @@ class RegistryView:
 
     async def _apply(self) -> bool:
         changed = False
-        while changes := await self._store.changes(self.seq, limit=5000):
-            keys = {(c.kind, c.key) for c in changes}
+        while changes := await self._store.changed_keys(self.seq):
+            keys = {(kind, key) for _, kind, key in changes}
             pools = sorted(_pool(key) for kind, key in keys if kind == "service-pool")
             if pools:  # one query for every pool that changed: a burst of registrations is one read
                 for pool, records in (await self._store.pools(pools)).items():
@@ -75,7 +75,7 @@ class RegistryView:
             for kind, key in sorted(keys):
                 if kind != "service-pool":
                     await self._reload(kind, key)
-            self.seq = changes[-1].seq
+            self.seq = changes[-1][0]
             changed = True
         return changed
 

@@ -679,6 +679,13 @@ class RegistryStore:
             for r in await self._rows(query)
         ]
 
+    async def changed_keys(self, after: int, limit: int = 5000) -> list[tuple[int, str, str]]:
+        """``(seq, kind, key)`` of the changes after ``after``: what changed, without the payloads (a
+        pool change can log 10,000 profiles that a reader of keys need not decode)."""
+        c = change_log.c
+        query = select(c.seq, c.kind, c.key).where(c.seq > after).order_by(c.seq).limit(limit)
+        return [(r["seq"], r["kind"], r["key"]) for r in await self._rows(query)]
+
     async def last_seq(self) -> int:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.max(change_log.c.seq)))).scalar() or 0)
