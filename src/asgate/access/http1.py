@@ -253,7 +253,8 @@ class Downstream(asyncio.Protocol):
         connections raised another application's p99 from 2 to 25 ms)."""
         if not self.paused & self.PAUSE_HOLD:
             self.set_paused(self.PAUSE_HOLD, True)
-            self.loop.call_later(seconds * (0.5 + random.random()), self.set_paused, self.PAUSE_HOLD, False)
+            jittered = seconds * (0.5 + random.random())  # noqa: S311 - jitter, not a secret
+            self.loop.call_later(jittered, self.set_paused, self.PAUSE_HOLD, False)
 
     def send_problem(
         self, exchange: Exchange, status: int, problem: dict[str, Any], headers: list[Header]
