@@ -11,6 +11,7 @@ supersedes an undelivered older one. Nothing is lost across restarts: a lease si
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import socket
 import time
@@ -145,7 +146,11 @@ class Notifier:
         try:
             # No redirects: a 3xx could point anywhere the outbound-URI policy forbids.
             async with self._http.post(
-                url, json=body, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=self._timeout)
+                url,
+                data=json.dumps(body, separators=(",", ":")).encode(),
+                headers={"Content-Type": "application/json"},
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
