@@ -78,7 +78,10 @@ class Runtime:
         connector = aiohttp.TCPConnector(
             limit=limit, ttl_dns_cache=60, force_close=not self.callback_keep_alive
         )
-        return aiohttp.ClientSession(connector=connector, trace_configs=self.callback_traces or None)
+        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to the httpx clients.
+        return aiohttp.ClientSession(
+            connector=connector, trace_configs=self.callback_traces or None, trust_env=True
+        )
 
     def api_root(self, scope: Scope) -> str:
         """``{apiRoot}`` (TS 29.501 4.4.1) for Location headers: configured, else as the client called us."""
