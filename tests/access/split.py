@@ -24,8 +24,7 @@ import httpx
 
 from asgate.idm.keys import KeyRing
 from asgate.idm.service import TokenService
-from asgate.registry.models import ServiceRegistration
-from tests.access.system import ALICE, RECORDER_RESOURCES, bearer
+from tests.access.system import ALICE, bearer, registration_for
 from tests.live import ASGATE, LiveServer, free_port, server_env, wait_healthy
 from tests.receiver import Receiver, running_receiver
 
@@ -160,24 +159,7 @@ def _processes(
 
 
 async def _register_recorder(split: Split) -> None:
-    port = int(split.recorder.base.rsplit(":", 1)[1])
-    registration = ServiceRegistration.model_validate(
-        {
-            "serviceType": "GM",
-            "serviceName": "recorder",
-            "interfaces": [
-                {
-                    "referencePoint": "CSC-2",
-                    "protocol": "HTTP",
-                    "ipv4Addr": "127.0.0.1",
-                    "port": port,
-                    "apiPrefix": "/rec",
-                }
-            ],
-            "versions": [{"apiVersion": "v1", "resources": RECORDER_RESOURCES}],
-            "heartbeatPeriod": 3600,
-        }
-    )
+    registration = registration_for(split.recorder)
     response = await split.http.post(
         f"{split.registry.url}/mcx-service-registration/v1/services",
         json=registration.dump(),

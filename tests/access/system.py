@@ -185,8 +185,20 @@ async def _provision(
     assert (
         await http.put(f"{api}/mcx-registry-admin/v1/grants/console-2/{ALICE}", json={}, headers=ops)
     ).status_code == 201
+    recorder_registration = registration_for(recorder)
+    svc = bearer(
+        tokens.issue(subject="recorder", client_id="recorder", scopes=["mcx-service-registration"])[0]
+    )
+    response = await http.post(
+        f"{api}/mcx-service-registration/v1/services", json=recorder_registration.dump(), headers=svc
+    )
+    assert response.status_code == 201, response.text
+
+
+def registration_for(recorder: Receiver) -> ServiceRegistration:
+    """The GM "recorder" service, served by ``recorder`` (its requests arrive under ``/rec``)."""
     port = int(recorder.base.rsplit(":", 1)[1])
-    recorder_registration = ServiceRegistration.model_validate(
+    return ServiceRegistration.model_validate(
         {
             "serviceType": "GM",
             "serviceName": "recorder",
@@ -203,13 +215,6 @@ async def _provision(
             "heartbeatPeriod": 3600,
         }
     )
-    svc = bearer(
-        tokens.issue(subject="recorder", client_id="recorder", scopes=["mcx-service-registration"])[0]
-    )
-    response = await http.post(
-        f"{api}/mcx-service-registration/v1/services", json=recorder_registration.dump(), headers=svc
-    )
-    assert response.status_code == 201, response.text
 
 
 async def _pools_ready(system: System) -> bool:
