@@ -13,12 +13,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from asgate.access.options import EngineOptions, PoolOptions
 from asgate.access.server import AccessServer
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.access.upstream import Endpoint, UpstreamPool
 from tests.access.backend import Backend
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[aioredis.Redis]:
+    """A connection to the local Redis (the test is skipped, saying why, if none answers)."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        pytest.skip(f"Redis not reachable at {REDIS_URL} ({exc}); .ci/run starts redis-server")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def delete_matching(client: aioredis.Redis, pattern: str) -> None:
+    keys = [key async for key in client.scan_iter(match=pattern)]
+    if keys:
+        await client.delete(*keys)
 
 
 @dataclass

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from asgate.access.ratelimit import InflightCaps, Rate, RedisBuckets, TokenBuckets
+from tests.access.conftest import REDIS_URL, delete_matching
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 APP = Rate(per_second=10, burst=3)
 USER = Rate(per_second=1, burst=2)
 
@@ -83,19 +82,10 @@ def test_inflight_caps_per_application() -> None:
 
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        pytest.skip(f"Redis not reachable at {REDIS_URL} ({exc}); start redis-server to run these")
+async def redis_prefix(redis: aioredis.Redis) -> AsyncIterator[str]:
     prefix = f"asgate:test:{uuid.uuid4().hex}:"
     yield prefix
-    keys = [key async for key in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_matching(redis, prefix + "*")
 
 
 async def test_two_sas_instances_share_the_buckets(redis_prefix: str) -> None:

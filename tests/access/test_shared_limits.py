@@ -9,32 +9,22 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from tests.access.conftest import REDIS_URL, delete_matching
 from tests.access.split import Split, split_deployment
 from tests.access.system import bearer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("process")]
-REDIS_URL = "redis://127.0.0.1:6379/0"
 UNREACHABLE = "redis://127.0.0.1:1/0"  # loopback port 1: connection refused at once
 SLOW = {"rate": 0.02, "burst": 6}  # six requests, then one more every 50 s
 
 
 @pytest.fixture
-async def app_id() -> AsyncIterator[str]:
+async def app_id(redis: aioredis.Redis) -> AsyncIterator[str]:
     """An application of its own: the buckets in Redis are keyed by application (tests run in parallel)."""
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        pytest.skip(f"Redis not reachable at {REDIS_URL} ({exc}); start redis-server to run these")
     app = f"console-{uuid.uuid4().hex[:12]}"
     yield app
-    keys = [key async for key in client.scan_iter(match=f"asgate:sas:rl:*{app}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_matching(redis, f"asgate:sas:rl:*{app}*")
 
 
 async def _call(split: Split, sas: int, app: str, index: int) -> tuple[int, str | None]:
