@@ -16,20 +16,6 @@ from asgate.cli import main
 from tests.live import live_server
 
 
-@pytest.fixture
-def asgate(tmp_path: Path, database: dict[str, Any]) -> Callable[..., Result]:
-    env = {"ASGATE_DATA_DIR": str(tmp_path / "data")} | {
-        f"ASGATE_{k.upper()}": str(v) for k, v in database.items()
-    }
-
-    def run(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
-
-
 def test_clients_add_prints_a_generated_secret_that_works(
     asgate: Callable[..., Result], tmp_path: Path
 ) -> None:

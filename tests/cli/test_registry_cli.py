@@ -4,27 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import pytest
-from click.testing import CliRunner, Result
-
-from asgate.cli import main
-
-
-@pytest.fixture
-def asgate(tmp_path: Path, database: dict[str, Any]) -> Callable[..., Result]:
-    env = {"ASGATE_DATA_DIR": str(tmp_path / "data")} | {
-        f"ASGATE_{k.upper()}": str(v) for k, v in database.items()
-    }
-
-    def run(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
+from click.testing import Result
 
 
 def test_apps_grants_and_the_audit_trail(asgate: Callable[..., Result]) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from asgate.cli import main
 from asgate.client.browser import ScriptedBrowser
 from asgate.problem import ProblemError
 from asgate.roles import control_app
@@ -23,20 +22,6 @@ from asgate.settings import Settings
 from tests.idm.conftest import authorize_url, query
 
 Asgate = Callable[..., Result]
-
-
-@pytest.fixture
-def asgate(tmp_path: Path, database: dict[str, Any]) -> Asgate:
-    env = {"ASGATE_DATA_DIR": str(tmp_path / "data")} | {
-        f"ASGATE_{k.upper()}": str(v) for k, v in database.items()
-    }
-
-    def run(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
 
 
 def _sign_in(tmp_path: Path, database: dict[str, Any], username: str, password: str) -> dict[str, str]:
