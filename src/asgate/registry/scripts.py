@@ -390,7 +390,7 @@ class Scripts:
             version=1,
             now=_dt(now),
         )
-        db.profile_put_tx(conn, db.ProfileRecord(profile, granted.requested, None), new=True)
+        db.profile_insert_tx(conn, db.ProfileRecord(profile, granted.requested, None))
         db.change_append_tx(conn, "app-profile", profile.app_profile_id, "PUT", profile.dump(), _dt(now))
         self._audit(
             conn,

@@ -351,33 +351,36 @@ def next_profile_index_tx(conn: Connection) -> int:
     return int(highest or 0) + 1
 
 
-def profile_put_tx(conn: Connection, record: ProfileRecord, *, new: bool) -> None:
+def _profile_columns(record: ProfileRecord) -> dict[str, Any]:
+    """What a profile version stores: the profile, and what it was built from (request and edit)."""
     profile = record.profile
     basis = {
         "requested": record.requested.dump() if record.requested else None,
         "edit": record.edit.dump() if record.edit else None,
     }
-    values = {
+    return {
         "version": profile.version,
         "requested": json.dumps(basis),
         "profile": profile.dump_json().decode(),
         "updated_at": profile.updated_at,
     }
-    if new:
-        conn.execute(
-            insert(app_profiles).values(
-                app_profile_id=profile.app_profile_id,
-                app_id=profile.app_id,
-                service_type=profile.authorized_service,
-                service_name=profile.service_name,
-                app_profile_index=profile.app_profile_index,
-                created_at=profile.updated_at,
-                **values,
-            )
+
+
+def profile_insert_tx(conn: Connection, record: ProfileRecord) -> None:
+    """A new profile and its first version."""
+    profile = record.profile
+    values = _profile_columns(record)
+    conn.execute(
+        insert(app_profiles).values(
+            app_profile_id=profile.app_profile_id,
+            app_id=profile.app_id,
+            service_type=profile.authorized_service,
+            service_name=profile.service_name,
+            app_profile_index=profile.app_profile_index,
+            created_at=profile.updated_at,
+            **values,
         )
-    else:
-        where = app_profiles.c.app_profile_id == profile.app_profile_id
-        conn.execute(update(app_profiles).where(where).values(**values))
+    )
     conn.execute(
         insert(app_profile_versions).values(
             app_profile_id=profile.app_profile_id,
@@ -392,37 +395,26 @@ def profiles_update_many_tx(conn: Connection, records: Sequence[ProfileRecord]) 
     """New versions of many existing profiles in two statements (a pool change touching thousands)."""
     if not records:
         return
-    c = app_profiles.c
-    rows = []
-    for record in records:
-        profile = record.profile
-        basis = {
-            "requested": record.requested.dump() if record.requested else None,
-            "edit": record.edit.dump() if record.edit else None,
-        }
-        rows.append(
-            {
-                "id": profile.app_profile_id,
-                "v": profile.version,
-                "basis": json.dumps(basis),
-                "body": profile.dump_json().decode(),
-                "at": profile.updated_at,
-            }
-        )
+    # executemany binds by name, and a SET column's own name is reserved: hence the b_ prefix.
+    rows = [
+        {"b_id": r.profile.app_profile_id, **{f"b_{k}": v for k, v in _profile_columns(r).items()}}
+        for r in records
+    ]
+    columns = ("version", "requested", "profile", "updated_at")
     conn.execute(
         update(app_profiles)
-        .where(c.app_profile_id == bindparam("id"))
-        .values(version=bindparam("v"), requested=bindparam("basis"), profile=bindparam("body"),
-                updated_at=bindparam("at")),
+        .where(app_profiles.c.app_profile_id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns}),
         rows,
-    )  # fmt: skip
+    )
     conn.execute(
         insert(app_profile_versions),
         [
-            {"app_profile_id": r["id"], "version": r["v"], "profile": r["body"], "created_at": r["at"]}
+            {"app_profile_id": r["b_id"], "version": r["b_version"], "profile": r["b_profile"],
+             "created_at": r["b_updated_at"]}
             for r in rows
         ],
-    )
+    )  # fmt: skip
 
 
 def profile_delete_tx(conn: Connection, app_profile_id: str) -> None:
