@@ -178,6 +178,9 @@ class ServiceInterfaceDescription(WireModel):
     rate_limits: RateLimits | None = None
 
 
+INT32_MAX = 2**31 - 1
+
+
 class RateLimit(WireModel):
     # Bounded (common.yaml): a token bucket holds floats, and 10**400 is no float.
     rate: float = Field(gt=0, le=1e9)
@@ -197,12 +200,12 @@ class ApplicationProfile(WireModel):
     app_id: str
     authorized_service: str
     service_name: str
-    app_profile_index: int
+    app_profile_index: int = Field(ge=1, le=INT32_MAX)  # an INTEGER column
     service_location_information: str
     service_endpoints: list[str] | None = None  # trusted-domain applications (seed Option 1)
     service_interface_description: ServiceInterfaceDescription
-    version: int
-    updated_at: datetime
+    version: int = Field(ge=1, le=INT32_MAX)
+    updated_at: DateTime
 
 
 class ServiceFailure(WireModel):
