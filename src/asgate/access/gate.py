@@ -160,7 +160,11 @@ class SasGate:
     def _check(self, head: RequestHead, principal: Principal) -> _Pending | Reject:
         """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects."""
         index_text, _, rest = head.path[1:].partition("/")
-        rule = self.state.profiles.get(int(index_text)) if index_text.isdigit() else None
+        rule = (
+            self.state.profiles.get(int(index_text))
+            if index_text.isascii() and index_text.isdigit()
+            else None
+        )
         try:
             requested = prio.from_headers(head.headers)
         except prio.PriorityError as exc:
