@@ -159,7 +159,7 @@ class Csc15Server:
 
 def _header_int(request: Request, name: str, *, allow_zero: bool = False) -> int:
     raw = request.headers.get(name, "")
-    if not (raw.isascii() and raw.isdigit()) or (int(raw) == 0 and not allow_zero):
+    if not raw.isdigit() or (int(raw) == 0 and not allow_zero):
         raise ProblemError(
             400, Cause.MANDATORY_IE_MISSING, f"{name} must be a sequence number",
             invalid_params=[InvalidParam(param=f"header {name}", reason=raw[:20] or "missing")],
