@@ -13,7 +13,7 @@ from typing import Any
 
 from asgate.auth import Principal
 from asgate.problem import Cause, InvalidParam, ProblemError
-from asgate.registry import discovery
+from asgate.registry import discovery, interfaces
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import (
     ApplicationProfile,
@@ -251,3 +251,12 @@ class RegistryService:
         """Approve exactly ``versions`` for ``pool`` (also before any instance registered)."""
         arg = (actor, pool, versions, self._clock())
         return await self._write(self.scripts.put_pool_interface, arg)  # type: ignore[no-any-return]
+
+    async def ensure_approved(self, actor: str, pool: tuple[str, str], versions: list[Version]) -> bool:
+        """Set-up code (``asgate up --samples``, ``asgate demo``): approve ``versions`` for ``pool``
+        unless they already are; True if it approved them."""
+        current = (await self.store.pools.interfaces([pool])).get(pool)
+        if current is not None and not interfaces.additions(versions, current.approved):
+            return False
+        await self.put_pool_interface(actor, pool, versions)
+        return True
