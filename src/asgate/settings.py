@@ -31,9 +31,25 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 
 ENV_PREFIX = "ASGATE_"
 
-# Link-local (cloud metadata), "this network", multicast and reserved ranges are never a sensible
-# callback or target: refusing them by default closes the classic SSRF holes.
+# Never a sensible callback target or MC service instance (the classic SSRF holes): loopback (the
+# server itself), link-local (169.254.169.254 metadata, fe80::/10), "this network" and unspecified,
+# multicast, reserved and broadcast (240.0.0.0/4 includes 255.255.255.255), and cloud metadata
+# services outside those ranges. Private ranges stay allowed: MC networks are private.
+LOOPBACK_HOSTS = ("127.0.0.0/8", "::1/128", "localhost", "*.localhost")
+METADATA_HOSTS = (
+    "fd00:ec2::254/128",  # AWS IMDS over IPv6
+    "100.100.100.200/32",  # Alibaba Cloud
+    "192.0.0.192/32",  # Oracle Cloud
+    "168.63.129.16/32",  # Azure WireServer
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.tencentyun.com",
+)
 DEFAULT_DENY_HOSTS = (
+    *LOOPBACK_HOSTS,
     "0.0.0.0/8",
     "169.254.0.0/16",
     "224.0.0.0/4",
@@ -41,6 +57,7 @@ DEFAULT_DENY_HOSTS = (
     "::/128",
     "fe80::/10",
     "ff00::/8",
+    *METADATA_HOSTS,
 )
 
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -148,6 +165,11 @@ class Settings(BaseSettings):
     outbound_schemes: CsvList = ["http", "https"]
     outbound_allow_hosts: CsvList = []
     outbound_deny_hosts: CsvList = list(DEFAULT_DENY_HOSTS)
+    outbound_allow_loopback: bool = False  # a lab, the samples: lifts loopback from the deny list
+    # --- instance address policy (ipv4Addr, ipv6Addr, fqdn of MC service registrations)
+    instance_allow_hosts: CsvList = []
+    instance_deny_hosts: CsvList = list(DEFAULT_DENY_HOSTS)
+    instance_allow_loopback: bool = False
 
     # --- HTTP hygiene and operations
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
@@ -199,6 +221,8 @@ class Settings(BaseSettings):
         "outbound_schemes",
         "outbound_allow_hosts",
         "outbound_deny_hosts",
+        "instance_allow_hosts",
+        "instance_deny_hosts",
         "registry_sas_push_urls",
         mode="before",
     )

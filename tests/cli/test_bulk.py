@@ -29,7 +29,9 @@ ALICE = "alice@mc.example"
 
 @pytest.fixture
 def overrides(tmp_path: Path, database: dict[str, Any]) -> dict[str, Any]:
-    return {"data_dir": tmp_path / "data", **database}
+    # The GM instance and the notification destination of _authorize are on 127.0.0.1.
+    loopback = {"outbound_allow_loopback": True, "instance_allow_loopback": True}
+    return {"data_dir": tmp_path / "data", **loopback, **database}
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,10 +55,16 @@ class PoolOptions:
     eject_after: int = 3  # consecutive failures before an instance is ejected...
     eject_seconds: float = 10.0  # ...for this long
     max_attempts: int = 3  # instances tried for one request
+    # host, port -> the address to connect to, once the instance address policy allowed it
+    resolve: Callable[[str, int], Awaitable[str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoolOptions:
+        from asgate.resolver import connect_address
+        from asgate.uripolicy import instance_policy
+
         return cls(
+            resolve=partial(connect_address, instance_policy(settings)),
             connect_timeout=settings.sas_upstream_connect_timeout,
             response_timeout=settings.sas_upstream_response_timeout,
             read_timeout=settings.sas_upstream_read_timeout,

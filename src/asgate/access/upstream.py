@@ -290,8 +290,14 @@ class UpstreamPool:
     async def connect(self, instance: Instance) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         endpoint = instance.endpoint
+        resolve = self.options.resolve
+        # The instance address policy, applied to the address connected to (an fqdn may resolve
+        # into a denied range long after it was registered): a refusal is a failed connect.
+        host = endpoint.host
+        if resolve is not None:
+            host = await asyncio.wait_for(resolve(host, endpoint.port), self.options.connect_timeout)
         _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConnection(self, instance), endpoint.host, endpoint.port),
+            loop.create_connection(lambda: UpstreamConnection(self, instance), host, endpoint.port),
             self.options.connect_timeout,
         )
         return conn

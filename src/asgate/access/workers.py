@@ -117,6 +117,8 @@ class WorkerProcesses:
             "ASGATE_DATABASE_URL": settings.db_url,
             "ASGATE_SAS_LISTEN": str(settings.sas_listen),
             "ASGATE_ISSUER": settings.token_issuer,
+            # `asgate up --samples` allows loopback instances on its command line, not in the env.
+            "ASGATE_INSTANCE_ALLOW_LOOPBACK": str(settings.instance_allow_loopback).lower(),
         }
         if settings.database_schema:
             self.env["ASGATE_DATABASE_SCHEMA"] = settings.database_schema

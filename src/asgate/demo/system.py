@@ -155,6 +155,9 @@ async def embedded_asgate(journal: Journal) -> AsyncIterator[DemoSystem]:
             registry_missed_heartbeats=2,
             registry_retry_base=0.05,
             registry_retry_max=1.0,
+            # The samples and the application's listener run on 127.0.0.1: allowed here only.
+            outbound_allow_loopback=True,
+            instance_allow_loopback=True,
         )
         data_plane.close()  # the access role binds it itself, a moment later
         async with Runtime.open(settings) as rt:

@@ -54,6 +54,7 @@ class RegistryRole:
             sas_url=s.registry_sas_url or f"http://{s.sas_listen}",
             api_root=s.public_root,
             on_change=self._changed,
+            addresses=rt.instance_policy,
         )
         self.notifier = Notifier(
             rt.store,

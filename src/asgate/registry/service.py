@@ -33,8 +33,9 @@ from asgate.registry.models import (
 from asgate.registry.pools import POOL_NOT_PROVISIONED
 from asgate.registry.scripts import Beat, Context, Refusal, Scripts
 from asgate.registry.view import RegistryView
+from asgate.settings import DEFAULT_DENY_HOSTS
 from asgate.store import Store
-from asgate.uripolicy import UriPolicy, refused
+from asgate.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
 
 SERVICE_SCOPE = "mcx-service-registration"
 APP_SCOPE = "mcx-registry"
@@ -53,9 +54,11 @@ class RegistryService:
         api_root: str,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] | None = None,
+        addresses: HostPolicy | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
+        self.addresses = addresses or HostPolicy.build([], DEFAULT_DENY_HOSTS)  # instance addresses
         self.scripts = Scripts(Context(liveness=liveness, sas_url=sas_url.rstrip("/"), api_root=api_root))
         self.view = RegistryView(store.registry, store.pools)
         self._clock = clock
@@ -70,6 +73,7 @@ class RegistryService:
     # ------------------------------------------------------------ mcx-service-registration
 
     async def register(self, principal: Principal, registration: ServiceRegistration) -> ServiceInstance:
+        check_instance_addresses(self.addresses, registration)
         record = await self._write(self.scripts.register, (principal.client_id, registration, self._clock()))
         if isinstance(record, Refusal):
             raise record.error
@@ -78,6 +82,7 @@ class RegistryService:
     async def update(
         self, principal: Principal, instance_id: str, registration: ServiceRegistration, if_match: str | None
     ) -> tuple[ServiceInstance, int]:
+        check_instance_addresses(self.addresses, registration)
         arg = (principal.client_id, instance_id, registration, if_match, self._clock())
         record = await self._write(self.scripts.update, arg)
         if isinstance(record, Refusal):
