@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import asgate.registry
+from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import Version
 from asgate.registry.scripts import Context, Scripts
@@ -118,7 +119,7 @@ async def approve_interfaces(rt: Runtime, pools: Sequence[str], versions: list[V
         await rt.store.transact(_SCRIPTS.put_pool_interface, ("ops", item, versions, now))
 
 
-_SCRIPTS = Scripts(Context(liveness=Liveness(3, 1.0), sas_url="http://sas", api_root="http://t"))
+_SCRIPTS = PoolScripts(Scripts(Context(liveness=Liveness(3, 1.0), sas_url="http://sas", api_root="http://t")))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 from asgate.auth import Principal
 from asgate.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import discovery, interfaces
+from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import (
     ApplicationProfile,
@@ -60,6 +61,7 @@ class RegistryService:
         self.policy = policy
         self.addresses = addresses or HostPolicy.build([], DEFAULT_DENY_HOSTS)  # instance addresses
         self.scripts = Scripts(Context(liveness=liveness, sas_url=sas_url.rstrip("/"), api_root=api_root))
+        self.pool_scripts = PoolScripts(self.scripts)
         self.view = RegistryView(store.registry, store.pools)
         self._clock = clock
         self._on_change = on_change or (lambda: None)
@@ -236,26 +238,26 @@ class RegistryService:
 
     async def pool_interfaces(self, pool: tuple[str, str] | None = None) -> list[PoolInterfaceState]:
         """Every pool's approved description and what its instances offer beyond it."""
-        return await self.store.transact(self.scripts.pool_states, pool)
+        return await self.store.transact(self.pool_scripts.pool_states, pool)
 
     async def approve_pool(
         self, actor: str, pool: tuple[str, str], if_match: str | None = None
     ) -> PoolInterfaceState:
         arg = (actor, pool, if_match, self._clock())
-        return await self._write(self.scripts.approve_pool, arg)  # type: ignore[no-any-return]
+        return await self._write(self.pool_scripts.approve_pool, arg)  # type: ignore[no-any-return]
 
     async def reject_pool(
         self, actor: str, pool: tuple[str, str], if_match: str | None = None
     ) -> PoolInterfaceState:
         arg = (actor, pool, if_match, self._clock())
-        return await self._write(self.scripts.reject_pool, arg)  # type: ignore[no-any-return]
+        return await self._write(self.pool_scripts.reject_pool, arg)  # type: ignore[no-any-return]
 
     async def put_pool_interface(
         self, actor: str, pool: tuple[str, str], versions: list[Version]
     ) -> PoolInterfaceState:
         """Approve exactly ``versions`` for ``pool`` (also before any instance registered)."""
         arg = (actor, pool, versions, self._clock())
-        return await self._write(self.scripts.put_pool_interface, arg)  # type: ignore[no-any-return]
+        return await self._write(self.pool_scripts.put_pool_interface, arg)  # type: ignore[no-any-return]
 
     async def ensure_approved(self, actor: str, pool: tuple[str, str], versions: list[Version]) -> bool:
         """Set-up code (``asgate up --samples``, ``asgate demo``): approve ``versions`` for ``pool``
