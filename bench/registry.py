@@ -132,6 +132,8 @@ async def _fill(
             registration(f"svc-{i // 2}", TYPES[(i // 2) % len(TYPES)], 10_000 + i) for i in range(instances)
         ]
         made = await _in_batches([service.register(SERVICE, r) for r in regs])
+        pools = {(r.service_type, r.service_name): r.versions or [] for r in regs}
+        await _in_batches([service.ensure_approved("bench", p, v) for p, v in pools.items()])
         app_ids = [f"app-{i}" for i in range(apps)]
         spec = ExternalAppSpec.model_validate(
             {
@@ -180,6 +182,7 @@ def clients(data_dir: Path, apps: list[str]) -> None:
         "mcx-service-registration",
         "--secret",
         "svc-secret",
+        *[arg for t in TYPES for arg in ("--pool", f"{t}/*")],  # issue 8 item 1: the pools it serves
     )
     asgate(
         data_dir,

@@ -76,7 +76,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def gms(mint: Mint) -> str:
+def gms(mint: Mint, service_clients: None) -> str:
+    """gms-1, provisioned for its pools (item 1): what it may not do here is the address's doing."""
     return mint("gms-1", "mcx-service-registration")
 
 

@@ -148,7 +148,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def world(http: httpx.AsyncClient, mint: Mint) -> dict[str, str]:
+async def world(http: httpx.AsyncClient, mint: Mint, service_clients: None) -> dict[str, str]:
     """A GM instance, console-1 allowed GM, alice granted: ready for an authorization."""
     tokens = {
         "gms-1": mint("gms-1", "mcx-service-registration"),

@@ -9,9 +9,10 @@ registry processes to refresh their views, not sent to service access servers).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from asgate.problem import Cause, InvalidParam, ProblemError
-from asgate.registry import lifecycle, policy, profiles
+from asgate.registry import interfaces, lifecycle, policy, pools, profiles
 from asgate.registry.lifecycle import Event, Liveness, State
 from asgate.registry.models import (
     ApplicationProfile,
@@ -29,10 +30,13 @@ from asgate.registry.models import (
     ExternalAppSpec,
     Grant,
     GrantSpec,
+    PoolInterfaceState,
     ProfileEdit,
     ServiceFailure,
     ServiceRegistration,
+    Version,
 )
+from asgate.store import pools as pools_db
 from asgate.store import registry as db
 from asgate.store.audit import append_tx, audit_row
 from asgate.store.ids import new_id
@@ -42,6 +46,10 @@ CSC15_KINDS = ("service-pool", "app-profile", "user-authorization")
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def etag_of(digest: str) -> str:
+    return f'"{digest}"'
 
 
 def check_if_match(if_match: str | None, version: int) -> None:
@@ -73,6 +81,15 @@ class Refusal:
     error: ProblemError
 
 
+class Beat:
+    """The outcome of one heartbeat (:meth:`Scripts.heartbeats`)."""
+
+    OK = "ok"
+    UNKNOWN = "unknown"
+    NOT_OWNED = "not-owned"
+    POOL_NOT_PROVISIONED = pools.POOL_NOT_PROVISIONED
+
+
 @dataclass(frozen=True)
 class Context:
     """What scripts need besides their arguments."""
@@ -88,8 +105,13 @@ class Scripts:
 
     # ------------------------------------------------------------ service instances
 
-    def register(self, conn: Connection, arg: tuple[str, ServiceRegistration, float]) -> db.InstanceRecord:
+    def register(
+        self, conn: Connection, arg: tuple[str, ServiceRegistration, float]
+    ) -> db.InstanceRecord | Refusal:
         client_id, registration, now = arg
+        refusal = self._check_pools_served(conn, client_id, "service.register", [_pool_of(registration)])
+        if refusal is not None:
+            return refusal
         self._check_pool_shape(conn, registration, None)
         suspend_at, remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
         record = db.InstanceRecord(
@@ -104,6 +126,7 @@ class Scripts:
             version=1,
         )
         db.instance_put_tx(conn, record, new=True)
+        self._note_pending(conn, client_id, registration)
         self._audit(
             conn,
             client_id,
@@ -116,9 +139,14 @@ class Scripts:
 
     def update(
         self, conn: Connection, arg: tuple[str, str, ServiceRegistration, str | None, float]
-    ) -> db.InstanceRecord:
+    ) -> db.InstanceRecord | Refusal:
         client_id, instance_id, registration, if_match, now = arg
         record = self._own_instance(conn, client_id, instance_id)
+        refusal = self._check_pools_served(
+            conn, client_id, "service.update", [record.pool, _pool_of(registration)]
+        )
+        if refusal is not None:
+            return refusal
         check_if_match(if_match, record.version)
         self._check_pool_shape(conn, registration, instance_id)
         old_pool = record.pool
@@ -128,6 +156,7 @@ class Scripts:
         record.last_heartbeat = now
         record.suspend_at, record.remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
         db.instance_put_tx(conn, record, new=False)
+        self._note_pending(conn, client_id, registration)
         self._audit(
             conn, client_id, "service.update", f"service-instance/{instance_id}", pool=registration.pool
         )
@@ -136,9 +165,12 @@ class Scripts:
             self.pool_changed(conn, old_pool, now)
         return record
 
-    def deregister(self, conn: Connection, arg: tuple[str, str, float]) -> None:
+    def deregister(self, conn: Connection, arg: tuple[str, str, float]) -> Refusal | None:
         client_id, instance_id, now = arg
         record = self._own_instance(conn, client_id, instance_id)
+        refusal = self._check_pools_served(conn, client_id, "service.deregister", [record.pool])
+        if refusal is not None:
+            return refusal
         lifecycle.transition(State(record.status), Event.DEREGISTER)
         db.instance_delete_tx(conn, instance_id)
         self._audit(
@@ -149,6 +181,7 @@ class Scripts:
             pool="/".join(record.pool),
         )
         self.pool_changed(conn, record.pool, now)
+        return None
 
     def evict(self, conn: Connection, arg: tuple[str, str, float]) -> None:
         actor, instance_id, now = arg
@@ -161,18 +194,26 @@ class Scripts:
         )
         self.pool_changed(conn, record.pool, now)
 
-    def heartbeats(self, conn: Connection, items: list[tuple[str, str, float]]) -> list[int]:
-        """Batch function (set-based): 204 per heartbeat applied, 404 unknown, 403 not the owner."""
+    def heartbeats(self, conn: Connection, items: list[tuple[str, str, float]]) -> list[str]:
+        """Batch function (set-based): a :class:`Beat` per heartbeat."""
         found = db.heartbeat_tx(conn, [instance_id for _, instance_id, _ in items])
-        results, revived = [], set()
+        served = pools_db.patterns_of_tx(conn, [client_id for client_id, _, _ in items])
+        results: list[str] = []
+        revived = set()
         for client_id, instance_id, now in items:
             row = found.get(instance_id)
             if row is None:
-                results.append(404)
+                results.append(Beat.UNKNOWN)
                 continue
             owner, status, period, pool = row
             if owner != client_id:
-                results.append(403)
+                results.append(Beat.NOT_OWNED)
+                continue
+            if not pools.may_serve(served.get(client_id, ()), *pool):
+                # Issue 8 item 1: a revoked pool is refused at once; the instance is then suspended
+                # and removed by liveness like any instance that stopped heart-beating.
+                results.append(Beat.POOL_NOT_PROVISIONED)
+                self._audit_pool_denied(conn, client_id, "service.heartbeat", pool)
                 continue
             state = lifecycle.transition(State(status), Event.HEARTBEAT)
             suspend_at, remove_at = self.ctx.liveness.deadlines(now, period)
@@ -181,7 +222,7 @@ class Scripts:
                 revived.add(pool)
                 self._audit(conn, client_id, "service.resume", f"service-instance/{instance_id}")
             found[instance_id] = (owner, state, period, pool)
-            results.append(204)
+            results.append(Beat.OK)
         for pool in sorted(revived):
             self.pool_changed(conn, pool, items[-1][2])
         return results
@@ -235,7 +276,7 @@ class Scripts:
         records = db.profiles_tx(conn, pool=pool)
         apps = db.apps_of_tx(conn, sorted({r.profile.app_id for r in records}))
         mine = [(r, apps[r.profile.app_id]) for r in records if r.profile.app_id in apps]
-        self._refresh_profiles(conn, mine, instances, now, notify=True)
+        self._refresh_profiles(conn, mine, _effective_pools(conn, {pool: instances})[pool], now, notify=True)
 
     def _check_pool_shape(
         self, conn: Connection, registration: ServiceRegistration, instance_id: str | None
@@ -256,6 +297,39 @@ class Scripts:
                         InvalidParam(param="/interfaces", reason="apiPrefix differs from the pool's")
                     ],
                 )
+
+    def _check_pools_served(
+        self, conn: Connection, client_id: str, action: str, wanted: Sequence[tuple[str, str]]
+    ) -> Refusal | None:
+        """Issue 8 item 1: may ``client_id`` serve every pool of ``wanted``, as provisioned now?
+        A refusal carries its audit row (returned, not raised: the row must be committed)."""
+        served = pools_db.patterns_of_tx(conn, [client_id]).get(client_id, [])
+        for pool in dict.fromkeys(wanted):
+            if not pools.may_serve(served, *pool):
+                self._audit_pool_denied(conn, client_id, action, pool)
+                return Refusal(
+                    ProblemError(
+                        403,
+                        pools.POOL_NOT_PROVISIONED,
+                        f"this client is not provisioned to serve pool {'/'.join(pool)}",
+                        invalid_params=[
+                            InvalidParam(param="/serviceName", reason="pool not provisioned for this client")
+                        ],
+                    )
+                )
+        return None
+
+    def _audit_pool_denied(
+        self, conn: Connection, client_id: str, action: str, pool: tuple[str, str]
+    ) -> None:
+        row = audit_row(
+            client_id,
+            action,
+            f"service-pool/{'/'.join(pool)}",
+            "denied",
+            reason=f"{pools.POOL_NOT_PROVISIONED}: the client may not serve this pool",
+        )
+        append_tx(conn, [row])
 
     def _own_instance(self, conn: Connection, client_id: str, instance_id: str) -> db.InstanceRecord:
         record = db.instance_get_tx(conn, instance_id)
@@ -290,7 +364,7 @@ class Scripts:
             return self._remove(conn, app_id, request, now)
         grant = db.grant_get_tx(conn, app_id, request.mc_service_id)
         wanted_types = {r.service_type.lower() for r in request.services_capabilities_information}
-        pools = _registered_pools(conn, wanted_types)
+        pools = _effective_pools(conn, _registered_pools(conn, wanted_types))
         decisions = policy.decide(
             request.services_capabilities_information,
             {pool: [i.registration for i in records] for pool, records in pools.items()},
@@ -497,9 +571,7 @@ class Scripts:
         db.change_append_tx(conn, "external-app", client_id, "PUT", None, _dt(now))
         self._audit(conn, actor, "app.update" if current else "app.create", f"external-app/{client_id}")
         for record in db.profiles_tx(conn, app_id=client_id):
-            self._refresh_profile(
-                conn, record, app, db.pool_instances_tx(conn, record.pool), now, notify=True
-            )
+            self._refresh_profile(conn, record, app, _effective_pool(conn, record.pool), now, notify=True)
         return app
 
     def delete_app(self, conn: Connection, arg: tuple[str, str, float]) -> None:
@@ -563,7 +635,7 @@ class Scripts:
         record.edit = edit
         # A new version (stored with the edit), a CSC-15 update and a notification if anything changed.
         updated = self._refresh_profile(
-            conn, record, app, db.pool_instances_tx(conn, record.pool), now, notify=True
+            conn, record, app, _effective_pool(conn, record.pool), now, notify=True
         )
         self._audit(conn, actor, "profile.edit", f"app-profile/{profile_id}", version=updated.version)
         return updated
@@ -583,6 +655,123 @@ class Scripts:
         # The pointer now leads to a 404: the application learns the profile was withdrawn.
         self._notify(conn, profile.model_copy(update={"version": profile.version + 1}), now)
         self._audit(conn, actor, "profile.withdraw", f"app-profile/{profile.app_profile_id}")
+
+    # ------------------------------------------------------------ pool interfaces (issue 8 item 1)
+
+    def pool_states(self, conn: Connection, pool: tuple[str, str] | None) -> list[PoolInterfaceState]:
+        """Every pool's approved and offered description (``pool``: only that one)."""
+        approvals = pools_db.interfaces_tx(conn, None if pool is None else [pool])
+        by_pool: dict[tuple[str, str], list[db.InstanceRecord]] = defaultdict(list)
+        for record in db.pool_instances_tx(conn, pool) if pool else db.all_instances_tx(conn):
+            by_pool[record.pool].append(record)
+        keys = sorted(set(approvals) | set(by_pool))
+        return [pool_interface_state(key, by_pool.get(key, []), approvals.get(key)) for key in keys]
+
+    def approve_pool(
+        self, conn: Connection, arg: tuple[str, tuple[str, str], str | None, float]
+    ) -> PoolInterfaceState:
+        """The administrator approves what a pool's instances offer: its profiles widen (new
+        versions, notifications, CSC-15 updates) in this transaction."""
+        actor, pool, if_match, now = arg
+        instances = db.pool_instances_tx(conn, pool)
+        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        state = self._pending_state(pool, instances, approval, if_match)
+        offered = state.offered_versions or []
+        approved = interfaces.union([offered, (approval.approved if approval else None) or []])
+        item = self._put_interface(conn, actor, pool, approval, approved, now)
+        self._audit(
+            conn, actor, "pool.approve", f"service-pool/{'/'.join(pool)}",
+            additions=state.additions, digest=state.digest,
+        )  # fmt: skip
+        self.pool_changed(conn, pool, now)
+        return pool_interface_state(pool, instances, item)
+
+    def reject_pool(
+        self, conn: Connection, arg: tuple[str, tuple[str, str], str | None, float]
+    ) -> PoolInterfaceState:
+        """The administrator refuses the pending offer: applications keep seeing only the approved
+        description; the offer is no longer listed as pending (a different one is)."""
+        actor, pool, if_match, now = arg
+        instances = db.pool_instances_tx(conn, pool)
+        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        state = self._pending_state(pool, instances, approval, if_match)
+        approved = approval.approved if approval else None
+        item = self._put_interface(conn, actor, pool, approval, approved, now, rejected=state.digest)
+        self._audit(
+            conn, actor, "pool.reject", f"service-pool/{'/'.join(pool)}",
+            additions=state.additions, digest=state.digest,
+        )  # fmt: skip
+        return pool_interface_state(pool, instances, item)
+
+    def put_pool_interface(
+        self, conn: Connection, arg: tuple[str, tuple[str, str], list[Version], float]
+    ) -> PoolInterfaceState:
+        """The administrator sets a pool's approved description (before its first instance
+        registers, or to narrow it); applied to its profiles at once."""
+        actor, pool, versions, now = arg
+        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        item = self._put_interface(conn, actor, pool, approval, versions, now)
+        self._audit(
+            conn, actor, "pool.approve", f"service-pool/{'/'.join(pool)}",
+            digest=interfaces.digest(versions), set=True,
+        )  # fmt: skip
+        instances = db.pool_instances_tx(conn, pool)
+        if instances:
+            self.pool_changed(conn, pool, now)
+        return pool_interface_state(pool, instances, item)
+
+    def _pending_state(
+        self,
+        pool: tuple[str, str],
+        instances: Sequence[db.InstanceRecord],
+        approval: pools_db.PoolInterface | None,
+        if_match: str | None,
+    ) -> PoolInterfaceState:
+        if not instances and approval is None:
+            raise _not_found("pool", "/".join(pool), "{serviceName}")
+        state = pool_interface_state(pool, instances, approval)
+        if (
+            if_match is not None
+            and if_match.strip() != "*"
+            and etag_of(state.digest) not in [t.strip() for t in if_match.split(",")]
+        ):
+            raise ProblemError(
+                412, Cause.PRECONDITION_FAILED, "the pool's offer changed: list the pending changes again",
+                invalid_params=[InvalidParam(param="header If-Match", reason="not the offer's digest")],
+            )  # fmt: skip
+        if state.state != "PENDING":
+            raise ProblemError(409, "NOTHING_PENDING", f"pool {'/'.join(pool)} has no pending change")
+        return state
+
+    def _put_interface(
+        self,
+        conn: Connection,
+        actor: str,
+        pool: tuple[str, str],
+        current: pools_db.PoolInterface | None,
+        approved: list[Version] | None,
+        now: float,
+        *,
+        rejected: str | None = None,
+    ) -> pools_db.PoolInterface:
+        item = pools_db.PoolInterface(
+            pool=pool,
+            approved=approved,
+            rejected=rejected,
+            version=current.version + 1 if current else 1,
+            updated_by=actor,
+            updated_at=_dt(now),
+        )
+        pools_db.interface_put_tx(conn, item, new=current is None)
+        return item
+
+    def _note_pending(self, conn: Connection, client_id: str, registration: ServiceRegistration) -> None:
+        """Audit what a registration offers beyond its pool's approved description (pending)."""
+        pool = _pool_of(registration)
+        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        adds = interfaces.additions(registration.versions, approval.approved if approval else None)
+        if adds:
+            self._audit(conn, client_id, "pool.pending", f"service-pool/{registration.pool}", additions=adds)
 
     # ------------------------------------------------------------ audit
 
@@ -613,12 +802,59 @@ class Scripts:
 # ---------------------------------------------------------------- helpers
 
 
+def _pool_of(registration: ServiceRegistration) -> tuple[str, str]:
+    return registration.service_type, registration.service_name
+
+
 def _dt(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
 def _registered(instances: Sequence[db.InstanceRecord]) -> list[ServiceRegistration]:
     return [i.registration for i in instances if i.status == State.REGISTERED]
+
+
+def _effective_pools(
+    conn: Connection, by_pool: Mapping[tuple[str, str], Sequence[db.InstanceRecord]]
+) -> dict[tuple[str, str], list[db.InstanceRecord]]:
+    """Issue 8 item 1: the instances as applications may see them, each description cut down to
+    what the administrator approved for its pool (profiles, authorization decisions)."""
+    approvals = pools_db.interfaces_tx(conn, list(by_pool))
+    out: dict[tuple[str, str], list[db.InstanceRecord]] = {}
+    for pool, records in by_pool.items():
+        approval = approvals.get(pool)
+        approved = approval.approved if approval else None
+        out[pool] = [
+            dataclasses.replace(r, registration=interfaces.effective_registration(r.registration, approved))
+            for r in records
+        ]
+    return out
+
+
+def _effective_pool(conn: Connection, pool: tuple[str, str]) -> list[db.InstanceRecord]:
+    return _effective_pools(conn, {pool: db.pool_instances_tx(conn, pool)})[pool]
+
+
+def pool_interface_state(
+    pool: tuple[str, str], instances: Sequence[db.InstanceRecord], approval: pools_db.PoolInterface | None
+) -> PoolInterfaceState:
+    """Approved, offered and pending description of one pool (issue 8 item 1)."""
+    offered = interfaces.union(i.registration.versions for i in instances)
+    approved = approval.approved if approval else None
+    adds = interfaces.additions(offered, approved)
+    digest = interfaces.digest(offered)
+    state = "APPROVED" if not adds else "REJECTED" if approval and approval.rejected == digest else "PENDING"
+    return PoolInterfaceState(
+        service_type=pool[0],
+        service_name=pool[1],
+        state=state,
+        approved_versions=approved,
+        offered_versions=offered or None,
+        additions=adds,
+        digest=digest,
+        updated_by=approval.updated_by if approval else None,
+        updated_at=approval.updated_at if approval else None,
+    )
 
 
 def _registered_pools(
