@@ -67,7 +67,9 @@ def settings() -> dict[str, Any]:
     return {
         "listen": f"127.0.0.1:{API}",
         "sas_listen": f"127.0.0.1:{SAS}",
-        "outbound_deny_hosts": "169.254.169.254",  # notifications go to nginx on loopback
+        # Notifications go to nginx, instances are registered, on loopback.
+        "outbound_allow_loopback": True,
+        "instance_allow_loopback": True,
         "registry_notify_concurrency": 128,
         "sas_max_connections_per_source": 100_000,
     }
@@ -126,6 +128,7 @@ async def _fill(
             liveness=Liveness(3, 60),
             sas_url=f"http://{s.sas_listen}",
             api_root=ROOT_URL,
+            addresses=rt.instance_policy,
         )
         await service.start()
         regs = [

@@ -500,6 +500,7 @@ def sas_settings(**more: Any) -> dict[str, Any]:
     return {
         "listen": f"127.0.0.1:{API}",
         "sas_listen": f"127.0.0.1:{SAS}",
+        "instance_allow_loopback": True,  # the backend is registered on 127.0.0.1
         **more,
     }
 

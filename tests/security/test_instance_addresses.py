@@ -26,7 +26,7 @@ from asgate.access.upstream import Endpoint, UpstreamPool
 from asgate.runtime import Runtime
 from asgate.samples import LOOPBACK_ALLOWED
 from asgate.settings import Settings
-from asgate.store import Store
+from asgate.store import AuditEvent, Store
 from tests.access import conftest as access
 from tests.access.backend import Backend
 from tests.access.conftest import FAST, FAST_POOL, request
@@ -103,6 +103,10 @@ async def test_instances_that_point_inside_are_refused_at_registration(
     # Nothing stored, nothing in the change log the SAS follows (no pool ever reached it).
     assert await rt.store.registry.instances() == []
     assert await rt.store.registry.changes(0) == []
+    # Every attempt audited against the client, with the field and the reason.
+    denied = await _denials(rt, "service.register")
+    assert [(e.actor, e.resource) for e in denied] == [("gms-1", "service-pool/GM/gms")] * len(INSIDE)
+    assert all(e.reason and e.reason.startswith("/interfaces/0/") for e in denied)
     # An instance on the MC network (private ranges) is registered.
     assert (await register(http, gms, _at({"ipv4Addr": "10.20.30.40"}))).status_code == 201
 
@@ -120,6 +124,14 @@ async def test_an_update_cannot_move_an_instance_inside(
         _refused(response, address)
     assert await rt.store.registry.instances() == before
     assert await rt.store.registry.changes(0) == changes
+    denied = await _denials(rt, "service.update")
+    assert [(e.actor, e.resource) for e in denied] == [
+        ("gms-1", f"service-instance{url[len(SERVICES) :]}")
+    ] * len(INSIDE)
+
+
+async def _denials(rt: Runtime, action: str) -> list[AuditEvent]:
+    return [e for e in await rt.store.audit.scan(limit=1000, action=action) if e.outcome == "denied"]
 
 
 @pytest.fixture

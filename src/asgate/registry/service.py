@@ -35,7 +35,7 @@ from asgate.registry.pools import POOL_NOT_PROVISIONED
 from asgate.registry.scripts import Beat, Context, Refusal, Scripts
 from asgate.registry.view import RegistryView
 from asgate.settings import DEFAULT_DENY_HOSTS
-from asgate.store import Store
+from asgate.store import AuditEvent, Store
 from asgate.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
 
 SERVICE_SCOPE = "mcx-service-registration"
@@ -74,8 +74,23 @@ class RegistryService:
 
     # ------------------------------------------------------------ mcx-service-registration
 
+    async def _check_addresses(
+        self, principal: Principal, action: str, resource: str, registration: ServiceRegistration
+    ) -> None:
+        """The instance address policy (uripolicy.py); a refusal is audited: a service that names
+        a metadata or loopback address is probing the SAS as a way in."""
+        try:
+            check_instance_addresses(self.addresses, registration)
+        except ProblemError as refusal:
+            reason = "; ".join(f"{p.param}: {p.reason}" for p in refusal.invalid_params or ())
+            event = AuditEvent.now(principal.client_id, action, resource, "denied", reason=reason)
+            await self.store.audit.record(event)
+            raise
+
     async def register(self, principal: Principal, registration: ServiceRegistration) -> ServiceInstance:
-        check_instance_addresses(self.addresses, registration)
+        await self._check_addresses(
+            principal, "service.register", f"service-pool/{registration.pool}", registration
+        )
         record = await self._write(self.scripts.register, (principal.client_id, registration, self._clock()))
         if isinstance(record, Refusal):
             raise record.error
@@ -84,7 +99,8 @@ class RegistryService:
     async def update(
         self, principal: Principal, instance_id: str, registration: ServiceRegistration, if_match: str | None
     ) -> tuple[ServiceInstance, int]:
-        check_instance_addresses(self.addresses, registration)
+        resource = f"service-instance/{instance_id}"
+        await self._check_addresses(principal, "service.update", resource, registration)
         arg = (principal.client_id, instance_id, registration, if_match, self._clock())
         record = await self._write(self.scripts.update, arg)
         if isinstance(record, Refusal):
