@@ -84,6 +84,11 @@ class HostPort(BaseModel):
         return f"{host}:{self.port}"
 
 
+JwsAlgorithm = Literal[
+    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"
+]
+
+
 class TrustedIssuer(BaseModel):
     """An external OpenID Connect / OAuth2 issuer whose tokens the APIs accept."""
 
@@ -91,6 +96,11 @@ class TrustedIssuer(BaseModel):
     issuer: str
     jwks_uri: str
     audience: str | None = None
+    # RFC 8725 3.1: the algorithms this issuer's tokens may use; None: what each JWK is for.
+    algorithms: list[JwsAlgorithm] | None = None
+    # RFC 9068 2.1: access tokens typed at+jwt. False accepts untyped or "JWT" tokens from an
+    # issuer that does not type them (never an ID token, never another explicit type).
+    require_at_jwt: bool = True
 
 
 class Settings(BaseSettings):
