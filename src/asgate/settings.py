@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     idm_login_max_failures: int = Field(default=5, ge=1, le=1000)  # per user name and window
     idm_login_max_failures_per_source: int = Field(default=20, ge=1, le=100_000)  # per client address
     idm_login_window: int = Field(default=60, ge=1, le=86400)  # seconds
+    # Token endpoint brute force (issue 8): failed client authentications per client id and per
+    # source address in idm_token_window; past either, 429 before any secret is hashed.
+    idm_token_max_failures: int = Field(default=10, ge=1, le=100_000)
+    idm_token_max_failures_per_source: int = Field(default=50, ge=1, le=1_000_000)
+    idm_token_window: int = Field(default=60, ge=1, le=86400)  # seconds
+    idm_hash_concurrency: int | None = Field(default=None, ge=1, le=256)  # Argon2 at once; None: cores - 1
+    idm_redis_url: str | None = None  # share the failure counters of every IdM process
     # --- end of identity management (MC users)
 
     # --- MSGin5G AS registration (TS 29.538)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
+import anyio
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -32,3 +39,54 @@ def verify_secret(secret_hash: str | None, secret: str) -> bool:
         return _hasher.verify(secret_hash or _dummy(), secret) and secret_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+class SecretVerifier:
+    """Argon2 verifications in worker threads, at most ``concurrency`` at once, so that a flood of
+    wrong secrets queues behind a bound instead of taking every core from the event loop; and a
+    small cache of secrets verified recently, so that a client already known to hold its secret
+    is answered without Argon2 (and without waiting behind the flood).
+
+    The cache keeps a keyed hash (HMAC-SHA256 under a per-process random key) of the secret with
+    the stored hash it matched: a secret rotation (a new stored hash) misses the cache."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        ttl: float = 300.0,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.concurrency = concurrency
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._key = secrets.token_bytes(32)
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._verified: OrderedDict[str, tuple[bytes, str, float]] = OrderedDict()
+
+    def _mac(self, name: str, secret: str) -> bytes:
+        return hmac.new(self._key, f"{name}\0{secret}".encode(), hashlib.sha256).digest()
+
+    def recently_verified(self, name: str, secret: str, secret_hash: str | None) -> bool:
+        """True when ``secret`` matched ``secret_hash`` for ``name`` within the last ``ttl`` s."""
+        entry = self._verified.get(name)
+        if entry is None or secret_hash is None:
+            return False
+        mac, matched, until = entry
+        if until <= self._clock() or matched != secret_hash:
+            del self._verified[name]
+            return False
+        return hmac.compare_digest(mac, self._mac(name, secret))
+
+    async def verify(self, name: str, secret_hash: str | None, secret: str, *, remember: bool) -> bool:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.concurrency)
+        ok = await anyio.to_thread.run_sync(verify_secret, secret_hash, secret, limiter=self._limiter)
+        if ok and remember and secret_hash is not None:
+            self._verified[name] = (self._mac(name, secret), secret_hash, self._clock() + self._ttl)
+            self._verified.move_to_end(name)
+            if len(self._verified) > self._size:
+                self._verified.popitem(last=False)
+        return ok

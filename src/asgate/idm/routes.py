@@ -21,7 +21,9 @@ from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
 from asgate.idm.pages import LoginForm, error_page, login_page
-from asgate.idm.service import OAuthError, TokenService
+from asgate.idm.passwords import SecretVerifier
+from asgate.idm.service import ClientThrottle, OAuthError, TokenService, default_hash_concurrency
+from asgate.idm.throttle import FailureThrottle
 from asgate.logs import get as get_logger
 from asgate.problem import ProblemError
 from asgate.runtime import Runtime
@@ -44,12 +46,16 @@ class IdmRole:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        s = rt.settings
+        failures = FailureThrottle(s.idm_token_window, redis_url=s.idm_redis_url, prefix="asgate:idm:client:")
         self.tokens = TokenService(
             rt.store.clients,
             rt.keyring,
-            issuer=rt.settings.token_issuer,
-            audience=rt.settings.token_audience,
-            ttl=rt.settings.token_ttl,
+            issuer=s.token_issuer,
+            audience=s.token_audience,
+            ttl=s.token_ttl,
+            throttle=ClientThrottle(failures, s.idm_token_max_failures, s.idm_token_max_failures_per_source),
+            verifier=SecretVerifier(s.idm_hash_concurrency or default_hash_concurrency()),
         )
         self.oidc = OidcService(rt.store, self.tokens, rt.settings)
         self.grants: dict[str, Grant] = {
@@ -76,6 +82,8 @@ class IdmRole:
 
     async def stop(self) -> None:
         await self.background.stop()
+        await self.tokens.throttle.failures.aclose()
+        await self.oidc.throttle.aclose()
 
     async def _purge_forever(self) -> None:
         """Delete spent authorization requests, codes and refresh tokens now and then."""
@@ -99,7 +107,7 @@ class IdmRole:
             return error_page("the sign-in form was posted from another site", 403)
         try:
             form = await _read_form(request)
-            source = request.client.host if request.client else "unknown"
+            source = _source(request)
             location = await self.oidc.login(
                 form.get("handle", ""), form.get("username", ""), form.get("password", ""), source
             )
@@ -148,13 +156,17 @@ class IdmRole:
         """RFC 6749 5.2 error JSON (also RFC 7009 2.2.1)."""
         self.rt.metrics.auth_failures.labels("oauth2", exc.error).inc()
         body = {"error": exc.error, "error_description": exc.description}
+        if exc.cause is not None:
+            body["cause"] = exc.cause
         return Response(json.dumps(body), exc.status, headers={**exc.headers, **_NO_STORE}, media_type=JSON)
 
     async def _token_client(self, request: Request, form: dict[str, str]) -> Client:
         """A confidential client authenticates (RFC 6749 2.3.1); a public one names itself (2.1)."""
         if "authorization" in request.headers or "client_secret" in form:
             client_id, secret, basic = client_auth(request, form)
-            return await self.tokens.authenticate_client(client_id, secret, basic=basic)
+            return await self.tokens.authenticate_client(
+                client_id, secret, basic=basic, source=_source(request)
+            )
         return await self.oidc.public_client(form.get("client_id", ""))
 
     # RFC 6749 4.1.3 with PKCE (RFC 7636 4.5): public clients by client_id, confidential by secret.
@@ -167,7 +179,9 @@ class IdmRole:
 
     async def _client_credentials(self, request: Request, form: dict[str, str]) -> TokenResponse:
         client_id, secret, basic = client_auth(request, form)
-        client = await self.tokens.authenticate_client(client_id, secret, basic=basic)
+        client = await self.tokens.authenticate_client(
+            client_id, secret, basic=basic, source=_source(request)
+        )
         return await self.tokens.client_credentials(client, form.get("scope"))
 
     async def jwks(self, request: Request) -> Response:
@@ -207,6 +221,12 @@ class IdmRole:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
         }
+
+
+def _source(request: Request) -> str:
+    """The peer address the throttles count per (the listener's view: behind a proxy, the
+    proxy's, unless the server is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def _read_form(request: Request) -> dict[str, str]:

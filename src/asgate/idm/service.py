@@ -2,31 +2,58 @@
 
 from __future__ import annotations
 
+import math
+import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-import anyio.to_thread
 
 from asgate.idm.keys import KeyRing
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import USER_ONLY_SCOPES
-from asgate.idm.passwords import verify_secret
+from asgate.idm.passwords import SecretVerifier
+from asgate.idm.throttle import FailureThrottle
+from asgate.problem import Cause
 from asgate.store.clients import ClientStore
 
 
+def default_hash_concurrency() -> int:
+    """Argon2 verifications at once: every core but one, which stays with the event loop."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 class OAuthError(Exception):
-    """RFC 6749 5.2 error response (``{"error": ..., "error_description": ...}``)."""
+    """RFC 6749 5.2 error response (``{"error": ..., "error_description": ...}``, plus asgate's
+    ``cause`` when there is one)."""
 
     def __init__(
-        self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+        self,
+        error: str,
+        description: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        cause: str | None = None,
     ):
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.headers = headers or {}
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class ClientThrottle:
+    """Failed client authentications allowed per client id and per source address in ``window``."""
+
+    failures: FailureThrottle
+    per_client: int = 10
+    per_source: int = 50
+
+    def keys(self, client_id: str, source: str) -> list[tuple[str, int]]:
+        return [(f"client:{client_id}", self.per_client), (f"source:{source}", self.per_source)]
 
 
 class TokenService:
@@ -39,6 +66,8 @@ class TokenService:
         audience: str,
         ttl: int,
         clock: Callable[[], float] = time.time,
+        throttle: ClientThrottle | None = None,
+        verifier: SecretVerifier | None = None,
     ) -> None:
         self._clients = clients
         self._keyring = keyring
@@ -46,15 +75,38 @@ class TokenService:
         self.audience = audience
         self.ttl = ttl
         self._clock = clock
+        self.throttle = throttle or ClientThrottle(FailureThrottle(60.0))
+        self.verifier = verifier or SecretVerifier(default_hash_concurrency())
 
-    async def authenticate_client(self, client_id: str, client_secret: str, *, basic: bool) -> Client:
-        """RFC 6749 2.3.1; a failure looks the same whether the client exists or not."""
+    async def authenticate_client(
+        self, client_id: str, client_secret: str, *, basic: bool, source: str = "unknown"
+    ) -> Client:
+        """RFC 6749 2.3.1; a failure looks the same whether the client exists or not.
+
+        Brute force (issue 8 item 8): a client id or source address with too many recent failures
+        is refused with 429 before any hash is computed, unless the secret is one this process
+        verified recently for that client (so a flood against a client's id cannot lock the
+        client itself out, nor make it wait behind the flood's Argon2 work)."""
         client = await self._clients.get(client_id)
         secret_hash = client.secret_hash if client else None
-        ok = await anyio.to_thread.run_sync(verify_secret, secret_hash, client_secret)
+        if client is not None and self.verifier.recently_verified(client_id, client_secret, secret_hash):
+            return client
+        keys = self.throttle.keys(client_id, source)
+        wait = await self.throttle.failures.retry_after(keys)
+        if wait > 0:
+            raise OAuthError(
+                "temporarily_unavailable",
+                "too many failed client authentications; try again later",
+                429,
+                {"Retry-After": str(math.ceil(wait))},
+                cause=Cause.TOO_MANY_FAILED_AUTHENTICATIONS,
+            )
+        ok = await self.verifier.verify(client_id, secret_hash, client_secret, remember=True)
         if client is None or not ok:
+            await self.throttle.failures.failed(keys)
             headers = {"WWW-Authenticate": 'Basic realm="asgate"'} if basic else {}
             raise OAuthError("invalid_client", "client authentication failed", 401, headers)
+        await self.throttle.failures.succeeded(keys[0][0])
         return client
 
     async def client_credentials(self, client: Client, scope: str | None) -> TokenResponse:
