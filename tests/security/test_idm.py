@@ -1,0 +1,166 @@
+"""Boundary: anyone on the network -> the IdM (issue 8 items 8 and 11).
+
+Brute force at ``/oauth2/token``: failed client authentications are counted per client id and
+per source address, shared through Redis between IdM processes; past the limit the request is a
+429 with ``Retry-After`` and a ``cause``, answered before any secret is hashed. Login CSRF: the
+sign-in form is accepted only from the IdM's own origin or with the per-form token bound to the
+browser that loaded it.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from starlette.types import ASGIApp
+
+from asgate.idm import passwords
+from asgate.idm.models import Client
+from asgate.idm.passwords import hash_secret
+from asgate.roles import control_app
+from asgate.runtime import Runtime
+from asgate.settings import Settings
+from tests.access.conftest import REDIS_URL, delete_matching, redis  # noqa: F401 - fixture
+from tests.conftest import Provision
+
+LIMIT, PER_SOURCE = 3, 6
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(idm_token_max_failures=LIMIT, idm_token_max_failures_per_source=PER_SOURCE)
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every Argon2 verification the IdM runs (a spy: the real function still runs)."""
+    seen: list[str] = []
+    real = passwords.verify_secret
+
+    def spy(secret_hash: str | None, secret: str) -> bool:
+        seen.append(secret)
+        return real(secret_hash, secret)
+
+    monkeypatch.setattr(passwords, "verify_secret", spy)
+    return seen
+
+
+def _from(app: ASGIApp, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def _address() -> str:
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"  # noqa: S311
+
+
+async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> httpx.Response:
+    return await http.post(
+        "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+
+
+def _assert_throttled(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    body = response.json()
+    assert body["error"] == "temporarily_unavailable"
+    assert body["cause"] == "TOO_MANY_FAILED_AUTHENTICATIONS"
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_wrong_secrets_for_one_client_are_throttled_before_any_hash(
+    app: ASGIApp, provision: Provision, hashes: list[str]
+) -> None:
+    await provision("as-1")
+    async with _from(app, _address()) as attacker, _from(app, _address()) as elsewhere:
+        for _ in range(LIMIT):
+            assert (await _token(attacker, "as-1", "guess")).status_code == 401
+        assert len(hashes) == LIMIT
+        _assert_throttled(await _token(attacker, "as-1", "guess"))
+        # From another address too (the count is per client id), and even with the right secret
+        # when this process has not seen it verified yet.
+        _assert_throttled(await _token(elsewhere, "as-1", "as-1-secret"))
+        assert len(hashes) == LIMIT  # nothing hashed for the refused requests
+
+
+async def test_a_client_that_proved_its_secret_is_not_locked_out_by_a_flood(
+    app: ASGIApp, provision: Provision, hashes: list[str]
+) -> None:
+    await provision("as-1")
+    async with _from(app, _address()) as legit, _from(app, _address()) as attacker:
+        assert (await _token(legit, "as-1", "as-1-secret")).status_code == 200
+        for _ in range(LIMIT + 5):
+            await _token(attacker, "as-1", "guess")
+        before = len(hashes)
+        assert (await _token(legit, "as-1", "as-1-secret")).status_code == 200
+        assert len(hashes) == before  # answered from the verified cache, not behind the flood
+
+
+async def test_one_address_trying_many_client_ids_is_throttled(
+    app: ASGIApp, provision: Provision, hashes: list[str]
+) -> None:
+    await provision("as-1")
+    async with _from(app, _address()) as attacker, _from(app, _address()) as neighbour:
+        for i in range(PER_SOURCE):
+            assert (await _token(attacker, f"guess-{i}", "x")).status_code == 401
+        _assert_throttled(await _token(attacker, "as-1", "as-1-secret"))
+        assert len(hashes) == PER_SOURCE
+        assert (await _token(neighbour, "as-1", "as-1-secret")).status_code == 200
+
+
+async def test_refresh_and_code_grants_count_failures_too(app: ASGIApp, provision: Provision) -> None:
+    await provision("as-1")
+    async with _from(app, _address()) as attacker:
+        for _ in range(LIMIT):
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": "r",
+                "client_id": "as-1",
+                "client_secret": "g",
+            }
+            assert (await attacker.post("/oauth2/token", data=form)).status_code == 401
+        form = {"grant_type": "authorization_code", "code": "c", "client_id": "as-1", "client_secret": "g"}
+        _assert_throttled(await attacker.post("/oauth2/token", data=form))
+
+
+@pytest.fixture
+async def shared_idms(
+    make_settings: Callable[..., Settings],
+    redis: aioredis.Redis,  # noqa: F811 - the fixture imported above
+) -> AsyncIterator[tuple[ASGIApp, ASGIApp, Runtime]]:
+    """Two IdM processes' apps over one database and one Redis (as two replicas would run)."""
+    settings = make_settings(
+        idm_token_max_failures=LIMIT, idm_token_max_failures_per_source=1000, idm_redis_url=REDIS_URL
+    )
+    async with Runtime.open(settings) as one, Runtime.open(settings) as two:
+        async with control_app(one, ["idm"]) as first, control_app(two, ["idm"]) as second:
+            yield first, second, one
+
+
+async def test_two_idm_processes_share_the_failure_counts_through_redis(
+    shared_idms: tuple[ASGIApp, ASGIApp, Runtime],
+    redis: aioredis.Redis,  # noqa: F811 - the fixture imported above
+    hashes: list[str],
+) -> None:
+    first, second, rt = shared_idms
+    client_id = f"as-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    secret_hash = hash_secret(f"{client_id}-secret")
+    await rt.store.clients.add(
+        Client(client_id=client_id, secret_hash=secret_hash, scopes=("x",), created_at=now, updated_at=now)
+    )
+    try:
+        async with _from(first, _address()) as a, _from(second, _address()) as b:
+            for i in range(LIMIT):
+                assert (await _token(a if i % 2 else b, client_id, "guess")).status_code == 401
+            _assert_throttled(await _token(a, client_id, f"{client_id}-secret"))
+            _assert_throttled(await _token(b, client_id, f"{client_id}-secret"))
+            assert len(hashes) == LIMIT
+    finally:
+        await delete_matching(redis, f"asgate:idm:client:client:{client_id}")
