@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
-
+from asgate.auth import jose
+from asgate.auth.jose import TokenError
 from asgate.auth.tokens import Principal
 from asgate.idm import oidc
 from asgate.idm.models import (
@@ -291,10 +291,10 @@ class OidcService:
 
     def _is_our_jwt(self, token: str) -> bool:
         try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+            parsed = jose.parse(token)  # fixed-phrase errors for any input, never a library's
+        except TokenError:
             return False
-        return isinstance(claims, dict) and claims.get("iss") == self._tokens.issuer
+        return parsed.claims.get("iss") == self._tokens.issuer
 
     async def userinfo(self, principal: Principal) -> dict[str, Any]:
         """OIDC Core 5.3: the user behind an access token issued for an OpenID Connect login."""
@@ -311,6 +311,10 @@ class OidcService:
         return oidc.userinfo(user)
 
     # ------------------------------------------------------------ audit
+
+    async def audit_refused_form(self, source: str, reason: str) -> None:
+        """A sign-in POST refused before any credential was looked at (login CSRF)."""
+        await self._audit(f"source/{source}", "login", "oauth2/authorize", "denied", reason)
 
     async def _rejected(self, client: Client, action: str, exc: GrantRejectedError) -> None:
         resource = f"user/{exc.family.user_id}" if exc.family else f"client/{client.client_id}"

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from asgate.background import Background
-from asgate.idm import oidc
+from asgate.idm import csrf, oidc
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
@@ -25,7 +25,7 @@ from asgate.idm.passwords import SecretVerifier
 from asgate.idm.service import ClientThrottle, OAuthError, TokenService, default_hash_concurrency
 from asgate.idm.throttle import FailureThrottle
 from asgate.logs import get as get_logger
-from asgate.problem import ProblemError
+from asgate.problem import Cause, ProblemError
 from asgate.runtime import Runtime
 from asgate.web import JSON, read_body
 
@@ -99,23 +99,54 @@ class IdmRole:
             pending = await self.oidc.start(request.query_params.multi_items())
         except AuthorizeError as exc:
             return _authorize_error(exc, self.tokens.issuer, 302)
-        return login_page(_form(pending))
+        return self._login_page(request, pending)
+
+    def _login_page(
+        self, request: Request, pending: PendingLogin, status: int = 200, **shown: str
+    ) -> Response:
+        """The form, with its token bound to this browser's key (set, or renewed, as a cookie)."""
+        key = csrf.browser_key(request.cookies.get(csrf.COOKIE))
+        page = login_page(_form(pending, token=csrf.form_token(key, pending.handle), **shown), status)
+        secure = request.url.scheme == "https" or self.tokens.issuer.startswith("https:")
+        page.set_cookie(
+            csrf.COOKIE,
+            key,
+            max_age=self.rt.settings.idm_login_ttl,
+            path="/oauth2/authorize",
+            secure=secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return page
 
     # The login form's POST: the user's credentials for one pending request (its single-use handle).
     async def login(self, request: Request) -> Response:
-        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            return error_page("the sign-in form was posted from another site", 403)
         try:
             form = await _read_form(request)
-            source = _source(request)
+        except OAuthError as exc:
+            return error_page(exc.description)
+        source = _source(request)
+        refused = csrf.refusal(
+            fetch_site=request.headers.get("sec-fetch-site"),
+            origin=request.headers.get("origin"),
+            referer=request.headers.get("referer"),
+            own_origins=(csrf.origin_of(self.tokens.issuer), csrf.origin_of(str(request.base_url))),
+            cookie=request.cookies.get(csrf.COOKIE),
+            handle=form.get("handle", ""),
+            token=form.get(csrf.FIELD, ""),
+        )
+        if refused is not None:
+            await self.oidc.audit_refused_form(source, refused)
+            return error_page(refused, 403, Cause.CROSS_SITE_REQUEST)
+        try:
             location = await self.oidc.login(
                 form.get("handle", ""), form.get("username", ""), form.get("password", ""), source
             )
         except OAuthError as exc:
             return error_page(exc.description)
         except LoginRefusedError as exc:
-            page = _form(exc.pending, username=form.get("username", ""), error=exc.message)
-            response = login_page(page, 429 if exc.retry_after else 200)
+            shown = {"username": form.get("username", ""), "error": exc.message}
+            response = self._login_page(request, exc.pending, 429 if exc.retry_after else 200, **shown)
             if exc.retry_after:
                 response.headers["Retry-After"] = str(exc.retry_after)
             return response
@@ -273,10 +304,10 @@ def client_auth(request: Request, form: dict[str, str]) -> tuple[str, str, bool]
     return posted_id, posted_secret, False
 
 
-def _form(pending: PendingLogin, *, username: str = "", error: str | None = None) -> LoginForm:
+def _form(pending: PendingLogin, *, token: str, username: str = "", error: str | None = None) -> LoginForm:
     request = pending.request
     return LoginForm(
-        pending.handle, pending.client_name, request.scopes, request.redirect_uri, username, error
+        pending.handle, pending.client_name, request.scopes, request.redirect_uri, username, error, token
     )
 
 
