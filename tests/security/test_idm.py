@@ -13,13 +13,15 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from starlette.types import ASGIApp
 
-from asgate.idm import passwords
+from asgate.client.browser import parse_login_page
+from asgate.idm import csrf, passwords
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.roles import control_app
@@ -27,6 +29,7 @@ from asgate.runtime import Runtime
 from asgate.settings import Settings
 from tests.access.conftest import REDIS_URL, delete_matching, redis  # noqa: F401 - fixture
 from tests.conftest import Provision
+from tests.idm.conftest import AddUser, add_user, alice, authorize_url, console  # noqa: F401 - fixtures
 
 LIMIT, PER_SOURCE = 3, 6
 
@@ -164,3 +167,90 @@ async def test_two_idm_processes_share_the_failure_counts_through_redis(
             assert len(hashes) == LIMIT
     finally:
         await delete_matching(redis, f"asgate:idm:client:client:{client_id}")
+
+
+# ---------------------------------------------------------------- login CSRF (item 11)
+
+
+async def _sign_in_page(http: httpx.AsyncClient) -> dict[str, str]:
+    """GET the login page as a browser would; the form's fields (handle, csrf token)."""
+    page = await http.get(authorize_url())
+    assert page.status_code == 200, page.text
+    return parse_login_page(page.text).fields
+
+
+def _attempt(attacker: dict[str, str], victim_key: str) -> dict[str, Any]:
+    """What a cross-site page can make the victim's browser post: the attacker's own form
+    fields (or guesses), with or without the victim's cookie and with the browser's headers."""
+    own = {**attacker, "username": "mallory", "password": "mallory-password"}
+    return {
+        "evil-origin": (own, {"Origin": "https://evil.example"}, None, OTHER_SITE),
+        "evil-origin-same-host-other-port": (own, {"Origin": "http://testserver:8443"}, None, OTHER_SITE),
+        "cross-site-fetch-metadata": (own, {"Sec-Fetch-Site": "cross-site"}, victim_key, OTHER_SITE),
+        "same-site-fetch-metadata": (own, {"Sec-Fetch-Site": "same-site"}, None, OTHER_SITE),
+        "evil-referer": (own, {"Referer": "https://evil.example/page"}, None, OTHER_SITE),
+        "null-origin-no-cookie": (own, {"Origin": "null"}, None, MISSING),
+        "no-signal-no-cookie": (own, {}, None, MISSING),
+        "victim-cookie-attacker-token": (own, {}, victim_key, MISMATCH),
+        "guessed-token": ({**own, "csrf": "A" * 43}, {}, victim_key, MISMATCH),
+        "no-token": ({k: v for k, v in own.items() if k != "csrf"}, {}, victim_key, MISSING),
+    }
+
+
+OTHER_SITE, MISSING, MISMATCH = "posted from another site", "token is missing", "does not match this browser"
+
+
+@pytest.mark.usefixtures("console", "alice")
+@pytest.mark.parametrize("attempt", list(_attempt({}, "")))
+async def test_a_cross_site_sign_in_post_is_refused_audited_and_spends_nothing(
+    http: httpx.AsyncClient,
+    app: ASGIApp,
+    rt: Runtime,
+    add_user: AddUser,  # noqa: F811 - the fixture imported above
+    attempt: str,
+) -> None:
+    await add_user("mallory")
+    async with _from(app, "192.0.2.66") as mallory:
+        attacker = await _sign_in_page(mallory)  # the attacker's own authorization request
+    victim = await _sign_in_page(http)  # the victim's browser has loaded a sign-in page too
+    victim_key = http.cookies[csrf.COOKIE]
+    fields, headers, cookie, reason = _attempt(attacker, victim_key)[attempt]
+    async with _from(app, "198.51.100.7") as browser:  # the victim's browser, on the evil page
+        if cookie is not None:
+            browser.cookies.set(csrf.COOKIE, cookie, domain="testserver.local", path="/oauth2/authorize")
+        response = await browser.post("/oauth2/authorize", data=fields, headers=headers)
+    assert response.status_code == 403 and "location" not in response.headers
+    assert "CROSS_SITE_REQUEST" in response.text and response.headers["content-type"].startswith("text/html")
+    events = await rt.store.audit.scan(action="oidc.login", limit=100)
+    assert [(e.actor, e.outcome) for e in events] == [("source/198.51.100.7", "denied")]
+    assert reason in (events[0].reason or "") and reason in response.text
+    # Nothing was spent: the victim's own pending request still signs in from its page.
+    ok = await http.post(
+        "/oauth2/authorize", data={**victim, "username": "alice", "password": "alice-password"}
+    )
+    assert ok.status_code == 303 and "code=" in ok.headers["location"]
+
+
+@pytest.mark.usefixtures("console", "alice")
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://testserver"},
+        {"Referer": "http://testserver/x"},
+    ],
+    ids=["token-only", "fetch-metadata", "origin", "referer"],
+)
+async def test_a_same_origin_or_tokened_sign_in_post_is_taken(
+    http: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    fields = await _sign_in_page(http)
+    if headers:  # a browser proving the origin needs no token
+        fields.pop("csrf")
+    response = await http.post(
+        "/oauth2/authorize",
+        data={**fields, "username": "alice", "password": "alice-password"},
+        headers=headers,
+    )
+    assert response.status_code == 303 and "code=" in response.headers["location"]
