@@ -50,7 +50,8 @@ def origin_of(url: str) -> str | None:
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
     shown = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{shown}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname.lower()
+    return f"{parts.scheme}://{host}{shown}"
 
 
 def refusal(
