@@ -21,8 +21,8 @@ from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
 from asgate.idm.pages import LoginForm, error_page, login_page
-from asgate.idm.passwords import SecretVerifier
-from asgate.idm.service import ClientThrottle, OAuthError, TokenService, default_hash_concurrency
+from asgate.idm.passwords import SecretVerifier, hash_concurrency
+from asgate.idm.service import ClientThrottle, OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle
 from asgate.logs import get as get_logger
 from asgate.problem import Cause, ProblemError
@@ -55,7 +55,7 @@ class IdmRole:
             audience=s.token_audience,
             ttl=s.token_ttl,
             throttle=ClientThrottle(failures, s.idm_token_max_failures, s.idm_token_max_failures_per_source),
-            verifier=SecretVerifier(s.idm_hash_concurrency or default_hash_concurrency()),
+            verifier=SecretVerifier(s.idm_hash_concurrency or hash_concurrency()),
         )
         self.oidc = OidcService(rt.store, self.tokens, rt.settings)
         self.grants: dict[str, Grant] = {
@@ -84,6 +84,7 @@ class IdmRole:
         await self.background.stop()
         await self.tokens.throttle.failures.aclose()
         await self.oidc.throttle.aclose()
+        self.tokens.verifier.close()
 
     async def _purge_forever(self) -> None:
         """Delete spent authorization requests, codes and refresh tokens now and then."""

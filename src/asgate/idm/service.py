@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -13,15 +12,10 @@ from typing import Any
 from asgate.idm.keys import KeyRing
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import USER_ONLY_SCOPES
-from asgate.idm.passwords import SecretVerifier
+from asgate.idm.passwords import SecretVerifier, hash_concurrency
 from asgate.idm.throttle import FailureThrottle
 from asgate.problem import Cause
 from asgate.store.clients import ClientStore
-
-
-def default_hash_concurrency() -> int:
-    """Argon2 verifications at once: every core but one, which stays with the event loop."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class OAuthError(Exception):
@@ -76,7 +70,7 @@ class TokenService:
         self.ttl = ttl
         self._clock = clock
         self.throttle = throttle or ClientThrottle(FailureThrottle(60.0))
-        self.verifier = verifier or SecretVerifier(default_hash_concurrency())
+        self.verifier = verifier or SecretVerifier(hash_concurrency())
 
     async def authenticate_client(
         self, client_id: str, client_secret: str, *, basic: bool, source: str = "unknown"
