@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     idm_token_max_failures: int = Field(default=10, ge=1, le=100_000)
     idm_token_max_failures_per_source: int = Field(default=50, ge=1, le=1_000_000)
     idm_token_window: int = Field(default=60, ge=1, le=86400)  # seconds
+    idm_refusal_hold: float = Field(default=1.0, ge=0, le=60)  # a throttled 429 is held this long
     idm_hash_concurrency: int | None = Field(default=None, ge=1, le=256)  # Argon2 at once; None: cores - 1
     idm_redis_url: str | None = None  # share the failure counters of every IdM process
     # --- end of identity management (MC users)

@@ -36,7 +36,9 @@ LIMIT, PER_SOURCE = 3, 6
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(idm_token_max_failures=LIMIT, idm_token_max_failures_per_source=PER_SOURCE)
+    return make_settings(
+        idm_token_max_failures=LIMIT, idm_token_max_failures_per_source=PER_SOURCE, idm_refusal_hold=0.0
+    )
 
 
 @pytest.fixture
@@ -139,7 +141,10 @@ async def shared_idms(
 ) -> AsyncIterator[tuple[ASGIApp, ASGIApp, Runtime]]:
     """Two IdM processes' apps over one database and one Redis (as two replicas would run)."""
     settings = make_settings(
-        idm_token_max_failures=LIMIT, idm_token_max_failures_per_source=1000, idm_redis_url=REDIS_URL
+        idm_token_max_failures=LIMIT,
+        idm_token_max_failures_per_source=1000,
+        idm_redis_url=REDIS_URL,
+        idm_refusal_hold=0.0,
     )
     async with Runtime.open(settings) as one, Runtime.open(settings) as two:
         async with control_app(one, ["idm"]) as first, control_app(two, ["idm"]) as second:

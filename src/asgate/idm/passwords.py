@@ -88,6 +88,12 @@ class SecretVerifier:
     def _mac(self, name: str, secret: str) -> bytes:
         return hmac.new(self._key, f"{name}\0{secret}".encode(), hashlib.sha256).digest()
 
+    def remembers(self, name: str, secret: str) -> bool:
+        """Whether ``secret`` may be a recently verified secret of ``name`` (no I/O; confirm with
+        :meth:`recently_verified` against the stored hash)."""
+        entry = self._verified.get(name)
+        return entry is not None and hmac.compare_digest(entry[0], self._mac(name, secret))
+
     def recently_verified(self, name: str, secret: str, secret_hash: str | None) -> bool:
         """True when ``secret`` matched ``secret_hash`` for ``name`` within the last ``ttl`` s."""
         entry = self._verified.get(name)

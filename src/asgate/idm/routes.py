@@ -54,7 +54,9 @@ class IdmRole:
             issuer=s.token_issuer,
             audience=s.token_audience,
             ttl=s.token_ttl,
-            throttle=ClientThrottle(failures, s.idm_token_max_failures, s.idm_token_max_failures_per_source),
+            throttle=ClientThrottle(
+                failures, s.idm_token_max_failures, s.idm_token_max_failures_per_source, s.idm_refusal_hold
+            ),
             verifier=SecretVerifier(s.idm_hash_concurrency or hash_concurrency()),
         )
         self.oidc = OidcService(rt.store, self.tokens, rt.settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
@@ -45,6 +46,7 @@ class ClientThrottle:
     failures: FailureThrottle
     per_client: int = 10
     per_source: int = 50
+    hold: float = 1.0  # seconds a refusal is held before it is sent
 
     def keys(self, client_id: str, source: str) -> list[tuple[str, int]]:
         return [(f"client:{client_id}", self.per_client), (f"source:{source}", self.per_source)]
@@ -81,13 +83,17 @@ class TokenService:
         is refused with 429 before any hash is computed, unless the secret is one this process
         verified recently for that client (so a flood against a client's id cannot lock the
         client itself out, nor make it wait behind the flood's Argon2 work)."""
-        client = await self._clients.get(client_id)
-        secret_hash = client.secret_hash if client else None
-        if client is not None and self.verifier.recently_verified(client_id, client_secret, secret_hash):
-            return client
+        if self.verifier.remembers(client_id, client_secret):
+            client = await self._clients.get(client_id)
+            secret_hash = client.secret_hash if client else None
+            if client is not None and self.verifier.recently_verified(client_id, client_secret, secret_hash):
+                return client
         keys = self.throttle.keys(client_id, source)
         wait = await self.throttle.failures.retry_after(keys)
         if wait > 0:
+            # Refused before the store or a hash is touched; the answer is held a moment so that
+            # a client that ignores Retry-After does not get to try again at once.
+            await asyncio.sleep(min(wait, self.throttle.hold))
             raise OAuthError(
                 "temporarily_unavailable",
                 "too many failed client authentications; try again later",
@@ -95,6 +101,8 @@ class TokenService:
                 {"Retry-After": str(math.ceil(wait))},
                 cause=Cause.TOO_MANY_FAILED_AUTHENTICATIONS,
             )
+        client = await self._clients.get(client_id)
+        secret_hash = client.secret_hash if client else None
         ok = await self.verifier.verify(client_id, secret_hash, client_secret, remember=True)
         if client is None or not ok:
             await self.throttle.failures.failed(keys)

@@ -1,0 +1,198 @@
+"""Token endpoint under a flood of wrong client secrets (issue 8 item 8: a flood must not slow
+legitimate token requests by more than 2x; before the fix it was 4-8x, each wrong secret costing
+an Argon2 verification that legitimate requests queued behind).
+
+One ``asgate serve idm`` process pinned to core 0; this script (the clients) pinned to core 1.
+A legitimate client asks for client-credentials tokens one after another and its latencies are
+recorded: alone (baseline), then while flooders post wrong secrets:
+
+- ``distributed``: unknown client ids from 200 loopback source addresses (127.0.1.x-127.0.2.x),
+  the attacker who stays under the per-source limit as long as it can, so every request that is
+  not refused costs the server an Argon2 verification;
+- ``targeted``: wrong secrets for the legitimate client's own id from one address (throttled
+  after ``idm_token_max_failures``: refused before any hash).
+
+Also reported: the first authentication of new clients during the distributed flood (those do
+need an Argon2 verification, so they wait behind the flood's; a client that has authenticated
+once is answered from the verified-secret cache). Loopback only; every phase is bounded.
+
+    python bench/token_flood.py                  # about a minute
+    python bench/token_flood.py --requests 100 --flooders 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from asgate.idm.models import Client  # noqa: E402
+from asgate.idm.passwords import hash_secret  # noqa: E402
+from asgate.store import Store  # noqa: E402
+from common import free_port, machine, start_asgate, stop, write_results  # noqa: E402
+
+ADDRESSES = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(200)]
+FRESH = 20
+PHASE_LIMIT = 90.0  # seconds: no phase runs longer (a phase cut short reports the requests it made)
+
+
+async def prepare(database_url: str) -> None:
+    store = await Store.open(database_url)
+    now = dt.datetime.now(dt.UTC)
+    for client_id in ["legit", *(f"fresh-{i}" for i in range(FRESH))]:
+        await store.clients.add(
+            Client(
+                client_id=client_id,
+                secret_hash=hash_secret(f"{client_id}-secret"),
+                scopes=("msgs-asregistration",),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await store.close()
+
+
+async def token(http: httpx.AsyncClient, client_id: str, secret: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = await http.post(
+        "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+    return response.status_code, (time.perf_counter() - started) * 1000
+
+
+async def legit(base: str, n: int, deadline: float = float("inf")) -> list[float]:
+    """``n`` requests one after another, or as many as fit before ``deadline`` (monotonic)."""
+    latencies = []
+    async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
+        for _ in range(n):
+            if time.monotonic() > deadline:
+                break
+            status, ms = await token(http, "legit", "legit-secret")
+            assert status == 200, status
+            latencies.append(ms)
+    return latencies
+
+
+async def flooder(base: str, kind: str, done: asyncio.Event, counts: dict[int, int], worker: int) -> None:
+    rng = random.Random(worker)
+    addresses = ADDRESSES[worker::8] if kind == "distributed" else ["127.0.3.1"]
+    index = 0
+    clients: dict[str, httpx.AsyncClient] = {}
+    try:
+        while not done.is_set():
+            address = addresses[index % len(addresses)]
+            if address not in clients:
+                transport = httpx.AsyncHTTPTransport(local_address=address)
+                clients[address] = httpx.AsyncClient(base_url=base, transport=transport, timeout=30)
+            client_id = f"guess-{rng.randrange(10**9)}" if kind == "distributed" else "legit"
+            status, _ = await token(clients[address], client_id, "wrong")
+            counts[status] = counts.get(status, 0) + 1
+            if status == 429:
+                index += 1  # this address is throttled: the attacker moves on
+    finally:
+        for http in clients.values():
+            await http.aclose()
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+    }
+
+
+async def under_flood(base: str, kind: str, flooders: int, work: Any) -> tuple[Any, dict[int, int]]:
+    done, counts = asyncio.Event(), {}
+    tasks = [asyncio.create_task(flooder(base, kind, done, counts, w)) for w in range(flooders)]
+    await asyncio.sleep(2.0)  # let the flood build up
+    try:
+        result = await work(time.monotonic() + PHASE_LIMIT)
+    finally:
+        done.set()
+        await asyncio.gather(*tasks)
+    return result, counts
+
+
+async def fresh_clients(base: str, deadline: float) -> list[float]:
+    latencies = []
+    async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
+        for i in range(FRESH):
+            if time.monotonic() > deadline:
+                break
+            status, ms = await token(http, f"fresh-{i}", f"fresh-{i}-secret")
+            assert status == 200, status
+            latencies.append(ms)
+    return latencies
+
+
+async def run(base: str, requests: int, flooders: int) -> dict[str, Any]:
+    await legit(base, 5)  # warm up (the first request verifies the secret once)
+    baseline = summary(await legit(base, requests))
+    print(
+        f"  baseline             p50 {baseline['p50_ms']:7.2f} ms  p99 {baseline['p99_ms']:7.2f} ms",
+        flush=True,
+    )
+    report: dict[str, Any] = {"baseline": baseline}
+    for kind in ("distributed", "targeted"):
+        latencies, counts = await under_flood(
+            base, kind, flooders, lambda deadline: legit(base, requests, deadline)
+        )
+        stats = summary(latencies)
+        stats |= {
+            "p50_ratio": round(stats["p50_ms"] / baseline["p50_ms"], 2),
+            "p99_ratio": round(stats["p99_ms"] / baseline["p99_ms"], 2),
+            "flood_answers": {str(k): v for k, v in sorted(counts.items())},
+        }
+        report[kind] = stats
+        print(
+            f"  {kind:20} p50 {stats['p50_ms']:7.2f} ms  p99 {stats['p99_ms']:7.2f} ms  "
+            f"({stats['p50_ratio']}x, {stats['p99_ratio']}x)  flood answers {stats['flood_answers']}",
+            flush=True,
+        )
+    fresh, counts = await under_flood(
+        base, "distributed", flooders, lambda deadline: fresh_clients(base, deadline)
+    )
+    report["first_authentication_under_flood"] = summary(fresh) | {"flood_answers": counts}
+    print(f"  first auth (flood)   p50 {summary(fresh)['p50_ms']:7.2f} ms", flush=True)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="legitimate requests per phase")
+    parser.add_argument("--flooders", type=int, default=16, help="concurrent flooding connections")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {1})  # the clients on core 1, the server on core 0
+    with tempfile.TemporaryDirectory(prefix="asgate-bench-") as tmp:
+        data = Path(tmp)
+        database_url = f"sqlite+aiosqlite:///{data / 'asgate.db'}"
+        asyncio.run(prepare(database_url))
+        port = free_port()
+        settings = {"listen": f"127.0.0.1:{port}", "database_url": database_url}
+        server = start_asgate(data, settings, cores="0", command=("serve", "idm"))
+        try:
+            report = asyncio.run(run(f"http://127.0.0.1:{port}", args.requests, args.flooders))
+        finally:
+            stop(server)
+    report = {"machine": machine(), "requests": args.requests, "flooders": args.flooders, **report}
+    print(f"  results: {write_results('token_flood', report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
