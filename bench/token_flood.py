@@ -3,8 +3,10 @@ legitimate token requests by more than 2x; before the fix it was 4-8x, each wron
 an Argon2 verification that legitimate requests queued behind).
 
 One ``asgate serve idm`` process pinned to core 0; this script (the clients) pinned to core 1.
-A legitimate client asks for client-credentials tokens one after another and its latencies are
-recorded: alone (baseline), then while flooders post wrong secrets:
+A legitimate client asks for client-credentials tokens one after another; flooders posting wrong
+secrets are switched on and off every few seconds, and the legitimate latencies with the flood
+on are compared with those with it off (interleaved, so a shared machine's background load
+weighs on both alike). Two floods:
 
 - ``distributed``: unknown client ids from 200 loopback source addresses (127.0.1.x-127.0.2.x),
   the attacker who stays under the per-source limit as long as it can, so every request that is
@@ -16,8 +18,8 @@ Also reported: the first authentication of new clients during the distributed fl
 need an Argon2 verification, so they wait behind the flood's; a client that has authenticated
 once is answered from the verified-secret cache). Loopback only; every phase is bounded.
 
-    python bench/token_flood.py                  # about a minute
-    python bench/token_flood.py --requests 100 --flooders 8
+    python bench/token_flood.py                  # about two minutes
+    python bench/token_flood.py --rounds 3 --window 3 --flooders 8
 """
 
 from __future__ import annotations
@@ -73,30 +75,22 @@ async def token(http: httpx.AsyncClient, client_id: str, secret: str) -> tuple[i
     return response.status_code, (time.perf_counter() - started) * 1000
 
 
-async def legit(base: str, n: int, deadline: float = float("inf")) -> list[float]:
-    """``n`` requests one after another, or as many as fit before ``deadline`` (monotonic)."""
-    latencies = []
-    async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
-        for _ in range(n):
-            if time.monotonic() > deadline:
-                break
-            status, ms = await token(http, "legit", "legit-secret")
-            assert status == 200, status
-            latencies.append(ms)
-    return latencies
-
-
-async def flooder(base: str, kind: str, done: asyncio.Event, counts: dict[int, int], worker: int) -> None:
+async def flooder(
+    base: str, kind: str, on: asyncio.Event, done: asyncio.Event, counts: dict[int, int], worker: int
+) -> None:
     rng = random.Random(worker)
     addresses = ADDRESSES[worker::8] if kind == "distributed" else ["127.0.3.1"]
     index = 0
     clients: dict[str, httpx.AsyncClient] = {}
     try:
         while not done.is_set():
+            if not on.is_set():
+                await asyncio.sleep(0.05)
+                continue
             address = addresses[index % len(addresses)]
             if address not in clients:
                 transport = httpx.AsyncHTTPTransport(local_address=address)
-                clients[address] = httpx.AsyncClient(base_url=base, transport=transport, timeout=30)
+                clients[address] = httpx.AsyncClient(base_url=base, transport=transport, timeout=PHASE_LIMIT)
             client_id = f"guess-{rng.randrange(10**9)}" if kind == "distributed" else "legit"
             status, _ = await token(clients[address], client_id, "wrong")
             counts[status] = counts.get(status, 0) + 1
@@ -108,74 +102,97 @@ async def flooder(base: str, kind: str, done: asyncio.Event, counts: dict[int, i
 
 
 def summary(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
+    ordered = sorted(latencies) or [float("nan")]
     return {
-        "n": len(ordered),
+        "n": len(latencies),
         "p50_ms": round(statistics.median(ordered), 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
     }
 
 
-async def under_flood(base: str, kind: str, flooders: int, work: Any) -> tuple[Any, dict[int, int]]:
-    done, counts = asyncio.Event(), {}
-    tasks = [asyncio.create_task(flooder(base, kind, done, counts, w)) for w in range(flooders)]
-    await asyncio.sleep(2.0)  # let the flood build up
+async def alternating(base: str, kind: str, flooders: int, rounds: int, window: float) -> dict[str, Any]:
+    """Legitimate requests one after another while the flood is switched on and off every
+    ``window`` seconds (so both sides see the same background load on a shared machine); a
+    request counts for the state it started in, except in the second after a switch."""
+    on, done, counts = asyncio.Event(), asyncio.Event(), {}
+    tasks = [asyncio.create_task(flooder(base, kind, on, done, counts, w)) for w in range(flooders)]
+    quiet: list[float] = []
+    flooded: list[float] = []
+    deadline = time.monotonic() + min(PHASE_LIMIT, 2 * rounds * window + 10)
     try:
-        result = await work(time.monotonic() + PHASE_LIMIT)
+        async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
+            for phase in range(2 * rounds):
+                flooding = phase % 2 == 1
+                on.set() if flooding else on.clear()
+                switched = time.monotonic()
+                while time.monotonic() - switched < window and time.monotonic() < deadline:
+                    started = time.monotonic()
+                    status, ms = await token(http, "legit", "legit-secret")
+                    assert status == 200, status
+                    if started - switched >= 1.0:
+                        (flooded if flooding else quiet).append(ms)
+    finally:
+        done.set()
+        on.set()
+        await asyncio.gather(*tasks)
+    baseline, stats = summary(quiet), summary(flooded)
+    return {
+        "without_flood": baseline,
+        "with_flood": stats,
+        "p50_ratio": round(stats["p50_ms"] / baseline["p50_ms"], 2),
+        "p99_ratio": round(stats["p99_ms"] / baseline["p99_ms"], 2),
+        "flood_answers": {str(k): v for k, v in sorted(counts.items())},
+    }
+
+
+async def fresh_clients(base: str, flooders: int) -> dict[str, Any]:
+    """New clients' first authentication (an Argon2 verification each) during the flood."""
+    on, done, counts = asyncio.Event(), asyncio.Event(), {}
+    on.set()
+    tasks = [asyncio.create_task(flooder(base, "distributed", on, done, counts, w)) for w in range(flooders)]
+    latencies = []
+    deadline = time.monotonic() + PHASE_LIMIT
+    try:
+        await asyncio.sleep(2.0)
+        async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
+            for i in range(FRESH):
+                if time.monotonic() > deadline:
+                    break
+                status, ms = await token(http, f"fresh-{i}", f"fresh-{i}-secret")
+                assert status == 200, status
+                latencies.append(ms)
     finally:
         done.set()
         await asyncio.gather(*tasks)
-    return result, counts
+    return summary(latencies)
 
 
-async def fresh_clients(base: str, deadline: float) -> list[float]:
-    latencies = []
+async def run(base: str, flooders: int, rounds: int, window: float) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
-        for i in range(FRESH):
-            if time.monotonic() > deadline:
-                break
-            status, ms = await token(http, f"fresh-{i}", f"fresh-{i}-secret")
-            assert status == 200, status
-            latencies.append(ms)
-    return latencies
-
-
-async def run(base: str, requests: int, flooders: int) -> dict[str, Any]:
-    await legit(base, 5)  # warm up (the first request verifies the secret once)
-    baseline = summary(await legit(base, requests))
-    print(
-        f"  baseline             p50 {baseline['p50_ms']:7.2f} ms  p99 {baseline['p99_ms']:7.2f} ms",
-        flush=True,
-    )
-    report: dict[str, Any] = {"baseline": baseline}
+        await token(http, "legit", "legit-secret")  # the first request verifies the secret once
+    report: dict[str, Any] = {}
     for kind in ("distributed", "targeted"):
-        latencies, counts = await under_flood(
-            base, kind, flooders, lambda deadline: legit(base, requests, deadline)
-        )
-        stats = summary(latencies)
-        stats |= {
-            "p50_ratio": round(stats["p50_ms"] / baseline["p50_ms"], 2),
-            "p99_ratio": round(stats["p99_ms"] / baseline["p99_ms"], 2),
-            "flood_answers": {str(k): v for k, v in sorted(counts.items())},
-        }
+        stats = await alternating(base, kind, flooders, rounds, window)
         report[kind] = stats
+        quiet, loud = stats["without_flood"], stats["with_flood"]
         print(
-            f"  {kind:20} p50 {stats['p50_ms']:7.2f} ms  p99 {stats['p99_ms']:7.2f} ms  "
-            f"({stats['p50_ratio']}x, {stats['p99_ratio']}x)  flood answers {stats['flood_answers']}",
+            f"  {kind:12} without p50 {quiet['p50_ms']:7.2f} p99 {quiet['p99_ms']:7.2f} ms | "
+            f"with p50 {loud['p50_ms']:7.2f} p99 {loud['p99_ms']:7.2f} ms | "
+            f"{stats['p50_ratio']}x / {stats['p99_ratio']}x  flood answers {stats['flood_answers']}",
             flush=True,
         )
-    fresh, counts = await under_flood(
-        base, "distributed", flooders, lambda deadline: fresh_clients(base, deadline)
+    report["first_authentication_under_flood"] = fresh = await fresh_clients(base, flooders)
+    print(
+        f"  first authentication of a new client during the flood: p50 {fresh['p50_ms']:.0f} ms", flush=True
     )
-    report["first_authentication_under_flood"] = summary(fresh) | {"flood_answers": counts}
-    print(f"  first auth (flood)   p50 {summary(fresh)['p50_ms']:7.2f} ms", flush=True)
     return report
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="legitimate requests per phase")
     parser.add_argument("--flooders", type=int, default=16, help="concurrent flooding connections")
+    parser.add_argument("--rounds", type=int, default=5, help="flood off/on cycles per kind of flood")
+    parser.add_argument("--window", type=float, default=4.0, help="seconds of each off or on phase")
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})  # the clients on core 1, the server on core 0
     with tempfile.TemporaryDirectory(prefix="asgate-bench-") as tmp:
@@ -186,10 +203,11 @@ def main() -> int:
         settings = {"listen": f"127.0.0.1:{port}", "database_url": database_url}
         server = start_asgate(data, settings, cores="0", command=("serve", "idm"))
         try:
-            report = asyncio.run(run(f"http://127.0.0.1:{port}", args.requests, args.flooders))
+            report = asyncio.run(run(f"http://127.0.0.1:{port}", args.flooders, args.rounds, args.window))
         finally:
             stop(server)
-    report = {"machine": machine(), "requests": args.requests, "flooders": args.flooders, **report}
+    settings_used = {"flooders": args.flooders, "rounds": args.rounds, "window_s": args.window}
+    report = {"machine": machine(), **settings_used, **report}
     print(f"  results: {write_results('token_flood', report)}")
     return 0
 

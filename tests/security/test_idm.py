@@ -9,6 +9,7 @@ browser that loaded it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -92,6 +93,16 @@ async def test_wrong_secrets_for_one_client_are_throttled_before_any_hash(
         # when this process has not seen it verified yet.
         _assert_throttled(await _token(elsewhere, "as-1", "as-1-secret"))
         assert len(hashes) == LIMIT  # nothing hashed for the refused requests
+
+
+async def test_concurrent_guesses_cannot_slip_under_the_limit(
+    app: ASGIApp, provision: Provision, hashes: list[str]
+) -> None:
+    await provision("as-1")
+    async with _from(app, _address()) as attacker:
+        answers = await asyncio.gather(*(_token(attacker, "as-1", f"guess-{i}") for i in range(20)))
+    assert sorted(r.status_code for r in answers) == [401] * LIMIT + [429] * (20 - LIMIT)
+    assert len(hashes) == LIMIT  # not one hash per concurrent request
 
 
 async def test_a_client_that_proved_its_secret_is_not_locked_out_by_a_flood(

@@ -14,7 +14,7 @@ from asgate.idm.keys import KeyRing
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import USER_ONLY_SCOPES
 from asgate.idm.passwords import SecretVerifier, hash_concurrency
-from asgate.idm.throttle import FailureThrottle
+from asgate.idm.throttle import FailureThrottle, KeyedLocks
 from asgate.problem import Cause
 from asgate.store.clients import ClientStore
 
@@ -73,6 +73,7 @@ class TokenService:
         self._clock = clock
         self.throttle = throttle or ClientThrottle(FailureThrottle(60.0))
         self.verifier = verifier or SecretVerifier(hash_concurrency())
+        self._attempts = KeyedLocks()
 
     async def authenticate_client(
         self, client_id: str, client_secret: str, *, basic: bool, source: str = "unknown"
@@ -83,24 +84,43 @@ class TokenService:
         is refused with 429 before any hash is computed, unless the secret is one this process
         verified recently for that client (so a flood against a client's id cannot lock the
         client itself out, nor make it wait behind the flood's Argon2 work)."""
-        if self.verifier.remembers(client_id, client_secret):
-            client = await self._clients.get(client_id)
-            secret_hash = client.secret_hash if client else None
-            if client is not None and self.verifier.recently_verified(client_id, client_secret, secret_hash):
-                return client
+        client = await self._remembered(client_id, client_secret)
+        if client is not None:
+            return client
         keys = self.throttle.keys(client_id, source)
-        wait = await self.throttle.failures.retry_after(keys)
-        if wait > 0:
-            # Refused before the store or a hash is touched; the answer is held a moment so that
-            # a client that ignores Retry-After does not get to try again at once.
-            await asyncio.sleep(min(wait, self.throttle.hold))
-            raise OAuthError(
-                "temporarily_unavailable",
-                "too many failed client authentications; try again later",
-                429,
-                {"Retry-After": str(math.ceil(wait))},
-                cause=Cause.TOO_MANY_FAILED_AUTHENTICATIONS,
-            )
+        # One attempt at a time per client id and per address (in this process): each sees the
+        # count its predecessors left, so N concurrent guesses cannot all slip under the limit.
+        async with self._attempts.hold([key for key, _ in keys]):
+            client = await self._remembered(client_id, client_secret)  # verified while we waited
+            wait = 0.0 if client is not None else await self.throttle.failures.retry_after(keys)
+            if client is None and wait == 0:
+                return await self._verify(client_id, client_secret, keys, basic=basic)
+        if client is not None:
+            return client
+        # Refused before the store or a hash is touched; the answer is held a moment (outside the
+        # lock) so that a client that ignores Retry-After does not get to try again at once.
+        await asyncio.sleep(min(wait, self.throttle.hold))
+        raise OAuthError(
+            "temporarily_unavailable",
+            "too many failed client authentications; try again later",
+            429,
+            {"Retry-After": str(math.ceil(wait))},
+            cause=Cause.TOO_MANY_FAILED_AUTHENTICATIONS,
+        )
+
+    async def _remembered(self, client_id: str, client_secret: str) -> Client | None:
+        """The client, when this secret is one verified for it recently (no hash computed)."""
+        if not self.verifier.remembers(client_id, client_secret):
+            return None
+        client = await self._clients.get(client_id)
+        secret_hash = client.secret_hash if client else None
+        if client is not None and self.verifier.recently_verified(client_id, client_secret, secret_hash):
+            return client
+        return None
+
+    async def _verify(
+        self, client_id: str, client_secret: str, keys: list[tuple[str, int]], *, basic: bool
+    ) -> Client:
         client = await self._clients.get(client_id)
         secret_hash = client.secret_hash if client else None
         ok = await self.verifier.verify(client_id, secret_hash, client_secret, remember=True)

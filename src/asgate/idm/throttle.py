@@ -10,11 +10,12 @@ IdM processes do not give an attacker N times the limit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -147,3 +148,34 @@ class FailureThrottle:
     async def aclose(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
+
+
+class KeyedLocks:
+    """One attempt at a time per key in this process, so that concurrent attempts cannot all pass
+    the throttle's check before the first failure is counted (the limit would be exceeded by the
+    concurrency). Keys are always taken in the caller's order (client, then source): no cycles."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, keys: Sequence[str]) -> AsyncIterator[None]:
+        registered: list[str] = []
+        acquired: list[asyncio.Lock] = []
+        try:
+            for key in keys:
+                lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+                self._locks[key] = (lock, users + 1)
+                registered.append(key)
+                await lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in reversed(acquired):
+                lock.release()
+            for key in registered:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
