@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -110,46 +113,76 @@ def summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def alternating(base: str, kind: str, flooders: int, rounds: int, window: float) -> dict[str, Any]:
-    """Legitimate requests one after another while the flood is switched on and off every
-    ``window`` seconds (so both sides see the same background load on a shared machine); a
-    request counts for the state it started in, except in the second after a switch."""
+async def flood_process(base: str, kind: str, flooders: int) -> None:
+    """``--flood``: flood until SIGTERM (or PHASE_LIMIT), then print the answers' counts."""
     on, done, counts = asyncio.Event(), asyncio.Event(), {}
+    on.set()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     tasks = [asyncio.create_task(flooder(base, kind, on, done, counts, w)) for w in range(flooders)]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), PHASE_LIMIT)
+    done.set()
+    await asyncio.gather(*tasks)
+    print(json.dumps(counts), flush=True)
+
+
+async def alternating(base: str, kind: str, flooders: int, rounds: int, window: float) -> dict[str, Any]:
+    """Legitimate requests one after another while a flooding process (its own, so that its
+    work does not delay this one's event loop) is started and stopped every ``window`` seconds,
+    so that both sides see the same background load on a shared machine; a request counts for
+    the state it started in, except in the second after a switch."""
     quiet: list[float] = []
     flooded: list[float] = []
-    deadline = time.monotonic() + min(PHASE_LIMIT, 2 * rounds * window + 10)
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
-            for phase in range(2 * rounds):
-                flooding = phase % 2 == 1
-                on.set() if flooding else on.clear()
-                switched = time.monotonic()
-                while time.monotonic() - switched < window and time.monotonic() < deadline:
+    counts: dict[str, int] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=PHASE_LIMIT) as http:
+        for phase in range(2 * rounds):
+            flooding = phase % 2 == 1
+            child = None
+            if flooding:
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "--flood",
+                    kind,
+                    base,
+                    str(flooders),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            switched = time.monotonic()
+            try:
+                while time.monotonic() - switched < window:
                     started = time.monotonic()
                     status, ms = await token(http, "legit", "legit-secret")
                     assert status == 200, status
                     if started - switched >= 1.0:
                         (flooded if flooding else quiet).append(ms)
-    finally:
-        done.set()
-        on.set()
-        await asyncio.gather(*tasks)
+            finally:
+                if child is not None:
+                    child.terminate()
+                    out, _ = await child.communicate()
+                    for answer, n in json.loads(out or b"{}").items():
+                        counts[answer] = counts.get(answer, 0) + n
     baseline, stats = summary(quiet), summary(flooded)
     return {
         "without_flood": baseline,
         "with_flood": stats,
         "p50_ratio": round(stats["p50_ms"] / baseline["p50_ms"], 2),
         "p99_ratio": round(stats["p99_ms"] / baseline["p99_ms"], 2),
-        "flood_answers": {str(k): v for k, v in sorted(counts.items())},
+        "flood_answers": dict(sorted(counts.items())),
     }
 
 
 async def fresh_clients(base: str, flooders: int) -> dict[str, Any]:
     """New clients' first authentication (an Argon2 verification each) during the flood."""
-    on, done, counts = asyncio.Event(), asyncio.Event(), {}
-    on.set()
-    tasks = [asyncio.create_task(flooder(base, "distributed", on, done, counts, w)) for w in range(flooders)]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--flood",
+        "distributed",
+        base,
+        str(flooders),
+        stdout=asyncio.subprocess.PIPE,
+    )
     latencies = []
     deadline = time.monotonic() + PHASE_LIMIT
     try:
@@ -162,8 +195,8 @@ async def fresh_clients(base: str, flooders: int) -> dict[str, Any]:
                 assert status == 200, status
                 latencies.append(ms)
     finally:
-        done.set()
-        await asyncio.gather(*tasks)
+        child.terminate()
+        await child.communicate()
     return summary(latencies)
 
 
@@ -189,6 +222,10 @@ async def run(base: str, flooders: int, rounds: int, window: float) -> dict[str,
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--flood"]:  # the flooding child process
+        kind, base, flooders = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        asyncio.run(flood_process(base, kind, flooders))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flooders", type=int, default=16, help="concurrent flooding connections")
     parser.add_argument("--rounds", type=int, default=5, help="flood off/on cycles per kind of flood")
