@@ -42,6 +42,8 @@ class Cause(StrEnum):
     # asgate-specific (RFC 6750 error codes for bearer tokens, object-level authorization)
     INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105
     INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
+    TOO_MANY_FAILED_AUTHENTICATIONS = "TOO_MANY_FAILED_AUTHENTICATIONS"  # the IdM's brute-force throttle
+    CROSS_SITE_REQUEST = "CROSS_SITE_REQUEST"  # a sign-in form posted from another site (login CSRF)
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     AS_SVC_ID_NOT_ALLOWED = "AS_SVC_ID_NOT_ALLOWED"

@@ -101,6 +101,11 @@ class HostPort(BaseModel):
         return f"{host}:{self.port}"
 
 
+JwsAlgorithm = Literal[
+    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"
+]
+
+
 class TrustedIssuer(BaseModel):
     """An external OpenID Connect / OAuth2 issuer whose tokens the APIs accept."""
 
@@ -108,6 +113,11 @@ class TrustedIssuer(BaseModel):
     issuer: str
     jwks_uri: str
     audience: str | None = None
+    # RFC 8725 3.1: the algorithms this issuer's tokens may use; None: what each JWK is for.
+    algorithms: list[JwsAlgorithm] | None = None
+    # RFC 9068 2.1: access tokens typed at+jwt. False accepts untyped or "JWT" tokens from an
+    # issuer that does not type them (never an ID token, never another explicit type).
+    require_at_jwt: bool = True
 
 
 class Settings(BaseSettings):
@@ -143,6 +153,14 @@ class Settings(BaseSettings):
     idm_login_max_failures: int = Field(default=5, ge=1, le=1000)  # per user name and window
     idm_login_max_failures_per_source: int = Field(default=20, ge=1, le=100_000)  # per client address
     idm_login_window: int = Field(default=60, ge=1, le=86400)  # seconds
+    # Token endpoint brute force (issue 8): failed client authentications per client id and per
+    # source address in idm_token_window; past either, 429 before any secret is hashed.
+    idm_token_max_failures: int = Field(default=10, ge=1, le=100_000)
+    idm_token_max_failures_per_source: int = Field(default=50, ge=1, le=1_000_000)
+    idm_token_window: int = Field(default=60, ge=1, le=86400)  # seconds
+    idm_refusal_hold: float = Field(default=1.0, ge=0, le=60)  # a throttled 429 is held this long
+    idm_hash_concurrency: int | None = Field(default=None, ge=1, le=256)  # Argon2 at once; None: cores - 1
+    idm_redis_url: str | None = None  # share the failure counters of every IdM process
     # --- end of identity management (MC users)
 
     # --- MSGin5G AS registration (TS 29.538)
