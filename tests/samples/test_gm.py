@@ -65,7 +65,7 @@ async def test_bad_requests_are_problem_details(in_process: InProcess) -> None:
     assert invalid.json()["invalidParams"][0]["param"] == "/groupId"
 
     anonymous = await gm.get("/gm/groups")
-    assert anonymous.status_code == 401 and anonymous.json()["cause"] == "MC_USER_MISSING"
+    assert anonymous.status_code == 401 and anonymous.json()["cause"] == "INVALID_SAS_ASSERTION"
     assert anonymous.headers["x-sample-instance"] == "gm-1"
 
     unknown = await gm.get("/gm/nothing-here", headers=as_user(ALICE))
