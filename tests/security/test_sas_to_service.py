@@ -10,13 +10,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from asgate.access.options import PoolOptions, upstream_tls
+from asgate.access.server import AccessServer
+from asgate.access.upstream import Endpoint, UpstreamPool
 from asgate.client import SasAssertionError, SasKeys, verify_sas_assertion
 from asgate.settings import Settings, SettingsError
+from tests.access import conftest as engine
+from tests.access.backend import Backend
+from tests.access.certs import Authority
 from tests.access.system import ALICE, System, bearer, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sas-system")]
@@ -239,3 +248,49 @@ def test_an_assertion_issuer_that_could_pass_for_a_token_issuer_is_refused_at_st
     trusted = [{"issuer": "https://idp.example", "jwks_uri": "https://idp.example/jwks"}]
     with pytest.raises(SettingsError, match="sas_assertion_issuer"):
         Settings.isolated(trusted_issuers=trusted, sas_assertion_issuer="https://idp.example")
+
+
+async def test_mutual_tls_to_instances_only_with_the_configured_ca_and_client_certificate(
+    tmp_path: Path,
+) -> None:
+    """A real HTTPS instance that requires a client certificate: the SAS reaches it only with its
+    own certificate, and never talks to an instance whose certificate the configured CA did not sign
+    (a rogue listener on the instance's address)."""
+    ca, rogue_ca = Authority(tmp_path, "instances"), Authority(tmp_path, "rogue")
+    sas_ca = Authority(tmp_path, "sas")
+    sas_client = sas_ca.issue("sas-1", server=False)
+    settings = Settings.isolated(
+        data_dir=tmp_path / "data",
+        sas_upstream_ca=ca.path,
+        sas_upstream_client_cert=sas_client.cert,
+        sas_upstream_client_key=sas_client.key,
+    )
+    mutual = PoolOptions.from_settings(settings).tls
+    assert mutual is not None
+    no_client_cert = upstream_tls(ca.path)
+    genuine = ca.server_context(ca.issue("gms-1", server=True), client_ca=sas_ca.path)
+    rogue = rogue_ca.server_context(rogue_ca.issue("gms-1", server=True))
+
+    async def through_sas(tls: ssl.SSLContext, instance: ssl.SSLContext) -> tuple[int, Backend]:
+        backend = await Backend().start(tls=instance)
+        pool = UpstreamPool(
+            "GM/gms",
+            [Endpoint("i1", "127.0.0.1", backend.port, tls=True)],
+            replace(engine.FAST_POOL, tls=tls),
+        )
+        server = AccessServer(engine.TestGate(pool), engine.FAST)
+        await server.start("127.0.0.1", 0)
+        try:
+            status, _, _ = await engine.request(server.port, "/1/echo", headers="authorization: Bearer t\r\n")
+        finally:
+            await server.stop(grace=0.5)
+            pool.close()
+            await backend.stop()
+        return status, backend
+
+    status, backend = await through_sas(mutual, genuine)
+    assert status == 200 and [r.path for r in backend.requests] == ["/api/echo"]
+    status, backend = await through_sas(no_client_cert, genuine)  # the instance wants a certificate
+    assert status == 502 and backend.requests == []
+    status, backend = await through_sas(mutual, rogue)  # not signed by sas_upstream_ca
+    assert status == 502 and backend.requests == []
