@@ -2,9 +2,11 @@
 user's own token (the claims are listed in :mod:`asgate.client.assertion`).
 
 Signing is not on every request: one assertion per (application, MC user, pool, applied priority)
-is reused for ``reuse`` seconds (default 5 s of a 30 s lifetime). Measured on this machine
-(``bench/assertion.py``): an ES256 signature costs about 60 µs, a cache hit about 0.3 µs, so under
-a steady load of one caller the SAS signs once every few seconds, not once per request.
+is reused for ``reuse`` seconds (default 5 s of a ``sas_assertion_ttl`` of 30 s). Measured with
+``bench/assertion.py`` on the 2-core development machine (busy): an ES256 signature costs 100-180 µs,
+a cache hit 0.5-1.5 µs, so a caller's steady stream of requests costs one signature every 5 s, not
+one per request. (An MC service verifying costs 180-800 µs the first time and 3-12 µs for the
+same assertion again: ``SasKeys`` remembers verified assertions until they expire.)
 
 The key is the deployment's newest signing key (``data_dir/keys``), published in the IdM's JWKS;
 every SAS process, worker and split-off access server already shares that directory. Cached

@@ -40,6 +40,7 @@ MC_ID_CLAIMS = ("mcptt_id", "mcvideo_id", "mcdata_id")
 # RFC 7518 3.1: the asymmetric algorithms; "none" and HMAC (a public key used as a secret) never.
 _ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 CAUSE = "INVALID_SAS_ASSERTION"
+_MAX_VERIFIED = 10_000
 
 
 def pool_audience(service_type: str, service_name: str) -> str:
@@ -95,6 +96,9 @@ class SasKeys:
         self._fetched = float("-inf")
         self._fetching: asyncio.Future[None] | None = None
         self.fetches = 0
+        # Assertions already verified (the SAS reuses one for a few seconds): (token, iss, aud) ->
+        # claims; exp is still checked on every use. Cleared when the key set changes.
+        self._verified: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     async def get(self, kid: str) -> jwt.PyJWK | None:
         if self.jwks_uri is not None:
@@ -117,9 +121,20 @@ class SasKeys:
         try:
             response = await self._http.get(self.jwks_uri, timeout=5.0)
             response.raise_for_status()
-            self._keys = _parse(response.json())
+            keys = _parse(response.json())
+            if keys.keys() != self._keys.keys():
+                self._verified.clear()
+            self._keys = keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError):
             return  # keep the keys we had; an unknown kid is then refused
+
+    def verified(self, token: str, issuer: str, audience: str) -> dict[str, Any] | None:
+        return self._verified.get((token, issuer, audience))
+
+    def remember(self, token: str, issuer: str, audience: str, claims: dict[str, Any]) -> None:
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[(token, issuer, audience)] = claims
 
     async def aclose(self) -> None:
         if self._own_http and self._http is not None:
@@ -160,6 +175,9 @@ async def verify_sas_assertion(
     token = _header(request_or_headers)
     if not token:
         raise SasAssertionError("no Asgate-Assertion: requests must come through the service access server")
+    known = keys.verified(token, issuer, audience)
+    if known is not None:
+        return _caller(known, clock(), leeway)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -191,7 +209,9 @@ async def verify_sas_assertion(
         raise SasAssertionError("the SAS assertion has another issuer") from None
     except jwt.PyJWTError:
         raise SasAssertionError("the SAS assertion is invalid (signature or claims)") from None
-    return _caller(claims, clock(), leeway)
+    caller = _caller(claims, clock(), leeway)
+    keys.remember(token, issuer, audience, claims)
+    return caller
 
 
 def _caller(claims: dict[str, Any], now: float, leeway: float) -> SasCaller:
