@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 from asgate import logs
 from asgate.client._http import TokenSource
 from asgate.client.agent import ServiceAgent
-from asgate.client.assertion import SasCaller, SasKeys, verify_sas_assertion
+from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
 from asgate.samples import cm, gm, mcdata, mcptt
 from asgate.samples.common import Sample, SampleSpec, Verify
 
@@ -151,6 +151,7 @@ async def run_samples(
     agent_options: Mapping[str, Any] | None = None,
     sas_keys: SasKeys | None = None,
     sas_issuer: str | None = None,
+    service_names: Mapping[str, str] | None = None,
 ) -> SamplesHandle:
     """Start the samples ``names`` (``gm``, ``cm``, ``mcdata``, ``mcptt``; a name given twice runs
     two instances) on ``host`` ports ``base_port``, ``base_port + 1``, ... in order (``base_port=0``:
@@ -162,7 +163,9 @@ async def run_samples(
 
     Every request must carry a valid assertion of the service access server: checked by the
     instance's agent (``ServiceAgent.verify_sas_assertion``), or with ``sas_keys`` and
-    ``sas_issuer`` when given; without a registry and without them, every request is refused."""
+    ``sas_issuer`` when given (the pool, the assertions' audience, is ``SERVICE_TYPE/sample-NAME``,
+    or the serviceName ``service_names`` gives for a sample registered by someone else); without a
+    registry and without them, every request is refused."""
     unknown = sorted({n for n in names if n not in SPECS})
     if unknown:
         raise ValueError(f"unknown sample(s): {', '.join(unknown)}; known: {', '.join(SPECS)}")
@@ -188,9 +191,9 @@ async def run_samples(
                     transport=transport,
                     **(agent_options or {}),
                 )
-            health.sample = sample = spec.create(
-                instance, state, _verifier(spec, agent, sas_keys, sas_issuer)
-            )
+            audience = pool_audience(spec.service_type, (service_names or {}).get(name, spec.service_name))
+            verify = _verifier(audience, agent, sas_keys, sas_issuer)
+            health.sample = sample = spec.create(instance, state, verify)
             server, task = await _serve(sample, sock)
             if agent is not None:
                 await agent.start()
@@ -205,16 +208,14 @@ async def run_samples(
     return handle
 
 
-def _verifier(
-    spec: SampleSpec[Any], agent: ServiceAgent | None, keys: SasKeys | None, issuer: str | None
-) -> Verify:
+def _verifier(audience: str, agent: ServiceAgent | None, keys: SasKeys | None, issuer: str | None) -> Verify:
     if keys is None and agent is not None:
         return agent.verify_sas_assertion
     trusted = keys or SasKeys(jwks={"keys": []})  # nothing configured: no assertion is valid
     sas_issuer = issuer or ""
 
     async def verify(conn: HTTPConnection) -> SasCaller:
-        return await verify_sas_assertion(conn, trusted, issuer=sas_issuer, audience=spec.audience)
+        return await verify_sas_assertion(conn, trusted, issuer=sas_issuer, audience=audience)
 
     return verify
 
