@@ -120,6 +120,8 @@ def test_request_head_drops_asserted_and_framing_fields_in_any_spelling() -> Non
         (b"transfer_encoding", b"chunked"),
         (b"content_length", b"5"),
         (b"x_forwarded_for", b"6.6.6.6"),
+        (b"x-forwarded-host", b"admin.internal"),
+        (b"x_real_ip", b"6.6.6.6"),
         (b"authorization", b"Bearer user-token"),
         (b"x_custom_id", b"kept"),
         (b"host", b"sas"),

@@ -31,8 +31,18 @@ HOP_BY_HOP = frozenset(
         b"content-length",  # re-framed by the engine
     }
 )
-# The client may not speak for the proxy: these are set by the engine alone.
-_REQUEST_DROP = HOP_BY_HOP | {b"expect", b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"}
+# The client may not speak for the proxy: these are set by the engine alone, or (the other
+# de-facto "who is the client" fields, RFC 7239 and its predecessors) by no one.
+_REQUEST_DROP = HOP_BY_HOP | {
+    b"expect",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+    b"x-real-ip",
+}
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"via", b"x-powered-by"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from asgate import logs
 from asgate.client.assertion import SasCaller, pool_audience
@@ -54,12 +55,41 @@ class Caller:
     priority: str | None
 
 
+_CALLER = "asgate.sas_caller"  # the ASGI scope key AssertionGate stores the verified caller under
+
+
 async def caller(conn: HTTPConnection) -> Caller:
     """The caller of a request forwarded by the SAS, from its verified assertion; a 401
     ``SasAssertionError`` (``INVALID_SAS_ASSERTION``) without a valid one."""
-    verify: Verify = conn.app.state.verify_sas_assertion
-    asserted = await verify(conn)
+    asserted: SasCaller | None = conn.scope.get(_CALLER)
+    if asserted is None:
+        verify: Verify = conn.app.state.verify_sas_assertion
+        asserted = await verify(conn)
     return Caller(asserted.mc_service_id, asserted.client_id, asserted.priority)
+
+
+class AssertionGate:
+    """Every request but ``/healthz`` needs a valid SAS assertion before it is routed (an unknown
+    path included): 401 problem+json otherwise, a refused upgrade for a WebSocket."""
+
+    def __init__(self, app: ASGIApp, verify: Verify) -> None:
+        self.app = app
+        self.verify = verify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        try:
+            scope[_CALLER] = await self.verify(HTTPConnection(scope))
+        except ProblemError as exc:
+            response = render(exc, instance=scope["path"])
+            if scope["type"] == "websocket":
+                await WebSocket(scope, receive, send).send_denial_response(response)
+            else:
+                await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def not_found(what: str) -> ProblemError:
@@ -163,7 +193,7 @@ def build_sample(
         exception_handlers={ProblemError: _problem, HTTPException: _problem, Exception: _unexpected},
     )
     app.state.verify_sas_assertion = verify
-    return Sample(instance, InstanceHeader(app, instance), health)
+    return Sample(instance, InstanceHeader(AssertionGate(app, verify), instance), health)
 
 
 @dataclass(frozen=True)
