@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asgate import logs
 from asgate.access import priority as prio
 from asgate.access.admission import Admission
 from asgate.access.assertion import AssertionMinter, forwards_user_token
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from asgate.idm.keys import KeyRing
     from asgate.settings import Settings
 
+_log = logs.get("asgate.access.gate")
 AUTHORIZATION = b"authorization"
 MC_USER = b"asgate-mc-service-id"
 APPLICATION = b"asgate-application"
@@ -238,9 +240,18 @@ class SasGate:
         if pool is None:
             self._release(rule.max_inflight, inflight_key)
             return self._refuse(head, None, 503, "NF_CONGESTION", "the service has no instance available")
+        applied = str(allowed.priority) if allowed.priority else ""
+        asserted = [(MC_USER, allowed.user.encode()), (APPLICATION, rule.app_id.encode())]
+        if self.minter is not None:
+            try:
+                token = self.minter.mint(rule.app_id, allowed.user, rule.pool, applied, pending.mc_ids)
+            except (RuntimeError, OSError, ValueError):  # no signing key left (keys directory emptied)
+                _log.exception("cannot sign the SAS assertion")
+                self._release(rule.max_inflight, inflight_key)
+                return self._refuse(head, None, 500, "SYSTEM_FAILURE", "internal error")
+            asserted.append((ASSERTION, token))
         prefix = pool.api_prefix
         rest = head.path[head.path.index("/", 1) :] if "/" in head.path[1:] else "/"
-        applied = str(allowed.priority) if allowed.priority else ""
         observe = self._observer(rule.app_id, rule.label, applied)
         started = pending.started
 
@@ -249,10 +260,6 @@ class SasGate:
             observe(status, started)
 
         response_headers = [(prio.HEADER, allowed.priority.header_value())] if allowed.priority else []
-        asserted = [(MC_USER, allowed.user.encode()), (APPLICATION, rule.app_id.encode())]
-        if self.minter is not None:
-            token = self.minter.mint(rule.app_id, allowed.user, rule.pool, applied, pending.mc_ids)
-            asserted.append((ASSERTION, token))
         asserted += response_headers  # the applied priority, not the client's own field lines
         return Admit(
             pool=pool.upstream,
