@@ -222,13 +222,28 @@ class Settings(BaseSettings):
     sas_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     sas_max_ws_message_bytes: int = Field(default=1_048_576, ge=1024)
     sas_registry_url: str | None = None  # where the SAS pulls snapshots; default: this control plane
+    # What the SAS tells MC services (seed 10.X.5 step 3): asgate.access.assertion
+    sas_assertion_issuer: str | None = None  # default: {issuer}/sas
+    sas_assertion_ttl: int = Field(default=30, ge=10, le=60)
+    sas_forward_user_token: CsvList = []  # pools (TYPE/name globs) that also get the user's token
+    sas_upstream_ca: Path | None = None  # CA bundle for https instances; default: the system's
+    sas_upstream_client_cert: Path | None = None  # the SAS's client certificate (mutual TLS)
+    sas_upstream_client_key: Path | None = None
 
     @field_validator("sas_listen", mode="before")
     @classmethod
     def _sas_host_port(cls, value: Any) -> Any:
         return HostPort.parse(value) if isinstance(value, str) else value
 
-    @field_validator("sas_public_authorities", mode="before")
+    @field_validator("sas_forward_user_token")
+    @classmethod
+    def _pool_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if pattern.count("/") != 1 or not all(pattern.split("/")):
+                raise ValueError(f"expected serviceType/serviceName patterns (CM/*), got {pattern!r}")
+        return value
+
+    @field_validator("sas_public_authorities", "sas_forward_user_token", mode="before")
     @classmethod
     def _sas_csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -269,14 +284,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
-    @field_validator("api_root", "issuer")
+    @field_validator("api_root", "issuer", "sas_assertion_issuer")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
 
-    @field_validator("tls_cert", "tls_key", "tls_client_ca")
+    @field_validator(
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "sas_upstream_ca",
+        "sas_upstream_client_cert",
+        "sas_upstream_client_key",
+    )
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -291,6 +313,16 @@ class Settings(BaseSettings):
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
         if self.msgs_mtls_only and self.tls_client_ca is None:
             raise ValueError("msgs_mtls_only needs tls_client_ca (mutual TLS)")
+        return self
+
+    @model_validator(mode="after")
+    def _sas_upstream_trust(self) -> Settings:
+        if (self.sas_upstream_client_cert is None) != (self.sas_upstream_client_key is None):
+            raise ValueError("sas_upstream_client_cert and sas_upstream_client_key must be given together")
+        # An assertion must never pass for an access token: its issuer is never one the APIs trust.
+        trusted = {self.token_issuer, *(t.issuer.rstrip("/") for t in self.trusted_issuers)}
+        if self.sas_issuer in trusted:
+            raise ValueError("sas_assertion_issuer must differ from issuer and every trusted issuer")
         return self
 
     @classmethod
@@ -335,6 +367,11 @@ class Settings(BaseSettings):
     @property
     def token_issuer(self) -> str:
         return self.issuer or self.public_root
+
+    @property
+    def sas_issuer(self) -> str:
+        """``iss`` of the SAS's assertions to MC services."""
+        return self.sas_assertion_issuer or f"{self.token_issuer}/sas"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

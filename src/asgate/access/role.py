@@ -37,7 +37,7 @@ class AccessRole:
         self.audit = AuditBuffer()
         self.metrics = SasMetrics(rt.metrics.registry)
         self.gate = SasGate.configured(
-            s, self.state, rt.validator, metrics=self.metrics, audit=self.audit.add
+            s, self.state, rt.validator, keyring=rt.keyring, metrics=self.metrics, audit=self.audit.add
         )
         self.redis = self.gate.redis
         tokens = InternalTokens(

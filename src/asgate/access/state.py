@@ -26,6 +26,11 @@ class SequenceGap(Exception):
     """A change arrived whose predecessor this server never applied: pull a snapshot."""
 
 
+def _tls(protocol: object) -> bool:
+    """Instances registered with protocol HTTPS or WSS are reached over TLS."""
+    return isinstance(protocol, str) and protocol.upper() in ("HTTPS", "WSS")
+
+
 @dataclass
 class PoolState:
     upstream: UpstreamPool
@@ -120,7 +125,10 @@ class AccessState:
         state = self.pools.get(key)
         if state is None:
             state = self.pools[key] = PoolState(UpstreamPool("/".join(key), options=self.pool_options))
-        state.upstream.update(Endpoint(i["serviceInstanceId"], i["host"], int(i["port"])) for i in instances)
+        state.upstream.update(
+            Endpoint(i["serviceInstanceId"], i["host"], int(i["port"]), _tls(i.get("protocol")))
+            for i in instances
+        )
         if instances:
             state.api_prefix = instances[0].get("apiPrefix", "")
 

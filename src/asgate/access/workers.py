@@ -55,7 +55,9 @@ async def run_worker(settings: Settings) -> None:
         state = AccessState(pool_options=PoolOptions.from_settings(settings), path=None)
         audit = AuditBuffer()
         metrics = SasMetrics(rt.metrics.registry)
-        gate = SasGate.configured(settings, state, rt.validator, metrics=metrics, audit=audit.add)
+        gate = SasGate.configured(
+            settings, state, rt.validator, keyring=rt.keyring, metrics=metrics, audit=audit.add
+        )
         redis = gate.redis
         background = Background()
         background.spawn(_follow(state, state_path(settings), rt, audit, background), "sas-follower")

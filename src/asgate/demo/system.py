@@ -195,7 +195,12 @@ async def _with_samples(rt: Runtime, settings: Settings, journal: Journal) -> As
         f"{settings.public_root}/oauth2/token", "samples", secrets["samples"], "mcx-service-registration"
     )
     samples = await run_samples(
-        settings.public_root, credentials, DEFAULT_SAMPLES, base_port=0, heartbeat_period=1
+        settings.public_root,
+        credentials,
+        DEFAULT_SAMPLES,
+        base_port=0,
+        heartbeat_period=1,
+        agent_options={"sas_issuer": settings.sas_issuer},
     )
     async with samples:
         system = DemoSystem(settings, rt, journal, samples, secrets, password)

@@ -129,7 +129,12 @@ async def attached_samples(
     root = rt.settings.public_root
     credentials = ClientCredentials(f"{root}/oauth2/token", CLIENT_ID, secret, SCOPE)
     handle = await run_samples(
-        root, credentials, names, base_port=base_port, heartbeat_period=heartbeat_period
+        root,
+        credentials,
+        names,
+        base_port=base_port,
+        heartbeat_period=heartbeat_period,
+        agent_options={"sas_issuer": rt.settings.sas_issuer},  # also right when `issuer` is set
     )
     try:
         agents = [r.agent for r in handle.instances if r.agent is not None]
