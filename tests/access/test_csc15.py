@@ -57,8 +57,10 @@ async def test_update_application_profile_pool_and_authorization(
     state = (await send(http, "GET", "/state", registry, None, None)).json()
     assert state["sequence"] == 4 and [p["appProfileId"] for p in state["appProfiles"]] == ["p1"]
     assert state["userAuthorizations"][0]["mcServiceId"] == "alice@mc.example"
-    # A retried push is acknowledged without being applied twice.
-    assert (await send(http, "PUT", "/app-profiles/p1", registry, 2, 1, json=body)).status_code == 204
+    # A retried push is not applied twice: 409 with the sequence held, for the registry to resume.
+    retried = await send(http, "PUT", "/app-profiles/p1", registry, 2, 1, json=body)
+    assert (retried.status_code, retried.headers["asgate-sequence"]) == (409, "4")
+    assert retried.json()["currentSequence"] == 4 and retried.json()["cause"] == "SEQUENCE_MISMATCH"
     assert (await send(http, "DELETE", "/app-profiles/p1", registry, 5, 4)).status_code == 204
     assert (await send(http, "GET", "/state", registry, None, None)).json()["appProfiles"] == []
 
@@ -88,7 +90,11 @@ async def test_a_gap_is_409_and_bad_input_400(
     http: httpx.AsyncClient, registry: dict[str, str], mint: Mint
 ) -> None:
     gap = await send(http, "DELETE", "/app-profiles/p1", registry, 9, 8)
-    assert (gap.status_code, gap.json()["cause"]) == (409, "SEQUENCE_GAP")
+    assert (gap.status_code, gap.json()["cause"], gap.json()["currentSequence"]) == (
+        409,
+        "SEQUENCE_MISMATCH",
+        0,
+    )
     missing = await send(http, "DELETE", "/app-profiles/p1", registry, None, 0)
     assert (missing.status_code, missing.json()["invalidParams"][0]["param"]) == (
         400,

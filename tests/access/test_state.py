@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from asgate.access.state import AccessState, SequenceGap
+from asgate.access.state import AccessState, MalformedChanges, SequenceMismatch, continues
 from tests.access.test_policy import profile
 
 
@@ -24,7 +24,7 @@ POOL = {
 }
 
 
-def test_changes_apply_in_order_and_retries_are_harmless(tmp_path: Path) -> None:
+def test_changes_apply_in_order_and_a_retry_is_refused_whole(tmp_path: Path) -> None:
     state = AccessState(path=tmp_path / "state.json")
     batch = [
         change(3, "service-pool", "GM/gms", payload=POOL),
@@ -35,10 +35,12 @@ def test_changes_apply_in_order_and_retries_are_harmless(tmp_path: Path) -> None
     ]
     assert state.apply(batch, previous=0) == 3
     assert state.seq == 8 and state.dirty
-    assert state.apply(batch, previous=0) == 0  # the registry retried: nothing applied twice
+    with pytest.raises(SequenceMismatch) as retried:  # the registry retried: it resumes from 8
+        state.apply(batch, previous=0)
+    assert retried.value.current == 8
     assert state.profiles[1].pool == ("GM", "gms") and state.pools[("GM", "gms")].api_prefix == "/gm"
     assert ("console-1", "alice") in state.grants
-    with pytest.raises(SequenceGap):
+    with pytest.raises(SequenceMismatch):
         state.apply([change(12, "app-profile", "p1", "DELETE")], previous=10)
     state.apply(
         [change(9, "app-profile", "p1", "DELETE"), change(10, "service-pool", "GM/gms", "DELETE")], previous=8
@@ -72,3 +74,46 @@ def test_a_snapshot_replaces_everything_and_survives_a_restart(tmp_path: Path) -
 def test_an_unreadable_saved_state_is_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{not json")
     assert AccessState(path=tmp_path / "state.json").restore() is False
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "sequences", "verdict"),
+    [
+        (5, 5, [6], None),
+        (5, 5, [7, 9, 12], None),  # the registry's numbers skip rows no access server needs
+        (5, 4, [5], "mismatch"),  # a retry of what it holds
+        (5, 6, [7], "mismatch"),  # a gap
+        (5, 10**18, [10**18 + 1], "mismatch"),  # a forged jump in previous
+        (5, 5, [5], "does not follow"),  # not after previous
+        (5, 5, [7, 7], "does not follow"),  # repeated
+        (5, 5, [8, 7], "does not follow"),  # out of order
+        (5, 5, [2**63], "does not follow"),  # beyond the change log's BIGINT
+        (5, 5, [], "no change"),
+        (0, 0, list(range(1, 1002)), "more than 1000"),
+    ],
+)
+def test_a_push_must_continue_the_sequence_exactly(
+    current: int, previous: int, sequences: list[int], verdict: str | None
+) -> None:
+    if verdict == "mismatch":
+        with pytest.raises(SequenceMismatch) as caught:
+            continues(current, previous, sequences)
+        assert caught.value.current == current
+        return
+    reason = continues(current, previous, sequences)
+    assert reason is None if verdict is None else verdict in (reason or "")
+
+
+def test_nothing_is_applied_from_a_batch_with_one_bad_change() -> None:
+    state = AccessState()
+    good = change(1, "service-pool", "GM/gms", payload=POOL)
+    for bad in (
+        change(2, "app-profile", "other-id", payload=profile().dump()),  # payload names another profile
+        change(2, "service-pool", "GM/other", payload=POOL),
+        change(2, "user-authorization", "c/bob", payload={"appId": "c", "mcServiceId": "alice"}),
+        change(2, "app-profile", "p1", payload=None),
+        change(1, "app-profile", "p1", "DELETE"),  # numbering inside the batch
+    ):
+        with pytest.raises(MalformedChanges):
+            state.apply([good, bad], previous=0)
+        assert state.seq == 0 and state.pools == {} and not state.dirty

@@ -44,7 +44,15 @@ class AccessRole:
             rt.keyring, issuer=s.token_issuer, audience=s.token_audience, subject="asgate-access", scope=SCOPE
         )
         self.puller = SnapshotPuller(self.state, rt.http, s.sas_registry_url or s.public_root, tokens)
-        self.csc15 = Csc15Server(self.state, rt.authenticate, s.sas_max_body_bytes, self.puller.request)
+        self.csc15 = Csc15Server(
+            self.state,
+            rt.authenticate,
+            s.sas_csc15_max_body_bytes,
+            self.puller.request,
+            clients=frozenset(s.sas_csc15_clients),
+            issuer=s.token_issuer,
+            audit=self.audit.add,
+        )
         self.server = AccessServer(self.gate, EngineOptions.from_settings(s), self.metrics)
         # sas_workers > 1: separate data-plane processes follow the state file this process writes.
         self.workers = WorkerProcesses(s, s.sas_workers, s.config_file) if s.sas_workers > 1 else None
