@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -288,3 +289,100 @@ class SnapshotPuller:
                 profiles=len(self.state.profiles),
                 pools=len(self.state.pools),
             )
+
+
+class ProfileFetcher:
+    """Issue 14: an application may use a profile (or grant) the moment the registry tells it, which
+    can be before the CSC-15 push reaches this server. Before refusing for want of CSC-15 state, the
+    gate asks here: this fetches the application's profiles and grants from the registry once
+    (``GET /mcx-registry-sync/v1/snapshot?appId=``) and the gate decides again.
+
+    Bounded so that a hostile application cannot turn refusals into registry load: at most ``rate``
+    fetches a second (a token bucket, burst ``rate``), one at a time per application, and an
+    application whose fetch brought nothing new (or failed) is not fetched for again for
+    ``negative_ttl`` seconds.
+    """
+
+    # Refusals that depend on what CSC-15 brought (access.policy.decide).
+    CAUSES = frozenset(
+        {
+            "PROFILE_NOT_AUTHORIZED",
+            "USER_NOT_AUTHORIZED",
+            "RESOURCE_NOT_AUTHORIZED",
+            "OPERATION_NOT_AUTHORIZED",
+            "PRIORITY_NOT_AUTHORIZED",
+        }
+    )
+    _MEMORY = 10_000  # applications remembered as quiet at most
+
+    def __init__(
+        self,
+        state: AccessState,
+        http: httpx.AsyncClient,
+        registry_url: str,
+        tokens: TokenSource,
+        *,
+        rate: float,
+        negative_ttl: float,
+        timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = state
+        self.http = http
+        self.url = f"{registry_url.rstrip('/')}/mcx-registry-sync/v1/snapshot"
+        self.tokens = tokens
+        self.rate = rate
+        self.negative_ttl = negative_ttl
+        self.timeout = timeout
+        self.clock = clock
+        self._budget = rate
+        self._refilled = clock()
+        self._quiet: dict[str, float] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self.fetches = 0
+
+    def wanted(self, app_id: str, cause: str) -> bool:
+        """Whether a refusal for ``cause`` should wait for a fetch first (no side effects)."""
+        if cause not in self.CAUSES or self.rate <= 0 or not app_id:
+            return False
+        if app_id in self._inflight:
+            return True
+        now = self.clock()
+        return self._quiet.get(app_id, 0.0) <= now and self._available(now) >= 1
+
+    def _available(self, now: float) -> float:
+        return min(self.rate, self._budget + (now - self._refilled) * self.rate)
+
+    async def fetch(self, app_id: str) -> None:
+        """Fetch ``app_id``'s profiles and grants, or join the fetch under way; never raises."""
+        task = self._inflight.get(app_id)
+        if task is None:
+            now = self.clock()
+            self._budget, self._refilled = self._available(now), now
+            if self._budget < 1:
+                return
+            self._budget -= 1
+            task = self._inflight[app_id] = asyncio.create_task(self._fetch(app_id))
+            task.add_done_callback(lambda _: self._inflight.pop(app_id, None))
+        await asyncio.shield(task)
+
+    async def _fetch(self, app_id: str) -> None:
+        self.fetches += 1
+        changed = False
+        try:
+            headers = {"Authorization": f"Bearer {await self.tokens.token(self.http)}"}
+            response = await self.http.get(
+                self.url, params={"appId": app_id}, headers=headers, timeout=self.timeout
+            )
+            response.raise_for_status()
+            changed = self.state.refresh_app(app_id, response.json())
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            _log.info("fetching an application's profiles failed", app=app_id, error=type(exc).__name__)
+        if changed:
+            _log.info("profiles fetched ahead of CSC-15", app=app_id, sequence=self.state.fetched.get(app_id))
+            return
+        if len(self._quiet) >= self._MEMORY:
+            now = self.clock()
+            self._quiet = {a: t for a, t in self._quiet.items() if t > now}
+        if len(self._quiet) < self._MEMORY:
+            self._quiet[app_id] = self.clock() + self.negative_ttl

@@ -105,6 +105,9 @@ class AccessState:
     pools: dict[tuple[str, str], PoolState] = field(default_factory=dict)
     _pool_docs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     dirty: bool = False  # changed since the last save (saves are debounced by the owner)
+    # Issue 14: applications whose profiles and grants were fetched from the registry ahead of the
+    # pushes, with the sequence they were read at; pushed changes up to it are older than what is held.
+    fetched: dict[str, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------ applying changes
 
@@ -125,10 +128,55 @@ class AccessState:
         if reason is not None:
             raise MalformedChanges(reason)
         for change in changes:
-            self._apply_one(change["kind"], change["key"], change["op"], change.get("payload"))
+            if self.fetched.get(self._app_of(change), -1) < change["sequence"]:
+                self._apply_one(change["kind"], change["key"], change["op"], change.get("payload"))
             self.seq = change["sequence"]
+        self.fetched = {app: seq for app, seq in self.fetched.items() if seq > self.seq}
         self.dirty = True
         return len(changes)
+
+    def _app_of(self, change: dict[str, Any]) -> str:
+        """The application a change is about (``""`` for a service pool)."""
+        kind, key, payload = change["kind"], change["key"], change.get("payload")
+        if kind == "user-authorization":
+            return str(key.partition("/")[0])
+        if kind == "app-profile":
+            doc = payload or self.profile_docs.get(key) or {}
+            return str(doc.get("appId", ""))
+        return ""
+
+    def refresh_app(self, app_id: str, subset: dict[str, Any]) -> bool:
+        """Issue 14: take one application's profiles and grants as the registry has them now (its
+        ``GET /mcx-registry-sync/v1/snapshot?appId=``), if they are newer than what this server
+        holds. Returns whether anything changed."""
+        sequence = int(subset.get("sequence", 0))
+        if sequence <= max(self.seq, self.fetched.get(app_id, -1)):
+            return False
+        before = self._app_view(app_id)
+        for profile_id in [i for i, doc in self.profile_docs.items() if doc.get("appId") == app_id]:
+            self._put_profile(profile_id, None)
+        for key in [k for k in self.grants if k[0] == app_id]:
+            self.grants.pop(key)
+        for profile in subset.get("appProfiles", []):
+            if profile.get("appId") == app_id:
+                self._put_profile(profile["appProfileId"], profile)
+        for grant in subset.get("userAuthorizations", []):
+            if grant.get("appId") == app_id:
+                self._put_grant(app_id, grant["mcServiceId"], grant)
+        for pool in subset.get("servicePools", []):
+            key = (pool["serviceType"], pool["serviceName"])
+            if key not in self._pool_docs:
+                self._put_pool(key, pool)
+        self.fetched[app_id] = sequence
+        self.dirty = True
+        return self._app_view(app_id) != before
+
+    def _app_view(self, app_id: str) -> tuple[list[Any], list[Any]]:
+        profiles = sorted(
+            (i, d.get("version")) for i, d in self.profile_docs.items() if d.get("appId") == app_id
+        )
+        grants = sorted((k[1], repr(v)) for k, v in self.grants.items() if k[0] == app_id)
+        return profiles, grants
 
     def _apply_one(self, kind: str, key: str, op: str, payload: dict[str, Any] | None) -> None:
         if kind == "app-profile":
@@ -141,7 +189,9 @@ class AccessState:
             self._put_pool((service_type, service_name), payload if op == "PUT" else None)
 
     def load(self, snapshot: dict[str, Any]) -> None:
-        """Replace everything with a registry snapshot (at start, or after a gap)."""
+        """Replace everything with a registry snapshot (at start, or when the registry asks): the
+        snapshot is authoritative, so its sequence is adopted even if lower than the one held."""
+        self.fetched.clear()
         self.profiles.clear()
         self.profile_docs.clear()
         self.grants.clear()

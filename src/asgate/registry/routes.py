@@ -29,7 +29,7 @@ from asgate.registry.models import (
 from asgate.registry.notify import Notifier
 from asgate.registry.scripts import etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
-from asgate.registry.sync import Pusher, last_csc15_seq, snapshot_tx
+from asgate.registry.sync import Pusher, app_snapshot_tx, last_csc15_seq, snapshot_tx
 from asgate.runtime import Runtime
 from asgate.web import JSON, parse_body, query_int, query_problem, respond
 
@@ -228,6 +228,10 @@ class RegistryRole:
 
     async def snapshot(self, request: Request) -> Response:
         await self.rt.authenticate(request, SYNC_SCOPE)
+        app_id = request.query_params.get("appId")
+        if app_id is not None:  # one application's part (issue 14: the access server met a miss)
+            body = await self.rt.store.transact(app_snapshot_tx, app_id[:128])
+            return Response(json.dumps(body), media_type=JSON)
         body = await self.rt.store.transact(snapshot_tx, None)
         return Response(json.dumps(body), media_type=JSON)
 

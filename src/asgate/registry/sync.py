@@ -338,6 +338,24 @@ def snapshot_tx(conn: Connection, _arg: None) -> dict[str, Any]:
     }
 
 
+def app_snapshot_tx(conn: Connection, app_id: str) -> dict[str, Any]:
+    """One application's part of the snapshot (its profiles, its grants, their pools), for an access
+    server that met a profile or grant it does not hold yet (issue 14)."""
+    sequence = conn.execute(_LAST.limit(1)).scalar()
+    profiles = db.profiles_tx(conn, app_id=app_id)
+    wanted = {r.pool for r in profiles}
+    pools: dict[tuple[str, str], list[db.InstanceRecord]] = {}
+    for record in db.all_instances_tx(conn) if wanted else ():
+        if record.pool in wanted:
+            pools.setdefault(record.pool, []).append(record)
+    return {
+        "sequence": int(sequence or 0),
+        "appProfiles": [r.profile.dump() for r in profiles],
+        "userAuthorizations": [grant_payload(g) for g in db.grants_of_app_tx(conn, app_id)],
+        "servicePools": [pool_payload(pool, records) for pool, records in sorted(pools.items())],
+    }
+
+
 def _ensure(conn: Connection, arg: tuple[str, int]) -> None:
     db.target_ensure_tx(conn, *arg)
 
