@@ -117,3 +117,34 @@ def test_nothing_is_applied_from_a_batch_with_one_bad_change() -> None:
         with pytest.raises(MalformedChanges):
             state.apply([good, bad], previous=0)
         assert state.seq == 0 and state.pools == {} and not state.dirty
+
+
+def test_an_application_fetched_ahead_of_the_pushes_is_not_set_back_by_them() -> None:
+    """Issue 14: the access server fetched console-1's profiles as of sequence 10; the pushes of
+    changes 6..10 arrive later and must not bring back the older state."""
+    state = AccessState()
+    state.apply([change(5, "service-pool", "GM/gms", payload=POOL)], previous=0)
+    v2 = profile(version=2).dump()
+    fetched = {
+        "sequence": 10,
+        "appProfiles": [v2],
+        "userAuthorizations": [{"appId": "console-1", "mcServiceId": "alice", "services": None}],
+    }
+    assert state.refresh_app("console-1", fetched) is True
+    assert state.profile_docs["p1"]["version"] == 2 and ("console-1", "alice") in state.grants
+    assert state.refresh_app("console-1", fetched) is False  # nothing newer: a negative answer
+    state.apply(
+        [
+            change(7, "app-profile", "p1", payload=profile(version=1).dump()),
+            change(8, "user-authorization", "console-1/alice", "DELETE"),
+            change(9, "app-profile", "p2", payload=profile(appProfileId="p2", appProfileIndex=2).dump()),
+            change(10, "app-profile", "p1", payload=v2),
+        ],
+        previous=5,
+    )
+    assert state.profile_docs["p1"]["version"] == 2 and ("console-1", "alice") in state.grants
+    assert "p2" not in state.profile_docs  # 9 was older than the fetch, and the fetch had no p2
+    assert state.seq == 10 and state.fetched == {}  # caught up: later pushes apply as usual
+    state.apply([change(11, "app-profile", "p1", "DELETE")], previous=10)
+    assert state.profiles == {}
+    assert state.refresh_app("console-1", {"sequence": 3, "appProfiles": [v2]}) is False  # older
