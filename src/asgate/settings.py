@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     registry_sweep_interval: float = Field(default=1.0, gt=0, le=60)
     registry_sas_url: str | None = None  # service location for untrusted apps; default http://{sas_listen}
     registry_sas_push_urls: CsvList = []  # CSC-15 targets; default: this process when it runs the SAS
+    registry_sas_check_interval: float = Field(default=10.0, gt=0, le=3600)  # compare each SAS's sequence
+    registry_sas_ack_wait: float = Field(default=2.0, ge=0, le=30)  # authorization waits for the SAS acks
     registry_notify_timeout: float = Field(default=5.0, gt=0, le=120)
     registry_notify_concurrency: int = Field(default=64, ge=1, le=1024)
     registry_retry_base: float = Field(default=1.0, gt=0, le=3600)
@@ -229,6 +231,10 @@ class Settings(BaseSettings):
     sas_upstream_ca: Path | None = None  # CA bundle for https instances; default: the system's
     sas_upstream_client_cert: Path | None = None  # the SAS's client certificate (mutual TLS)
     sas_upstream_client_key: Path | None = None
+    sas_csc15_clients: CsvList = ["asgate-registry"]  # who may change the SAS's state over CSC-15
+    sas_csc15_max_body_bytes: int = Field(default=8 * 1_048_576, ge=65536, le=256 * 1_048_576)
+    sas_profile_fetch_rate: float = Field(default=20.0, ge=0, le=10_000)  # fetches/s on a miss; 0: off
+    sas_profile_fetch_negative_ttl: float = Field(default=2.0, ge=0, le=300)
 
     @field_validator("sas_listen", mode="before")
     @classmethod
@@ -243,7 +249,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected serviceType/serviceName patterns (CM/*), got {pattern!r}")
         return value
 
-    @field_validator("sas_public_authorities", "sas_forward_user_token", mode="before")
+    @field_validator("sas_public_authorities", "sas_forward_user_token", "sas_csc15_clients", mode="before")
     @classmethod
     def _sas_csv(cls, value: Any) -> Any:
         return _split_csv(value)

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from asgate import logs
 from asgate.access import priority as prio
@@ -56,6 +56,15 @@ def _challenge(error: str | None = None, description: str = "") -> list[Header]:
     if error:
         text += f', error="{error}", error_description="{description.replace(chr(34), chr(39))[:200]}"'
     return [(b"www-authenticate", text.encode("latin-1", "replace"))]
+
+
+class Misses(Protocol):
+    """Issue 14: before refusing for want of CSC-15 state, ask the registry once
+    (``asgate.access.csc15.ProfileFetcher``)."""
+
+    def wanted(self, app_id: str, cause: str) -> bool: ...
+
+    async def fetch(self, app_id: str) -> None: ...
 
 
 @dataclass
@@ -101,6 +110,7 @@ class SasGate:
         self._forwards: dict[tuple[str, str], bool] = {}
         self._clock = clock
         self._observers: dict[tuple[str, str, str], Callable[[int, float], None]] = {}
+        self.misses: Misses | None = None
 
     @classmethod
     def configured(
@@ -140,7 +150,9 @@ class SasGate:
         principal = self.validator.cached(token)
         if principal is None:
             return None  # a token not seen before: verify it (maybe fetching a JWKS) in admit()
-        checked = self._check(head, principal)
+        checked = self._check(head, principal, may_miss=True)
+        if checked is None:
+            return None  # a CSC-15 miss: admit() asks the registry first
         if not isinstance(checked, _Pending):
             return checked
         if self.redis is not None and self._limits(checked.allowed):
@@ -163,7 +175,10 @@ class SasGate:
             return self._refuse(
                 head, None, 401, "INVALID_TOKEN", detail, _challenge("invalid_token", str(exc))
             )
-        checked = self._check(head, principal)
+        checked = self._check(head, principal, may_miss=True)
+        if checked is None:  # a CSC-15 miss: fetch once, then decide without deferring again
+            await cast(Misses, self.misses).fetch(principal.client_id)
+            checked = cast(_Pending | Reject, self._check(head, principal))
         if not isinstance(checked, _Pending):
             return checked
         entered = await self.admission.enter(checked.allowed.priority)
@@ -176,8 +191,11 @@ class SasGate:
 
     # ------------------------------------------------------------ steps
 
-    def _check(self, head: RequestHead, principal: Principal) -> _Pending | Reject:
-        """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects."""
+    def _check(
+        self, head: RequestHead, principal: Principal, *, may_miss: bool = False
+    ) -> _Pending | Reject | None:
+        """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects. ``None``:
+        refused for want of CSC-15 state that the registry may have (``may_miss``, see Misses)."""
         index_text, _, rest = head.path[1:].partition("/")
         rule = self.state.profiles.get(int(index_text)) if index_text.isdigit() else None
         try:
@@ -187,6 +205,8 @@ class SasGate:
         caller = Caller.of(principal.client_id, principal.claims)
         decision = decide(caller, rule, self.state.grants, head.method, "/" + rest, requested)
         if isinstance(decision, Refused):
+            if may_miss and self.misses is not None and self.misses.wanted(caller.app_id, decision.cause):
+                return None
             return self._refuse(head, principal, decision.status, decision.cause, decision.detail)
         return _Pending(decision, head, self._clock(), dict(caller.mc_service_ids))
 
