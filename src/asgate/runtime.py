@@ -11,6 +11,7 @@ import httpx
 from aiohttp.abc import AbstractResolver
 from starlette.types import Scope
 
+from asgate.atrest import private_dir
 from asgate.auth import Authenticator, TokenValidator
 from asgate.idm.keys import KeyRing
 from asgate.metrics import Metrics
@@ -42,7 +43,7 @@ class Runtime:
     @classmethod
     @asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         metrics = Metrics()
         keyring = KeyRing(settings.keys_dir)
         keyring.ensure()

@@ -7,8 +7,7 @@ registry is down, across its own restarts too.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from asgate import logs
 from asgate.access.options import PoolOptions
 from asgate.access.policy import ProfileRule
 from asgate.access.upstream import Endpoint, UpstreamPool
+from asgate.atrest import private_file, write_private
 from asgate.registry.models import AllowedService, ApplicationProfile
 
 _log = logs.get("asgate.access.state")
@@ -270,14 +270,13 @@ class AccessState:
         self.dirty = False
         if self.path is None:
             return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(self.snapshot()).encode())
 
     def restore(self) -> bool:
         if self.path is None or not self.path.is_file():
             return False
         try:
+            private_file(self.path)  # saved by an older version with the umask's mode: owner-only now
             self.load(json.loads(self.path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError) as exc:
             _log.warning("saved access state unreadable; waiting for a snapshot", error=str(exc))

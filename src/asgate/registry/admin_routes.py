@@ -35,7 +35,7 @@ from asgate.registry.service import ADMIN_SCOPE, RegistryService
 from asgate.runtime import Runtime
 from asgate.store import AuditEvent
 from asgate.store import registry as db
-from asgate.web import parse_body, query_int, query_problem, respond
+from asgate.web import parse_body, path_string, query_int, query_problem, respond
 
 ADMIN = "/mcx-registry-admin/v1"
 POOL = f"{ADMIN}/pools/{{serviceType}}/{{serviceName}}"
@@ -102,9 +102,8 @@ class AdminRoutes:
     async def put_app(self, request: Request) -> Response:
         actor = await self._admin(request)
         spec = await parse_body(request, ExternalAppSpec, self.rt.settings.max_body_bytes)
-        app = await self.service.put_app(
-            actor, request.path_params["clientId"], spec, request.headers.get("if-match")
-        )
+        client_id = path_string(request, "clientId", 128)  # clients.client_id
+        app = await self.service.put_app(actor, client_id, spec, request.headers.get("if-match"))
         return respond(app, 201 if app.version == 1 else 200, {"ETag": etag(app.version)})
 
     async def delete_app(self, request: Request) -> Response:
@@ -126,8 +125,8 @@ class AdminRoutes:
         actor = await self._admin(request)
         body = await parse_body(request, GrantBody, self.rt.settings.max_body_bytes)
         spec = GrantSpec(
-            app_id=request.path_params["appId"],
-            mc_service_id=request.path_params["mcServiceId"],
+            app_id=path_string(request, "appId", 128),  # grants.app_id
+            mc_service_id=path_string(request, "mcServiceId", 256),  # grants.mc_service_id
             services=body.services,
         )
         grant = await self.service.put_grant(actor, spec)

@@ -31,6 +31,7 @@ from asgate.registry.scripts import etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
 from asgate.registry.sync import Pusher, app_snapshot_tx, last_csc15_seq, snapshot_tx
 from asgate.runtime import Runtime
+from asgate.store.audit import AuditEvent
 from asgate.web import JSON, parse_body, query_int, query_problem, respond
 
 _log = logs.get("asgate.registry")
@@ -46,7 +47,7 @@ class RegistryRole:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         s = rt.settings
-        self.hub = NotificationHub()
+        self.hub = NotificationHub(owner=self._notification_owner, on_refused=self._ack_refused)
         self.service = RegistryService(
             rt.store,
             rt.uri_policy,
@@ -85,6 +86,17 @@ class RegistryRole:
         )
         self.admin = admin_routes.AdminRoutes(rt, self.service)
         self.background = Background()
+
+    async def _notification_owner(self, notification_id: int) -> str | None:
+        found = await self.rt.store.registry.deliveries(after=notification_id - 1, limit=1)
+        return found[0].app_id if found and found[0].id == notification_id else None
+
+    async def _ack_refused(self, app_id: str, notification_id: int, reason: str) -> None:
+        await self.rt.store.audit.record(
+            AuditEvent.now(
+                app_id, "notification.ack", f"notification/{notification_id}", "denied", reason=reason
+            )
+        )
 
     def _changed(self) -> None:
         self.notifier.wake()

@@ -12,7 +12,6 @@ answering.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from asgate import logs
+from asgate.atrest import write_private
 from asgate.client import ClientCredentials
 from asgate.idm.models import Client
 from asgate.idm.passwords import generate_secret, hash_secret, verify_secret
@@ -48,9 +48,7 @@ def _secret(data_dir: Path) -> str:
         if secret:
             return secret
     secret = generate_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(secret + "\n")
+    write_private(path, (secret + "\n").encode(), fsync=True)
     return secret
 
 
