@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in turn; each writes its JSON to bench/results/ and prints a summary.
 
 python bench/run.py                 # all
-python bench/run.py asreg sas       # some (names: asreg, sas, registry; sas-engine on request)
+python bench/run.py asreg sas       # some (names: asreg, sas, registry, token-flood; sas-engine on request)
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ BENCHMARKS = {
     "registry": [HERE / "registry.py"],
     # The data-plane engine alone (allow-all gate) against nginx: for work on the engine.
     "sas-engine": [HERE / "sas_engine.py", "--rounds", "5"],
+    # /oauth2/token under a flood of wrong secrets (issue 8 item 8: legitimate latency <= 2x).
+    "token-flood": [HERE / "token_flood.py"],
 }
-DEFAULT = ["asreg", "sas", "registry"]
+DEFAULT = ["asreg", "sas", "registry", "token-flood"]
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from asgate.client.browser import ScriptedBrowser, parse_login_page
+from asgate.idm import csrf
 from asgate.idm.models import Client
 from asgate.problem import ProblemError
 from asgate.runtime import Runtime
@@ -26,7 +27,9 @@ async def _page(http: httpx.AsyncClient, **overrides: str | None) -> httpx.Respo
 async def _post(
     http: httpx.AsyncClient, handle: str, username: str, password: str, **headers: str
 ) -> httpx.Response:
-    form = {"handle": handle, "username": username, "password": password}
+    # The form's token, as the page gave it to this client (its cookie jar holds the browser key).
+    token = csrf.form_token(http.cookies.get(csrf.COOKIE, ""), handle)
+    form = {"handle": handle, "username": username, "password": password, "csrf": token}
     return await http.post("/oauth2/authorize", data=form, headers=headers)
 
 
@@ -46,7 +49,7 @@ async def test_the_login_page_is_a_safe_accessible_form(http: httpx.AsyncClient)
     assert 'autocomplete="current-password"' in html
     form = parse_login_page(html)
     assert form.method == "post" and form.action == "authorize"
-    assert set(form.fields) == {"handle", "username", "password"} and len(form.fields["handle"]) == 43
+    assert set(form.fields) == {"handle", "csrf", "username", "password"} and len(form.fields["handle"]) == 43
     assert form.fields["password"] == ""  # never filled in by the server
     assert "console-1 app" in html and "use MCPTT for you" in html and "use MCData for you" in html
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
-from asgate.idm.throttle import LoginThrottle
+import pytest
+import redis.asyncio as aioredis
+
+from asgate.idm.throttle import FailureThrottle, LoginThrottle
+from tests.access.conftest import REDIS_URL, delete_matching, redis  # noqa: F401 - fixture
 
 USER = ("user:alice", 3)
 SOURCE = ("source:10.0.0.1", 5)
@@ -55,3 +59,46 @@ def test_memory_is_bounded_by_forgetting_the_stalest_keys() -> None:
     assert throttle.retry_after([("user:first", 1)], 2.0) == 0  # forgotten
     assert throttle.retry_after([("user:199", 1)], 2.0) > 0
     assert len(throttle._failures) <= 100
+
+
+# ---------------------------------------------------------------- shared through Redis
+
+
+def _clock(start: float = 1000.0) -> list[float]:
+    return [start]
+
+
+async def test_failure_counts_are_shared_through_redis(redis: aioredis.Redis) -> None:  # noqa: F811
+    prefix = f"asgate:test:{uuid.uuid4().hex}:"
+    now = _clock()
+    one, two = (
+        FailureThrottle(60.0, redis_url=REDIS_URL, prefix=prefix, wall_clock=lambda: now[0]) for _ in range(2)
+    )
+    try:
+        for t in (0.0, 1.0, 2.0):
+            now[0] = 1000.0 + t
+            await (one if t % 2 else two).failed([USER])
+        now[0] = 1003.0
+        # Process one counted only one failure itself; Redis has all three.
+        assert await one.retry_after([USER]) == pytest.approx(57.0)
+        assert await two.retry_after([SOURCE]) == 0.0
+        now[0] = 1061.0  # the window slides: 1.0 leaves at 61
+        assert await one.retry_after([USER]) == 0.0
+        now[0] = 1003.0
+        await two.succeeded(USER[0])  # a correct password clears the user's count everywhere
+        assert await one.retry_after([USER]) == 0.0
+    finally:
+        await delete_matching(redis, prefix + "*")
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_without_redis_each_process_still_counts() -> None:
+    now = _clock()
+    throttle = FailureThrottle(60.0, redis_url="redis://127.0.0.1:1/0", clock=lambda: now[0])
+    try:
+        for _ in range(3):
+            await throttle.failed([USER])
+        assert await throttle.retry_after([USER]) == pytest.approx(60.0)
+    finally:
+        await throttle.aclose()

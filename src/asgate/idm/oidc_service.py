@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio.to_thread
-import jwt
-
+from asgate.auth import jose
+from asgate.auth.jose import TokenError
 from asgate.auth.tokens import Principal
 from asgate.idm import oidc
 from asgate.idm.models import (
@@ -27,9 +26,8 @@ from asgate.idm.models import (
     User,
 )
 from asgate.idm.oidc import AuthorizeError, ScopeError
-from asgate.idm.passwords import verify_secret
 from asgate.idm.service import OAuthError, TokenService
-from asgate.idm.throttle import LoginThrottle
+from asgate.idm.throttle import FailureThrottle
 from asgate.problem import Cause, ProblemError
 from asgate.settings import Settings
 from asgate.store import AuditEvent, Store
@@ -70,7 +68,12 @@ class OidcService:
         self._s = settings
         self._clock = clock
         self._monotonic = monotonic
-        self.throttle = LoginThrottle(settings.idm_login_window)
+        self.throttle = FailureThrottle(
+            settings.idm_login_window,
+            redis_url=settings.idm_redis_url,
+            prefix="asgate:idm:login:",
+            clock=monotonic,
+        )
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -106,18 +109,19 @@ class OidcService:
             (f"user:{username.casefold()}", self._s.idm_login_max_failures),
             (f"source:{source}", self._s.idm_login_max_failures_per_source),
         ]
-        wait = self.throttle.retry_after(keys, self._monotonic())
+        wait = await self.throttle.retry_after(keys)
         if wait > 0:
             await self._audit(username, "login", f"client/{request.client_id}", "denied", "throttled")
             message = "Too many failed sign-in attempts. Wait a minute and try again."
             raise LoginRefusedError(message, await self._pending(request, name), int(wait) + 1)
         user = await self._store.users.by_username(username)
-        ok = await anyio.to_thread.run_sync(verify_secret, user.password_hash if user else None, password)
+        secret_hash = user.password_hash if user else None
+        ok = await self._tokens.verifier.verify(f"user:{username}", secret_hash, password, remember=False)
         if user is None or not ok:
-            self.throttle.failed(keys, self._monotonic())
+            await self.throttle.failed(keys)
             await self._audit(username, "login", f"client/{request.client_id}", "denied", "wrong credentials")
             raise LoginRefusedError("Wrong user name or password.", await self._pending(request, name))
-        self.throttle.succeeded(keys[0][0])
+        await self.throttle.succeeded(keys[0][0])
         if user.disabled:
             await self._audit(username, "login", f"client/{request.client_id}", "denied", "user disabled")
             raise AuthorizeError(
@@ -287,10 +291,10 @@ class OidcService:
 
     def _is_our_jwt(self, token: str) -> bool:
         try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+            parsed = jose.parse(token)  # fixed-phrase errors for any input, never a library's
+        except TokenError:
             return False
-        return isinstance(claims, dict) and claims.get("iss") == self._tokens.issuer
+        return parsed.claims.get("iss") == self._tokens.issuer
 
     async def userinfo(self, principal: Principal) -> dict[str, Any]:
         """OIDC Core 5.3: the user behind an access token issued for an OpenID Connect login."""
@@ -307,6 +311,10 @@ class OidcService:
         return oidc.userinfo(user)
 
     # ------------------------------------------------------------ audit
+
+    async def audit_refused_form(self, source: str, reason: str) -> None:
+        """A sign-in POST refused before any credential was looked at (login CSRF)."""
+        await self._audit(f"source/{source}", "login", "oauth2/authorize", "denied", reason)
 
     async def _rejected(self, client: Client, action: str, exc: GrantRejectedError) -> None:
         resource = f"user/{exc.family.user_id}" if exc.family else f"client/{client.client_id}"

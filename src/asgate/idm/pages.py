@@ -39,6 +39,7 @@ class LoginForm:
     redirect_uri: str
     username: str = ""
     error: str | None = None
+    token: str = ""  # the per-form token (asgate.idm.csrf)
 
 
 @cache
@@ -98,6 +99,7 @@ def login_page(form: LoginForm, status: int = 200) -> HTMLResponse:
 {error}
 <form method="post" action="authorize">
 <input type="hidden" name="handle" value="{escape(form.handle)}">
+<input type="hidden" name="csrf" value="{escape(form.token)}">
 <label for="username">User name</label>
 <input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false"
  required autofocus value="{escape(form.username)}"{described}>
@@ -109,8 +111,9 @@ def login_page(form: LoginForm, status: int = 200) -> HTMLResponse:
     return _page("Sign in", body, status, f"{parts.scheme}://{parts.netloc}")
 
 
-def error_page(message: str, status: int = 400) -> HTMLResponse:
+def error_page(message: str, status: int = 400, cause: str | None = None) -> HTMLResponse:
+    code = f'\n<p class="muted">Reason: {escape(cause)}</p>' if cause else ""
     body = f"""<h1>This sign-in request cannot be used</h1>
-<p class="error" role="alert">{escape(message)}</p>
+<p class="error" role="alert">{escape(message)}</p>{code}
 <p class="muted">Go back to the application and start signing in again.</p>"""
     return _page("Sign-in error", body, status)

@@ -16,14 +16,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from asgate.background import Background
-from asgate.idm import oidc
+from asgate.idm import csrf, oidc
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
 from asgate.idm.pages import LoginForm, error_page, login_page
-from asgate.idm.service import OAuthError, TokenService
+from asgate.idm.passwords import SecretVerifier, hash_concurrency
+from asgate.idm.service import ClientThrottle, OAuthError, TokenService
+from asgate.idm.throttle import FailureThrottle
 from asgate.logs import get as get_logger
-from asgate.problem import ProblemError
+from asgate.problem import Cause, ProblemError
 from asgate.runtime import Runtime
 from asgate.web import JSON, read_body
 
@@ -44,12 +46,18 @@ class IdmRole:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        s = rt.settings
+        failures = FailureThrottle(s.idm_token_window, redis_url=s.idm_redis_url, prefix="asgate:idm:client:")
         self.tokens = TokenService(
             rt.store.clients,
             rt.keyring,
-            issuer=rt.settings.token_issuer,
-            audience=rt.settings.token_audience,
-            ttl=rt.settings.token_ttl,
+            issuer=s.token_issuer,
+            audience=s.token_audience,
+            ttl=s.token_ttl,
+            throttle=ClientThrottle(
+                failures, s.idm_token_max_failures, s.idm_token_max_failures_per_source, s.idm_refusal_hold
+            ),
+            verifier=SecretVerifier(s.idm_hash_concurrency or hash_concurrency()),
         )
         self.oidc = OidcService(rt.store, self.tokens, rt.settings)
         self.grants: dict[str, Grant] = {
@@ -76,6 +84,9 @@ class IdmRole:
 
     async def stop(self) -> None:
         await self.background.stop()
+        await self.tokens.throttle.failures.aclose()
+        await self.oidc.throttle.aclose()
+        self.tokens.verifier.close()
 
     async def _purge_forever(self) -> None:
         """Delete spent authorization requests, codes and refresh tokens now and then."""
@@ -91,23 +102,54 @@ class IdmRole:
             pending = await self.oidc.start(request.query_params.multi_items())
         except AuthorizeError as exc:
             return _authorize_error(exc, self.tokens.issuer, 302)
-        return login_page(_form(pending))
+        return self._login_page(request, pending)
+
+    def _login_page(
+        self, request: Request, pending: PendingLogin, status: int = 200, **shown: str
+    ) -> Response:
+        """The form, with its token bound to this browser's key (set, or renewed, as a cookie)."""
+        key = csrf.browser_key(request.cookies.get(csrf.COOKIE))
+        page = login_page(_form(pending, token=csrf.form_token(key, pending.handle), **shown), status)
+        secure = request.url.scheme == "https" or self.tokens.issuer.startswith("https:")
+        page.set_cookie(
+            csrf.COOKIE,
+            key,
+            max_age=self.rt.settings.idm_login_ttl,
+            path="/oauth2/authorize",
+            secure=secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return page
 
     # The login form's POST: the user's credentials for one pending request (its single-use handle).
     async def login(self, request: Request) -> Response:
-        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            return error_page("the sign-in form was posted from another site", 403)
         try:
             form = await _read_form(request)
-            source = request.client.host if request.client else "unknown"
+        except OAuthError as exc:
+            return error_page(exc.description)
+        source = _source(request)
+        refused = csrf.refusal(
+            fetch_site=request.headers.get("sec-fetch-site"),
+            origin=request.headers.get("origin"),
+            referer=request.headers.get("referer"),
+            own_origins=(csrf.origin_of(self.tokens.issuer), csrf.origin_of(str(request.base_url))),
+            cookie=request.cookies.get(csrf.COOKIE),
+            handle=form.get("handle", ""),
+            token=form.get(csrf.FIELD, ""),
+        )
+        if refused is not None:
+            await self.oidc.audit_refused_form(source, refused)
+            return error_page(refused, 403, Cause.CROSS_SITE_REQUEST)
+        try:
             location = await self.oidc.login(
                 form.get("handle", ""), form.get("username", ""), form.get("password", ""), source
             )
         except OAuthError as exc:
             return error_page(exc.description)
         except LoginRefusedError as exc:
-            page = _form(exc.pending, username=form.get("username", ""), error=exc.message)
-            response = login_page(page, 429 if exc.retry_after else 200)
+            shown = {"username": form.get("username", ""), "error": exc.message}
+            response = self._login_page(request, exc.pending, 429 if exc.retry_after else 200, **shown)
             if exc.retry_after:
                 response.headers["Retry-After"] = str(exc.retry_after)
             return response
@@ -148,13 +190,17 @@ class IdmRole:
         """RFC 6749 5.2 error JSON (also RFC 7009 2.2.1)."""
         self.rt.metrics.auth_failures.labels("oauth2", exc.error).inc()
         body = {"error": exc.error, "error_description": exc.description}
+        if exc.cause is not None:
+            body["cause"] = exc.cause
         return Response(json.dumps(body), exc.status, headers={**exc.headers, **_NO_STORE}, media_type=JSON)
 
     async def _token_client(self, request: Request, form: dict[str, str]) -> Client:
         """A confidential client authenticates (RFC 6749 2.3.1); a public one names itself (2.1)."""
         if "authorization" in request.headers or "client_secret" in form:
             client_id, secret, basic = client_auth(request, form)
-            return await self.tokens.authenticate_client(client_id, secret, basic=basic)
+            return await self.tokens.authenticate_client(
+                client_id, secret, basic=basic, source=_source(request)
+            )
         return await self.oidc.public_client(form.get("client_id", ""))
 
     # RFC 6749 4.1.3 with PKCE (RFC 7636 4.5): public clients by client_id, confidential by secret.
@@ -167,7 +213,9 @@ class IdmRole:
 
     async def _client_credentials(self, request: Request, form: dict[str, str]) -> TokenResponse:
         client_id, secret, basic = client_auth(request, form)
-        client = await self.tokens.authenticate_client(client_id, secret, basic=basic)
+        client = await self.tokens.authenticate_client(
+            client_id, secret, basic=basic, source=_source(request)
+        )
         return await self.tokens.client_credentials(client, form.get("scope"))
 
     async def jwks(self, request: Request) -> Response:
@@ -207,6 +255,12 @@ class IdmRole:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
         }
+
+
+def _source(request: Request) -> str:
+    """The peer address the throttles count per (the listener's view: behind a proxy, the
+    proxy's, unless the server is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def _read_form(request: Request) -> dict[str, str]:
@@ -255,10 +309,10 @@ def client_auth(request: Request, form: dict[str, str]) -> tuple[str, str, bool]
     return posted_id, posted_secret, False
 
 
-def _form(pending: PendingLogin, *, username: str = "", error: str | None = None) -> LoginForm:
+def _form(pending: PendingLogin, *, token: str, username: str = "", error: str | None = None) -> LoginForm:
     request = pending.request
     return LoginForm(
-        pending.handle, pending.client_name, request.scopes, request.redirect_uri, username, error
+        pending.handle, pending.client_name, request.scopes, request.redirect_uri, username, error, token
     )
 
 

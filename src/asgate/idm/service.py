@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-import anyio.to_thread
 
 from asgate.idm.keys import KeyRing
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import USER_ONLY_SCOPES
-from asgate.idm.passwords import verify_secret
+from asgate.idm.passwords import SecretVerifier, hash_concurrency
+from asgate.idm.throttle import FailureThrottle, KeyedLocks
+from asgate.problem import Cause
 from asgate.store.clients import ClientStore
 
 
 class OAuthError(Exception):
-    """RFC 6749 5.2 error response (``{"error": ..., "error_description": ...}``)."""
+    """RFC 6749 5.2 error response (``{"error": ..., "error_description": ...}``, plus asgate's
+    ``cause`` when there is one)."""
 
     def __init__(
-        self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+        self,
+        error: str,
+        description: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        cause: str | None = None,
     ):
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.headers = headers or {}
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class ClientThrottle:
+    """Failed client authentications allowed per client id and per source address in ``window``."""
+
+    failures: FailureThrottle
+    per_client: int = 10
+    per_source: int = 50
+    hold: float = 1.0  # seconds a refusal is held before it is sent
+
+    def keys(self, client_id: str, source: str) -> list[tuple[str, int]]:
+        return [(f"client:{client_id}", self.per_client), (f"source:{source}", self.per_source)]
 
 
 class TokenService:
@@ -39,6 +62,8 @@ class TokenService:
         audience: str,
         ttl: int,
         clock: Callable[[], float] = time.time,
+        throttle: ClientThrottle | None = None,
+        verifier: SecretVerifier | None = None,
     ) -> None:
         self._clients = clients
         self._keyring = keyring
@@ -46,15 +71,64 @@ class TokenService:
         self.audience = audience
         self.ttl = ttl
         self._clock = clock
+        self.throttle = throttle or ClientThrottle(FailureThrottle(60.0))
+        self.verifier = verifier or SecretVerifier(hash_concurrency())
+        self._attempts = KeyedLocks()
 
-    async def authenticate_client(self, client_id: str, client_secret: str, *, basic: bool) -> Client:
-        """RFC 6749 2.3.1; a failure looks the same whether the client exists or not."""
+    async def authenticate_client(
+        self, client_id: str, client_secret: str, *, basic: bool, source: str = "unknown"
+    ) -> Client:
+        """RFC 6749 2.3.1; a failure looks the same whether the client exists or not.
+
+        Brute force (issue 8 item 8): a client id or source address with too many recent failures
+        is refused with 429 before any hash is computed, unless the secret is one this process
+        verified recently for that client (so a flood against a client's id cannot lock the
+        client itself out, nor make it wait behind the flood's Argon2 work)."""
+        client = await self._remembered(client_id, client_secret)
+        if client is not None:
+            return client
+        keys = self.throttle.keys(client_id, source)
+        # One attempt at a time per client id and per address (in this process): each sees the
+        # count its predecessors left, so N concurrent guesses cannot all slip under the limit.
+        async with self._attempts.hold([key for key, _ in keys]):
+            client = await self._remembered(client_id, client_secret)  # verified while we waited
+            wait = 0.0 if client is not None else await self.throttle.failures.retry_after(keys)
+            if client is None and wait == 0:
+                return await self._verify(client_id, client_secret, keys, basic=basic)
+        if client is not None:
+            return client
+        # Refused before the store or a hash is touched; the answer is held a moment (outside the
+        # lock) so that a client that ignores Retry-After does not get to try again at once.
+        await asyncio.sleep(min(wait, self.throttle.hold))
+        raise OAuthError(
+            "temporarily_unavailable",
+            "too many failed client authentications; try again later",
+            429,
+            {"Retry-After": str(math.ceil(wait))},
+            cause=Cause.TOO_MANY_FAILED_AUTHENTICATIONS,
+        )
+
+    async def _remembered(self, client_id: str, client_secret: str) -> Client | None:
+        """The client, when this secret is one verified for it recently (no hash computed)."""
+        if not self.verifier.remembers(client_id, client_secret):
+            return None
         client = await self._clients.get(client_id)
         secret_hash = client.secret_hash if client else None
-        ok = await anyio.to_thread.run_sync(verify_secret, secret_hash, client_secret)
+        if client is not None and self.verifier.recently_verified(client_id, client_secret, secret_hash):
+            return client
+        return None
+
+    async def _verify(
+        self, client_id: str, client_secret: str, keys: list[tuple[str, int]], *, basic: bool
+    ) -> Client:
+        client = await self._clients.get(client_id)
+        secret_hash = client.secret_hash if client else None
+        ok = await self.verifier.verify(client_id, secret_hash, client_secret, remember=True)
         if client is None or not ok:
+            await self.throttle.failures.failed(keys)
             headers = {"WWW-Authenticate": 'Basic realm="asgate"'} if basic else {}
             raise OAuthError("invalid_client", "client authentication failed", 401, headers)
+        await self.throttle.failures.succeeded(keys[0][0])
         return client
 
     async def client_credentials(self, client: Client, scope: str | None) -> TokenResponse:

@@ -318,5 +318,30 @@ class ProfileList(WireModel):
     items: list[ApplicationProfile]
 
 
+class PoolInterfaceState(WireModel):
+    """A pool's service interface description as the administrator approved it, and what its
+    instances offer beyond that (issue 8 item 1: a widening waits for approval)."""
+
+    service_type: str
+    service_name: str
+    state: Literal["APPROVED", "PENDING", "REJECTED"]
+    approved_versions: list[Version] | None = None  # absent: nothing approved yet
+    offered_versions: list[Version] | None = None  # every instance's description together
+    additions: list[str] = Field(default_factory=list, description="what the offer adds, one per line")
+    digest: str = Field(description="of the offer; If-Match of an approval")
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+class PoolInterfaceList(WireModel):
+    items: list[PoolInterfaceState]
+
+
+class PoolInterfaceBody(WireModel):
+    """Body of ``PUT /pools/{serviceType}/{serviceName}/interface``: the description to approve."""
+
+    versions: list[Version] = Field(max_length=16)
+
+
 ServiceInterfaceDescription.model_rebuild()
 AuthorizationRequest.model_rebuild()

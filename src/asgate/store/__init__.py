@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.store import migrate, schema_idm, schema_registry  # noqa: F401 - complete the metadata
 from asgate.store.audit import AuditEvent, AuditStore
-from asgate.store.clients import AsSvcIdTakenError, ClientExistsError, ClientStore
+from asgate.store.clients import AsSvcIdTakenError, ClientExistsError, ClientStore, ReservedClientIdError
 from asgate.store.engine import make_engine, make_writer
 from asgate.store.grants_oidc import OidcGrantStore
 from asgate.store.group_commit import BatchObserver, GroupCommitter
 from asgate.store.msgs import RegistrationStore
+from asgate.store.pools import PoolStore
 from asgate.store.registry import RegistryStore
 from asgate.store.users import McIdTakenError, UserExistsError, UserStore
 
@@ -28,6 +29,7 @@ __all__ = [
     "AsSvcIdTakenError",
     "AuditEvent",
     "ClientExistsError",
+    "ReservedClientIdError",
     "McIdTakenError",
     "Store",
     "UserExistsError",
@@ -44,6 +46,7 @@ class Store:
         self.registrations = RegistrationStore(engine, self.committer)
         self.audit = AuditStore(engine, self.committer)
         self.registry = RegistryStore(engine)
+        self.pools = PoolStore(engine)
         self.users = UserStore(engine)
         self.oidc = OidcGrantStore(engine)
 
