@@ -14,7 +14,10 @@ One ``asgate up`` (every role, SQLite, one worker) pinned to core 0, the load on
 4. **propagation**: the administrator grants an MC user for an application; time from the grant's
    acknowledgement until the SAS forwards that user's request (p50/p99 of 200; target p99 <= 100 ms);
 5. **etcd** (Debian's ``etcd-server``, its JSON gateway, same core): put with a lease (register) and
-   range over a prefix (discover) among 10,000 keys, beside asgate's register and discovery.
+   range over a prefix (discover) among 10,000 keys, beside asgate's register and discovery;
+6. **authorization** (issue 14): the authorization response of fresh applications with the registry
+   waiting for the SAS's acknowledgement (``registry_sas_ack_wait`` 2 s, the default) and without
+   (0): p50/p99 of each, the added latency, and how many first requests the SAS refused right after.
 
     python bench/registry.py                              # everything, about 5 minutes
     python bench/registry.py --scenarios discovery --duration 5
@@ -57,7 +60,7 @@ from sas import BACKEND, nginx  # noqa: E402
 
 API, SAS, ETCD = 7590, 7591, 2379
 ROOT_URL = f"http://127.0.0.1:{API}"
-SCENARIOS = ("discovery", "heartbeats", "fanout", "propagation", "etcd")
+SCENARIOS = ("discovery", "heartbeats", "fanout", "propagation", "etcd", "authorization")
 TYPES = ["MCPTT", "MCVideo", "MCData", "GM", "CM", "IDM", "KM"]
 USER = "alice@mc.example"
 SERVICE = Principal("bench-svc", "bench-svc", frozenset({"mcx-service-registration"}), ROOT_URL, 2e9)
@@ -67,7 +70,9 @@ def settings() -> dict[str, Any]:
     return {
         "listen": f"127.0.0.1:{API}",
         "sas_listen": f"127.0.0.1:{SAS}",
-        "outbound_deny_hosts": "169.254.169.254",  # notifications go to nginx on loopback
+        # Notifications go to nginx, instances are registered, on loopback.
+        "outbound_allow_loopback": True,
+        "instance_allow_loopback": True,
         "registry_notify_concurrency": 128,
         "sas_max_connections_per_source": 100_000,
     }
@@ -126,12 +131,15 @@ async def _fill(
             liveness=Liveness(3, 60),
             sas_url=f"http://{s.sas_listen}",
             api_root=ROOT_URL,
+            addresses=rt.instance_policy,
         )
         await service.start()
         regs = [
             registration(f"svc-{i // 2}", TYPES[(i // 2) % len(TYPES)], 10_000 + i) for i in range(instances)
         ]
         made = await _in_batches([service.register(SERVICE, r) for r in regs])
+        pools = {(r.service_type, r.service_name): r.versions or [] for r in regs}
+        await _in_batches([service.ensure_approved("bench", p, v) for p, v in pools.items()])
         app_ids = [f"app-{i}" for i in range(apps)]
         spec = ExternalAppSpec.model_validate(
             {
@@ -180,6 +188,7 @@ def clients(data_dir: Path, apps: list[str]) -> None:
         "mcx-service-registration",
         "--secret",
         "svc-secret",
+        *[arg for t in TYPES for arg in ("--pool", f"{t}/*")],  # issue 8 item 1: the pools it serves
     )
     asgate(
         data_dir,
@@ -384,13 +393,92 @@ def propagation(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def user_headers(keyring: KeyRing, user: str) -> dict[str, str]:
+def user_headers(keyring: KeyRing, user: str, app: str = "console-1") -> dict[str, str]:
     now = int(time.time())
     claims = {
         "iss": ROOT_URL, "sub": f"user-{user}", "aud": "asgate", "iat": now, "nbf": now, "exp": now + 3600,
-        "client_id": "console-1", "azp": "console-1", "scope": "openid 3gpp:mc:ptt_service", "mcptt_id": user,
+        "client_id": app, "azp": app, "scope": "openid 3gpp:mc:ptt_service", "mcptt_id": user,
     }  # fmt: skip
     return {"Authorization": f"Bearer {keyring.sign(claims)}"}
+
+
+def app_headers(keyring: KeyRing, app: str) -> dict[str, str]:
+    now = int(time.time())
+    claims = {
+        "iss": ROOT_URL, "sub": app, "aud": "asgate", "iat": now, "nbf": now, "exp": now + 3600,
+        "client_id": app, "scope": "mcx-registry",
+    }  # fmt: skip
+    return {"Authorization": f"Bearer {keyring.sign(claims)}"}
+
+
+def authorization(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Issue 14: what waiting for the SAS's acknowledgement adds to the authorization response."""
+    result: dict[str, Any] = {}
+    configurations = {  # the SAS's fetch on a miss off in the first two, to see the window itself
+        "neither": {"registry_sas_ack_wait": 0, "sas_profile_fetch_rate": 0},
+        "registry_waits": {"registry_sas_ack_wait": 2, "sas_profile_fetch_rate": 0},
+        "both": {},
+    }
+    for name, overrides in configurations.items():
+        data_dir = fresh(tmp, f"authorization-{name}")
+        clients(data_dir, [])
+        proc = start_asgate(data_dir, settings() | overrides)
+        samples: list[float] = []
+        refused = 0
+        try:
+            svc = {"Authorization": f"Bearer {token('bench-svc', 'svc-secret', 'mcx-service-registration')}"}
+            body = registration("bench-gm", "GM", BACKEND).dump()
+            created = httpx.post(f"{ROOT_URL}/mcx-service-registration/v1/services", json=body, headers=svc)
+            assert created.status_code == 201, created.text
+            ops = {"Authorization": f"Bearer {token('ops', 'ops-secret', 'mcx-registry-admin')}"}
+            keyring = KeyRing(data_dir / "keys")
+            spec = {"allowedServices": [{"serviceType": "GM"}]}
+            request = {
+                "mcServiceId": USER,
+                "requestType": "AUTHORIZE",
+                "servicesCapabilitiesInformation": [{"serviceType": "GM"}],
+            }
+            with httpx.Client(timeout=10) as http:
+                for n in range(args.samples):
+                    app = f"fresh-{n}"
+                    assert http.put(
+                        f"{ROOT_URL}/mcx-registry-admin/v1/apps/{app}", json=spec, headers=ops
+                    ).is_success
+                    assert http.put(
+                        f"{ROOT_URL}/mcx-registry-admin/v1/grants/{app}/{USER}", json={}, headers=ops
+                    ).is_success
+                    started = time.perf_counter()
+                    answer = http.post(
+                        f"{ROOT_URL}/mcx-registry/v1/authorizations",
+                        json=request,
+                        headers=app_headers(keyring, app),
+                    )
+                    samples.append((time.perf_counter() - started) * 1000)
+                    assert answer.status_code == 200, answer.text
+                    index = answer.json()["applicationProfiles"][0]["appProfileIndex"]
+                    first = http.get(
+                        f"http://127.0.0.1:{SAS}/{index}/x", headers=user_headers(keyring, USER, app)
+                    )
+                    refused += first.status_code == 403
+        finally:
+            stop(proc)
+        samples.sort()
+        result[name] = {
+            "samples": len(samples),
+            "p50_ms": round(statistics.median(samples), 2),
+            "p99_ms": round(samples[min(len(samples) - 1, int(0.99 * len(samples)))], 2),
+            "first_request_refused": refused,
+        }
+    base, waited = result["neither"], result["registry_waits"]
+    result["added_p50_ms"] = round(waited["p50_ms"] - base["p50_ms"], 2)
+    result["added_p99_ms"] = round(waited["p99_ms"] - base["p99_ms"], 2)
+    print(
+        f"  authorization: p50 {base['p50_ms']} -> {waited['p50_ms']} ms, p99 {base['p99_ms']} -> "
+        f"{waited['p99_ms']} ms with the wait; first requests refused {base['first_request_refused']} -> "
+        f"{waited['first_request_refused']} (both: {result['both']['first_request_refused']}) of {base['samples']}",
+        flush=True,
+    )
+    return result
 
 
 def wait_for(check: Any, what: str, timeout: float = 30) -> None:

@@ -100,8 +100,9 @@ def provision(data_dir: Path) -> None:
     """The operator's part, with the CLI on the data directory (seed 10.X.3 pre-conditions)."""
     asgate(data_dir, "clients", "add", "ops", "--scope", "mcx-access-profiles", "--secret", "ops-secret")
     asgate(
-        data_dir, "clients", "add", "bench-gm", "--scope", "mcx-service-registration", "--secret", "gm-secret"
-    )
+        data_dir, "clients", "add", "bench-gm", "--scope", "mcx-service-registration", "--secret", "gm-secret",
+        "--pool", "GM/bench-gm",
+    )  # fmt: skip
     for app, limits in APPS.items():
         asgate(data_dir, "clients", "add", app, "--scope", "mcx-registry", "--secret", f"{app}-secret")
         asgate(data_dir, "apps", "add", app, "--allow", "GM", "--max-priority", "mcpttp.15", *limits)
@@ -499,6 +500,7 @@ def sas_settings(**more: Any) -> dict[str, Any]:
     return {
         "listen": f"127.0.0.1:{API}",
         "sas_listen": f"127.0.0.1:{SAS}",
+        "instance_allow_loopback": True,  # the backend is registered on 127.0.0.1
         **more,
     }
 
@@ -593,6 +595,7 @@ def main() -> None:
         proc = start_asgate(data_dir, sas_settings())
         try:
             register_backend()
+            asgate(data_dir, "pools", "approve", "GM/bench-gm")  # its first description (issue 8 item 1)
             world = authorize(data_dir)
             with envoy(tmp) as with_envoy:
                 if "throughput" in args.scenarios:

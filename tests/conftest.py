@@ -84,6 +84,10 @@ def make_settings(tmp_path: Path, database: dict[str, Any]) -> Callable[..., Set
             # snapshots from unless a test provides one (nothing listens on port 1).
             "sas_listen": "127.0.0.1:0",
             "sas_registry_url": "http://127.0.0.1:1",
+            # Test receivers and instances listen on 127.0.0.1, which the policies deny by default
+            # (tests/security overrides these to test the defaults).
+            "outbound_allow_loopback": True,
+            "instance_allow_loopback": True,
             **database,
         }
         values.update(overrides)

@@ -29,6 +29,9 @@ def server_env(data_dir: Path, database: dict[str, Any] | None = None, **setting
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASGATE_")}
     env["ASGATE_DATA_DIR"] = str(data_dir)
     env["ASGATE_LOG_LEVEL"] = "warning"
+    # Test receivers and instances listen on 127.0.0.1, which the policies deny by default.
+    env["ASGATE_OUTBOUND_ALLOW_LOOPBACK"] = "true"
+    env["ASGATE_INSTANCE_ALLOW_LOOPBACK"] = "true"
     for key, value in (database or {}).items():
         env[f"ASGATE_{key.upper()}"] = str(value)
     for key, value in settings.items():

@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from asgate.cli import main
 from asgate.client import ClientCredentials, ScriptedBrowser, UserLogin
 from asgate.samples import SamplesHandle, run_samples
+from asgate.samples.attached import sample_pools
 from tests.live import ASGATE, LiveServer, free_port, live_server, wait_healthy
 
 ALICE = "alice@mc.example"
@@ -36,6 +37,7 @@ class World:
     server: LiveServer
     sas_url: str
     samples: SamplesHandle
+    sample_names: tuple[str, ...] = ("gm", "mcptt")
 
     @property
     def url(self) -> str:
@@ -94,9 +96,11 @@ def provision(world: World) -> None:
     """What the administrator does before the application runs (docs/sdk.md, "Setting up")."""
     world.cli("clients", "add", CONSOLE[0], "--secret", CONSOLE[1], "--scope", "mcx-registry",
               "--scope", "3gpp:mc:ptt_service", "--redirect-uri", "http://127.0.0.1/callback")  # fmt: skip
+    pools = [arg for pool in sample_pools(world.sample_names) for arg in ("--pool", "/".join(pool))]
     world.cli(
-        "clients", "add", "samples", "--secret", "samples-secret", "--scope", "mcx-service-registration"
-    )
+        "clients", "add", "samples", "--secret", "samples-secret", "--scope", "mcx-service-registration",
+        *pools,
+    )  # fmt: skip
     world.cli("clients", "add", "ops", "--secret", "ops-secret", "--scope", "mcx-registry-admin")
     world.cli("users", "add", "alice", "--mcptt-id", ALICE, "--password", "alice-password")
     world.cli("apps", "add", CONSOLE[0], "--allow", "GM", "--allow", "MCPTT", "--max-priority", "mcpttp.12")
@@ -113,7 +117,7 @@ async def mc_world(data_dir: Path, samples: tuple[str, ...] = ("gm", "mcptt")) -
     }
     with live_server(data_dir, **settings) as server:
         first = server.proc
-        world = World(server, f"http://127.0.0.1:{sas_port}", SamplesHandle())
+        world = World(server, f"http://127.0.0.1:{sas_port}", SamplesHandle(), samples)
         await asyncio.to_thread(provision, world)
         credentials = ClientCredentials(
             f"{server.url}/oauth2/token", "samples", "samples-secret", "mcx-service-registration"
@@ -123,6 +127,8 @@ async def mc_world(data_dir: Path, samples: tuple[str, ...] = ("gm", "mcptt")) -
             for running in world.samples.instances:
                 assert running.agent is not None
                 await running.agent.wait_registered(10)
+            for pool in sample_pools(samples):  # their first description, pending until approved
+                await asyncio.to_thread(world.cli, "pools", "approve", "/".join(pool))
             yield world
         finally:
             await world.samples.stop()

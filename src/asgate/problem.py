@@ -48,6 +48,7 @@ class Cause(StrEnum):
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     AS_SVC_ID_NOT_ALLOWED = "AS_SVC_ID_NOT_ALLOWED"
     REGISTRATION_NOT_OWNED = "REGISTRATION_NOT_OWNED"
+    ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"  # an instance address the policy refuses
     PRECONDITION_FAILED = "PRECONDITION_FAILED"
     URI_NOT_ALLOWED = "URI_NOT_ALLOWED"
 
@@ -79,6 +80,7 @@ class ProblemError(Exception):
         invalid_params: Sequence[InvalidParam] | None = None,
         headers: Mapping[str, str] | None = None,
         title: str | None = None,
+        extensions: Mapping[str, int | str] | None = None,
     ) -> None:
         super().__init__(detail or str(cause))
         self.status = status
@@ -87,6 +89,8 @@ class ProblemError(Exception):
         self.invalid_params = list(invalid_params) if invalid_params else None
         self.headers = dict(headers or {})
         self.title = title or HTTPStatus(status).phrase
+        # RFC 9457 3.2: extension members (e.g. the access server's currentSequence on a 409).
+        self.extensions = dict(extensions or {})
 
     def to_problem(self, instance: str | None = None) -> ProblemDetails:
         return ProblemDetails(
@@ -120,7 +124,7 @@ class ProblemError(Exception):
 
 def render(error: ProblemError, instance: str | None = None) -> Response:
     """The one renderer: a ProblemError as an ``application/problem+json`` response."""
-    body = error.to_problem(instance).dump()
+    body = {**error.extensions, **error.to_problem(instance).dump()}
     return Response(
         json.dumps(body, separators=(",", ":")),
         status_code=error.status,

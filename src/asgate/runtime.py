@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 from starlette.types import Scope
 
+from asgate.atrest import private_dir
 from asgate.auth import Authenticator, TokenValidator
 from asgate.idm.keys import KeyRing
 from asgate.metrics import Metrics
+from asgate.resolver import PolicyResolver, proxy_hosts
 from asgate.settings import Settings
 from asgate.store import Store
-from asgate.uripolicy import UriPolicy
+from asgate.uripolicy import HostPolicy, UriPolicy, instance_policy, outbound_policy
 
 
 @dataclass
@@ -28,15 +31,19 @@ class Runtime:
     metrics: Metrics
     http: httpx.AsyncClient
     uri_policy: UriPolicy
+    instance_policy: HostPolicy
     role_names: tuple[str, ...] = ()
     # How callback sessions are made (see :meth:`callback_session`); the demo records through them.
     callback_traces: list[aiohttp.TraceConfig] = field(default_factory=list)
     callback_keep_alive: bool = True
+    # Where callback sessions resolve names before the policy looks at the answers (None: the
+    # system's resolver); a test puts a resolver whose answers it controls here.
+    callback_resolver: AbstractResolver | None = None
 
     @classmethod
     @asynccontextmanager
     async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         metrics = Metrics()
         keyring = KeyRing(settings.keys_dir)
         keyring.ensure()
@@ -64,9 +71,8 @@ class Runtime:
                 authenticate=Authenticator(validator),
                 metrics=metrics,
                 http=http,
-                uri_policy=UriPolicy.build(
-                    settings.outbound_schemes, settings.outbound_allow_hosts, settings.outbound_deny_hosts
-                ),
+                uri_policy=outbound_policy(settings),
+                instance_policy=instance_policy(settings),
             )
         finally:
             await http.aclose()
@@ -75,8 +81,11 @@ class Runtime:
     def callback_session(self, limit: int) -> aiohttp.ClientSession:
         """An aiohttp session for high-volume callbacks (profile notifications): up to ``limit``
         connections. The caller closes it."""
+        # Every name is resolved through the outbound policy and aiohttp connects to the addresses
+        # it checked (DNS rebinding); a configured proxy resolves the destination itself.
+        resolver = PolicyResolver(self.uri_policy.hosts, self.callback_resolver, exempt=proxy_hosts())
         connector = aiohttp.TCPConnector(
-            limit=limit, ttl_dns_cache=60, force_close=not self.callback_keep_alive
+            limit=limit, ttl_dns_cache=60, force_close=not self.callback_keep_alive, resolver=resolver
         )
         # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to the httpx clients.
         return aiohttp.ClientSession(

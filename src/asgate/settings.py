@@ -31,9 +31,25 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 
 ENV_PREFIX = "ASGATE_"
 
-# Link-local (cloud metadata), "this network", multicast and reserved ranges are never a sensible
-# callback or target: refusing them by default closes the classic SSRF holes.
+# Never a sensible callback target or MC service instance (the classic SSRF holes): loopback (the
+# server itself), link-local (169.254.169.254 metadata, fe80::/10), "this network" and unspecified,
+# multicast, reserved and broadcast (240.0.0.0/4 includes 255.255.255.255), and cloud metadata
+# services outside those ranges. Private ranges stay allowed: MC networks are private.
+LOOPBACK_HOSTS = ("127.0.0.0/8", "::1/128", "localhost", "*.localhost")
+METADATA_HOSTS = (
+    "fd00:ec2::254/128",  # AWS IMDS over IPv6
+    "100.100.100.200/32",  # Alibaba Cloud
+    "192.0.0.192/32",  # Oracle Cloud
+    "168.63.129.16/32",  # Azure WireServer
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.tencentyun.com",
+)
 DEFAULT_DENY_HOSTS = (
+    *LOOPBACK_HOSTS,
     "0.0.0.0/8",
     "169.254.0.0/16",
     "224.0.0.0/4",
@@ -41,6 +57,7 @@ DEFAULT_DENY_HOSTS = (
     "::/128",
     "fe80::/10",
     "ff00::/8",
+    *METADATA_HOSTS,
 )
 
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -156,6 +173,8 @@ class Settings(BaseSettings):
     registry_sweep_interval: float = Field(default=1.0, gt=0, le=60)
     registry_sas_url: str | None = None  # service location for untrusted apps; default http://{sas_listen}
     registry_sas_push_urls: CsvList = []  # CSC-15 targets; default: this process when it runs the SAS
+    registry_sas_check_interval: float = Field(default=10.0, gt=0, le=3600)  # compare each SAS's sequence
+    registry_sas_ack_wait: float = Field(default=2.0, ge=0, le=30)  # authorization waits for the SAS acks
     registry_notify_timeout: float = Field(default=5.0, gt=0, le=120)
     registry_notify_concurrency: int = Field(default=64, ge=1, le=1024)
     registry_retry_base: float = Field(default=1.0, gt=0, le=3600)
@@ -166,6 +185,11 @@ class Settings(BaseSettings):
     outbound_schemes: CsvList = ["http", "https"]
     outbound_allow_hosts: CsvList = []
     outbound_deny_hosts: CsvList = list(DEFAULT_DENY_HOSTS)
+    outbound_allow_loopback: bool = False  # a lab, the samples: lifts loopback from the deny list
+    # --- instance address policy (ipv4Addr, ipv6Addr, fqdn of MC service registrations)
+    instance_allow_hosts: CsvList = []
+    instance_deny_hosts: CsvList = list(DEFAULT_DENY_HOSTS)
+    instance_allow_loopback: bool = False
 
     # --- HTTP hygiene and operations
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
@@ -200,13 +224,32 @@ class Settings(BaseSettings):
     sas_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     sas_max_ws_message_bytes: int = Field(default=1_048_576, ge=1024)
     sas_registry_url: str | None = None  # where the SAS pulls snapshots; default: this control plane
+    # What the SAS tells MC services (seed 10.X.5 step 3): asgate.access.assertion
+    sas_assertion_issuer: str | None = None  # default: {issuer}/sas
+    sas_assertion_ttl: int = Field(default=30, ge=10, le=60)
+    sas_forward_user_token: CsvList = []  # pools (TYPE/name globs) that also get the user's token
+    sas_upstream_ca: Path | None = None  # CA bundle for https instances; default: the system's
+    sas_upstream_client_cert: Path | None = None  # the SAS's client certificate (mutual TLS)
+    sas_upstream_client_key: Path | None = None
+    sas_csc15_clients: CsvList = ["asgate-registry"]  # who may change the SAS's state over CSC-15
+    sas_csc15_max_body_bytes: int = Field(default=8 * 1_048_576, ge=65536, le=256 * 1_048_576)
+    sas_profile_fetch_rate: float = Field(default=20.0, ge=0, le=10_000)  # fetches/s on a miss; 0: off
+    sas_profile_fetch_negative_ttl: float = Field(default=2.0, ge=0, le=300)
 
     @field_validator("sas_listen", mode="before")
     @classmethod
     def _sas_host_port(cls, value: Any) -> Any:
         return HostPort.parse(value) if isinstance(value, str) else value
 
-    @field_validator("sas_public_authorities", mode="before")
+    @field_validator("sas_forward_user_token")
+    @classmethod
+    def _pool_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if pattern.count("/") != 1 or not all(pattern.split("/")):
+                raise ValueError(f"expected serviceType/serviceName patterns (CM/*), got {pattern!r}")
+        return value
+
+    @field_validator("sas_public_authorities", "sas_forward_user_token", "sas_csc15_clients", mode="before")
     @classmethod
     def _sas_csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -217,6 +260,8 @@ class Settings(BaseSettings):
         "outbound_schemes",
         "outbound_allow_hosts",
         "outbound_deny_hosts",
+        "instance_allow_hosts",
+        "instance_deny_hosts",
         "registry_sas_push_urls",
         mode="before",
     )
@@ -245,14 +290,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
-    @field_validator("api_root", "issuer")
+    @field_validator("api_root", "issuer", "sas_assertion_issuer")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
 
-    @field_validator("tls_cert", "tls_key", "tls_client_ca")
+    @field_validator(
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "sas_upstream_ca",
+        "sas_upstream_client_cert",
+        "sas_upstream_client_key",
+    )
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -267,6 +319,16 @@ class Settings(BaseSettings):
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
         if self.msgs_mtls_only and self.tls_client_ca is None:
             raise ValueError("msgs_mtls_only needs tls_client_ca (mutual TLS)")
+        return self
+
+    @model_validator(mode="after")
+    def _sas_upstream_trust(self) -> Settings:
+        if (self.sas_upstream_client_cert is None) != (self.sas_upstream_client_key is None):
+            raise ValueError("sas_upstream_client_cert and sas_upstream_client_key must be given together")
+        # An assertion must never pass for an access token: its issuer is never one the APIs trust.
+        trusted = {self.token_issuer, *(t.issuer.rstrip("/") for t in self.trusted_issuers)}
+        if self.sas_issuer in trusted:
+            raise ValueError("sas_assertion_issuer must differ from issuer and every trusted issuer")
         return self
 
     @classmethod
@@ -311,6 +373,11 @@ class Settings(BaseSettings):
     @property
     def token_issuer(self) -> str:
         return self.issuer or self.public_root
+
+    @property
+    def sas_issuer(self) -> str:
+        """``iss`` of the SAS's assertions to MC services."""
+        return self.sas_assertion_issuer or f"{self.token_issuer}/sas"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -7,6 +7,7 @@ ProblemError, ``respond`` turns a model into JSON, and one handler renders every
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import time
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,10 +32,30 @@ M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUIET_PATHS = frozenset({"/healthz", "/metrics"})
+# A JSON string escape of U+0000 (RFC 8259 7: an odd number of backslashes before "u0000"); a raw
+# NUL byte is not valid JSON and the parser refuses it.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _log = logs.get("asgate.access")
 
 
 # ---------------------------------------------------------------- requests and responses
+
+
+class Int64Convertor(Convertor[int]):
+    """``{name:int}`` path parameters: at most 18 digits, so every match fits the store's signed 64-bit
+    ids (Starlette's own matches any length, and 99999999999999999999 reached the database as a 500);
+    anything longer matches no route and is the router's 404."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("int", Int64Convertor())
 
 
 def require_json(request: Request) -> None:
@@ -75,9 +97,42 @@ async def parse_body(request: Request, model: type[M], limit: int) -> M:
     require_json(request)
     raw = await read_body(request, limit)
     try:
-        return model.model_validate_json(raw, context=WIRE)
+        parsed = model.model_validate_json(raw, context=WIRE)
     except ValidationError as exc:
         raise validation_problem(exc, model) from None
+    if _JSON_NUL.search(raw):  # after validation: a schema error is the better answer
+        raise nul_in_body(raw)
+    return parsed
+
+
+def nul_in_body(raw: bytes) -> ProblemError:
+    """U+0000 is refused in every string (no text column stores it; C code truncates at it)."""
+    pointer = _nul_pointer(json.loads(raw), ()) or ""
+    return ProblemError(
+        400,
+        Cause.INVALID_MSG_FORMAT,
+        "a string contains U+0000",
+        invalid_params=[InvalidParam(param=pointer or "/", reason="U+0000 is not allowed in a string")],
+    )
+
+
+def _nul_pointer(value: Any, loc: tuple[Any, ...]) -> str | None:
+    """The JSON pointer of the first string (or member name) holding U+0000."""
+    if isinstance(value, str):
+        return json_pointer(loc) if "\x00" in value else None
+    items: Iterable[tuple[Any, Any]] = ()
+    if isinstance(value, dict):
+        for key in value:
+            if "\x00" in key:
+                return json_pointer(loc) or "/"
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        found = _nul_pointer(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 def validation_problem(exc: ValidationError, model: type[BaseModel]) -> ProblemError:
@@ -122,9 +177,22 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isascii: str.isdigit() is also true of "²" (int() refuses it) and of other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise query_problem(name, f"must be an integer from {low} to {high}")
     return int(raw)
+
+
+def path_string(request: Request, name: str, max_length: int) -> str:
+    """A path parameter that names a resource being created: as long as the store keeps (a longer
+    one used to reach PostgreSQL's VARCHAR(n) as a 500)."""
+    value = str(request.path_params[name])
+    if len(value) > max_length:
+        raise ProblemError(
+            400, Cause.MANDATORY_IE_INCORRECT, f"{name} is longer than {max_length} characters",
+            invalid_params=[InvalidParam(param=f"path {name}", reason=f"at most {max_length} characters")],
+        )  # fmt: skip
+    return value
 
 
 def respond(model: WireModel | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -134,6 +202,30 @@ def respond(model: WireModel | None, status: int = 200, headers: dict[str, str] 
 
 
 # ---------------------------------------------------------------- errors
+
+
+def nul_problem(scope: Scope) -> ProblemError | None:
+    """U+0000 in the path, the query or a header value: refused before any route sees it (TS 29.500
+    5.2.7.2: a malformed message or query parameter is a 400)."""
+    if "\x00" in scope["path"]:
+        return ProblemError(
+            400, Cause.INVALID_MSG_FORMAT, "the path contains U+0000",
+            invalid_params=[InvalidParam(param="path", reason="U+0000 is not allowed")],
+        )  # fmt: skip
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        part = next(p for p in query.split(b"&") if b"%00" in p or b"\x00" in p)
+        # The name as sent (percent-encoded): the answer never carries the NUL itself.
+        return query_problem(part.split(b"=", 1)[0].decode("latin-1")[:64], "U+0000 is not allowed")
+    for header, value in scope["headers"]:
+        if b"\x00" in value:
+            param = InvalidParam(
+                param=f"header {header.decode('latin-1')[:64]}", reason="U+0000 is not allowed"
+            )
+            return ProblemError(
+                400, Cause.INVALID_MSG_FORMAT, "a header value contains U+0000", invalid_params=[param]
+            )
+    return None
 
 
 def problem_for(exc: Exception, method: str) -> ProblemError | None:
@@ -190,6 +282,9 @@ class ObservabilityMiddleware:
 
         scope["app"] = self  # Starlette's router raises HTTPException for 404/405 when an app is set
         try:
+            refused = nul_problem(scope)
+            if refused is not None:
+                raise refused
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:  # noqa: BLE001 - every error becomes a ProblemDetails
             problem = problem_for(exc, scope["method"])
@@ -197,7 +292,9 @@ class ObservabilityMiddleware:
                 _log.exception("unhandled error", path=scope["path"])
                 problem = ProblemError(500, Cause.SYSTEM_FAILURE, "internal error; see the server log")
             if status == 0:
-                await render(problem, instance=scope["path"])(scope, receive, send_wrapper)
+                # The instance without any NUL the path held (never echo one back).
+                instance = scope["path"].replace("\x00", "%00")
+                await render(problem, instance=instance)(scope, receive, send_wrapper)
         finally:
             self._observe(scope, status, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")

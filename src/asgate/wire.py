@@ -6,13 +6,33 @@ senders can talk to older receivers; optional attributes are absent rather than 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+import re
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 # Validation context that marks input read from the network (see WireModel._no_null).
 WIRE = {"wire": True}
+# RFC 3339 5.6 date-time (OpenAPI "format: date-time", TS 29.571 DateTime): a time zone offset is required.
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _date_time(value: Any, info: ValidationInfo) -> Any:
+    # On the wire a date-time is an RFC 3339 string, never a number (pydantic would take one as Unix
+    # time) nor a time without its offset; values built in Python or read back from the store pass.
+    if info.context and info.context.get("wire") and value is not None:
+        if not isinstance(value, str) or not _RFC3339.match(value):
+            raise ValueError(
+                "must be an RFC 3339 date-time with a time zone offset, e.g. 2030-01-01T00:00:00Z"
+            )
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_date_time)]
 
 
 class WireModel(BaseModel):
@@ -23,6 +43,9 @@ class WireModel(BaseModel):
         serialize_by_alias=True,
         extra="ignore",
         frozen=True,
+        # RFC 8259 6: JSON has no NaN or Infinity (pydantic would take them, and 1e999 as infinity,
+        # then write null back where a number is documented).
+        allow_inf_nan=False,
     )
 
     # Fields whose documented type is nullable (asgate's own APIs); every other IE must be absent.

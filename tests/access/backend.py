@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,8 +41,9 @@ class Backend:
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
-    async def start(self, port: int = 0) -> Backend:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+    async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> Backend:
+        """Listen on 127.0.0.1 (HTTPS with the server context ``tls``)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port, ssl=tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -160,9 +160,13 @@ def _processes(
 
 async def _register_recorder(split: Split) -> None:
     registration = registration_for(split.recorder)
+    # Issue 8 item 1: the recorder's client serves its pool; its description is approved once in.
+    add = ("clients", "add", "recorder", "--scope", "mcx-service-registration", "--pool", "GM/recorder")
+    await asyncio.to_thread(split.registry.cli, *add)
     response = await split.http.post(
         f"{split.registry.url}/mcx-service-registration/v1/services",
         json=registration.dump(),
         headers=bearer(split.token("recorder", "mcx-service-registration")),
     )
     assert response.status_code == 201, response.text
+    await asyncio.to_thread(split.registry.cli, "pools", "approve", "GM/recorder")

@@ -21,6 +21,7 @@ from asgate.idm.service import TokenService
 from asgate.registry.models import ServiceRegistration
 from asgate.roles import control_app
 from asgate.runtime import Runtime
+from asgate.samples.attached import approve_sample_interfaces, sample_pools
 from asgate.samples.runner import SamplesHandle, run_samples
 from asgate.serving import _Server
 from asgate.settings import Settings
@@ -28,6 +29,8 @@ from tests.live import free_port
 from tests.receiver import Receiver, running_receiver
 
 ALICE = "alice@mc.example"
+SAMPLES = ["gm", "gm", "mcptt"]
+SAMPLE_POOLS = tuple(f"{t}/{n}" for t, n in sample_pools(SAMPLES))  # issue 8 item 1
 RECORDER_RESOURCES = [
     {"resourceName": "items", "uri": "/items", "commType": "REQUEST_RESPONSE", "operations": ["GET", "POST"]},
     {
@@ -139,7 +142,7 @@ async def running_system(make_settings: Callable[..., Settings], **overrides: An
                     "mcx-service-registration",
                 )
                 async with await run_samples(
-                    settings.public_root, credentials, ["gm", "gm", "mcptt"], base_port=0, heartbeat_period=1
+                    settings.public_root, credentials, SAMPLES, base_port=0, heartbeat_period=1
                 ) as samples:
                     system = System(
                         rt,
@@ -162,15 +165,18 @@ async def _provision(
     rt: Runtime, http: httpx.AsyncClient, api: str, tokens: TokenService, recorder: Receiver
 ) -> None:
     now = datetime.now(UTC)
-    await rt.store.clients.add(
-        Client(
-            client_id="samples",
-            secret_hash=hash_secret("samples-secret"),
-            scopes=("mcx-service-registration",),
-            created_at=now,
-            updated_at=now,
+    for client_id, pools in (("samples", SAMPLE_POOLS), ("recorder", ("GM/recorder",))):
+        await rt.store.clients.add(
+            Client(
+                client_id=client_id,
+                secret_hash=hash_secret(f"{client_id}-secret"),
+                scopes=("mcx-service-registration",),
+                service_pools=pools,
+                created_at=now,
+                updated_at=now,
+            )
         )
-    )
+    await approve_sample_interfaces(rt, SAMPLES, "tests")
     ops = bearer(tokens.issue(subject="ops", client_id="ops", scopes=["mcx-registry-admin"])[0])
     for app in ("console-1", "console-2"):
         spec = {
@@ -186,6 +192,11 @@ async def _provision(
         await http.put(f"{api}/mcx-registry-admin/v1/grants/console-2/{ALICE}", json={}, headers=ops)
     ).status_code == 201
     recorder_registration = registration_for(recorder)
+    approval = {"versions": [v.dump() for v in recorder_registration.versions or ()]}
+    response = await http.put(
+        f"{api}/mcx-registry-admin/v1/pools/GM/recorder/interface", json=approval, headers=ops
+    )
+    assert response.status_code == 200, response.text
     svc = bearer(
         tokens.issue(subject="recorder", client_id="recorder", scopes=["mcx-service-registration"])[0]
     )

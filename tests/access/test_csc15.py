@@ -10,6 +10,9 @@ import httpx
 import pytest
 
 import asgate.access
+from asgate.access.csc15 import ProfileFetcher
+from asgate.access.state import AccessState
+from asgate.idm.internal import InternalTokens
 from tests import contract
 from tests.access.test_policy import profile
 from tests.access.test_state import POOL
@@ -17,6 +20,7 @@ from tests.conftest import Mint, bearer
 
 SPEC = Path(asgate.access.__file__).parent / "openapi" / "access-profiles.yaml"
 API = "/mcx-access-profiles/v1"
+ALICE = "alice@mc.example"
 
 
 @pytest.fixture
@@ -57,8 +61,10 @@ async def test_update_application_profile_pool_and_authorization(
     state = (await send(http, "GET", "/state", registry, None, None)).json()
     assert state["sequence"] == 4 and [p["appProfileId"] for p in state["appProfiles"]] == ["p1"]
     assert state["userAuthorizations"][0]["mcServiceId"] == "alice@mc.example"
-    # A retried push is acknowledged without being applied twice.
-    assert (await send(http, "PUT", "/app-profiles/p1", registry, 2, 1, json=body)).status_code == 204
+    # A retried push is not applied twice: 409 with the sequence held, for the registry to resume.
+    retried = await send(http, "PUT", "/app-profiles/p1", registry, 2, 1, json=body)
+    assert (retried.status_code, retried.headers["asgate-sequence"]) == (409, "4")
+    assert retried.json()["currentSequence"] == 4 and retried.json()["cause"] == "SEQUENCE_MISMATCH"
     assert (await send(http, "DELETE", "/app-profiles/p1", registry, 5, 4)).status_code == 204
     assert (await send(http, "GET", "/state", registry, None, None)).json()["appProfiles"] == []
 
@@ -88,7 +94,11 @@ async def test_a_gap_is_409_and_bad_input_400(
     http: httpx.AsyncClient, registry: dict[str, str], mint: Mint
 ) -> None:
     gap = await send(http, "DELETE", "/app-profiles/p1", registry, 9, 8)
-    assert (gap.status_code, gap.json()["cause"]) == (409, "SEQUENCE_GAP")
+    assert (gap.status_code, gap.json()["cause"], gap.json()["currentSequence"]) == (
+        409,
+        "SEQUENCE_MISMATCH",
+        0,
+    )
     missing = await send(http, "DELETE", "/app-profiles/p1", registry, None, 0)
     assert (missing.status_code, missing.json()["invalidParams"][0]["param"]) == (
         400,
@@ -128,3 +138,42 @@ async def test_deletions_and_open_grants_carry_null_and_are_accepted(
     ).status_code == 204
     state = (await send(http, "GET", "/state", registry, None, None)).json()
     assert state["sequence"] == 4 and state["servicePools"] == []
+
+
+async def test_a_miss_fetches_the_application_from_the_registry_once(
+    http: httpx.AsyncClient, rt: Any, mint: Mint
+) -> None:
+    """Issue 14: the fetcher asks the real registry (in-process) and is bounded: a negative answer is
+    remembered for negative_ttl, and at most `rate` fetches a second are made."""
+    now = [1000.0]
+    tokens = InternalTokens(
+        rt.keyring,
+        issuer=rt.settings.token_issuer,
+        audience=rt.settings.token_audience,
+        subject="asgate-access",
+        scope="mcx-access-profiles",
+    )
+    state = AccessState()
+    fetcher = ProfileFetcher(
+        state, http, "http://testserver", tokens, rate=2.0, negative_ttl=5.0, clock=lambda: now[0]
+    )
+    ops = bearer(mint("ops", "mcx-registry-admin"))
+    spec = {"allowedServices": [{"serviceType": "GM"}]}
+    assert (await http.put("/mcx-registry-admin/v1/apps/console-1", json=spec, headers=ops)).is_success
+    assert fetcher.wanted("console-1", "PROFILE_NOT_AUTHORIZED")
+    assert not fetcher.wanted("console-1", "MC_USER_REQUIRED")  # not a matter of CSC-15 state
+    await fetcher.fetch("console-1")  # the registry has nothing for it yet: a negative answer
+    assert fetcher.fetches == 1 and not fetcher.wanted("console-1", "USER_NOT_AUTHORIZED")
+    grant = await http.put(f"/mcx-registry-admin/v1/grants/console-1/{ALICE}", json={}, headers=ops)
+    assert grant.status_code == 201
+    now[0] += 5.0  # the negative answer expired
+    assert fetcher.wanted("console-1", "USER_NOT_AUTHORIZED")
+    await fetcher.fetch("console-1")
+    assert ("console-1", ALICE) in state.grants and state.fetched["console-1"] > state.seq
+    # The budget: 2 a second. Unknown applications spend it, then nothing is fetched until it refills.
+    await fetcher.fetch("nobody-1")
+    assert not fetcher.wanted("nobody-2", "PROFILE_NOT_AUTHORIZED")
+    await fetcher.fetch("nobody-2")
+    assert fetcher.fetches == 3
+    now[0] += 0.5
+    assert fetcher.wanted("nobody-2", "PROFILE_NOT_AUTHORIZED")

@@ -44,6 +44,32 @@ async def test_hop_by_hop_request_headers_never_reach_the_backend(sas: Sas) -> N
     assert received["x-forwarded-for"] == "127.0.0.1"  # the client cannot claim another address
 
 
+async def test_two_authorization_headers_are_refused_before_the_gate_or_a_backend(sas: Sas) -> None:
+    status, headers, body = await request(
+        sas.port, "/1/echo", headers="authorization: Bearer a\r\nAuthorization: Bearer b\r\n"
+    )
+    assert status == 400 and headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["cause"] == "INVALID_MSG_FORMAT" and "Authorization" in json.loads(body)["detail"]
+    assert sas.gate.heads == [] and sas.backends[0].connections == 0
+
+
+async def test_fields_the_gate_sets_are_dropped_in_any_spelling(sas: Sas) -> None:
+    spoofed = "X_MC_User: mallory\r\nx_mc_user: mallory\r\nX-MC-USER: mallory\r\nX_Forwarded_Proto: https\r\n"
+    status, _, body = await request(sas.port, "/1/echo", headers=spoofed)
+    assert status == 200
+    received = json.loads(body)["headers"]
+    assert received["x-mc-user"] == "alice@mc.example"
+    assert "x_mc_user" not in received and "x_forwarded_proto" not in received
+    assert received["x-forwarded-proto"] == "http"
+
+
+@pytest.mark.parametrize("segment", ["%c0%ae%c0%ae", "..;", "%252e%252e", "%ef%bc%8e%ef%bc%8e", "a%c0%afb"])
+async def test_non_canonical_dot_segments_never_reach_the_gate(sas: Sas, segment: str) -> None:
+    status, _, body = await request(sas.port, f"/1/echo/{segment}/x")
+    assert (status, json.loads(body)["cause"]) == (400, "INVALID_MSG_FORMAT")
+    assert sas.gate.heads == [] and sas.backends[0].connections == 0
+
+
 async def test_responses_name_no_backend(sas: Sas) -> None:
     status, headers, body = await request(sas.port, "/1/leaky")
     assert (status, body) == (200, b"ok")

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asgate.client import SasKeys, verify_sas_assertion
 from tests.access.split import STARTUP, split_deployment
 from tests.access.system import bearer
 
@@ -26,6 +27,16 @@ async def test_the_access_server_restarts_and_serves_from_its_saved_state_while_
         assert base == f"{split.data_planes[0]}/{profile['appProfileIndex']}"
         alice = bearer(split.user_token("console-1"))
         assert (await split.http.get(f"{base}/items", headers=alice)).status_code == 204
+        # The access server, a process of its own, signs its assertion with the deployment's shared
+        # keys: the service verifies it with the IdM's JWKS, and never sees alice's token.
+        seen = split.recorder.requests[0].headers
+        assert "authorization" not in seen
+        keys = SasKeys(f"{split.registry.url}/oauth2/jwks")
+        caller = await verify_sas_assertion(
+            seen, keys, issuer=f"{split.registry.url}/sas", audience="GM/recorder"
+        )
+        await keys.aclose()
+        assert (caller.mc_service_id, caller.client_id) == ("alice@mc.example", "console-1")
         # The access server writes what it holds to disk within a second; then both crash.
         state_file = tmp_path / "access-1" / "sas-state.json"
         async with asyncio.timeout(5):

@@ -118,7 +118,10 @@ def _until(check: Callable[[], bool], timeout: float) -> None:
 def test_the_sidecar_follows_the_tcp_health_check_and_deregisters_on_sigterm(tmp_path: Path) -> None:
     settings = {"registry_missed_heartbeats": "1", "registry_sweep_interval": "0.1"}
     with live_server(tmp_path / "data", **settings) as server, listening() as (health, port):
-        server.cli("clients", "add", "gms-1", "--scope", "mcx-service-registration", "--secret", "s3cret")
+        server.cli(
+            "clients", "add", "gms-1", "--scope", "mcx-service-registration", "--secret", "s3cret",
+            "--pool", "GM/gms",
+        )  # fmt: skip
         config = DOCS_EXAMPLE.read_text()
         config = config.replace("http://127.0.0.1:7480", server.url).replace(
             "heartbeatPeriod = 10", "heartbeatPeriod = 1"

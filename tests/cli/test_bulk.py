@@ -29,7 +29,9 @@ ALICE = "alice@mc.example"
 
 @pytest.fixture
 def overrides(tmp_path: Path, database: dict[str, Any]) -> dict[str, Any]:
-    return {"data_dir": tmp_path / "data", **database}
+    # The GM instance and the notification destination of _authorize are on 127.0.0.1.
+    loopback = {"outbound_allow_loopback": True, "instance_allow_loopback": True}
+    return {"data_dir": tmp_path / "data", **loopback, **database}
 
 
 @pytest.fixture
@@ -143,6 +145,7 @@ console-1,,GM
     ]
     # console-1 holds a GM profile; importing a new policy for it is an application update: a new
     # profile version and a notification for the application, as `asgate apps update` would do.
+    asgate("clients", "add", "gms-1", "--scope", "mcx-service-registration", "--pool", "GM/gms")
     profile_id = asyncio.run(_authorize(CliContext(None, overrides)))
     update = write(tmp_path, "update.csv", "client_id,allow,max_priority\nconsole-1,GM,mcpttp.12\n")
     assert "imported 1 of 1 apps" in asgate("apps", "import", str(update)).stdout

@@ -163,3 +163,28 @@ def test_as_list_pages_with_a_cursor(
     everything = asgate("as", "list", "--limit", "2", "--all").output
     assert all(f"AS{i:03d}" in everything for i in range(7))
     assert "CONTEXT_NOT_FOUND" in asgate("as", "show", "nope", code=1).output
+
+
+def test_clients_are_provisioned_for_pools_and_a_bad_pattern_is_refused(
+    asgate: Callable[..., Result],
+) -> None:
+    out = asgate(
+        "clients", "add", "gms-1", "--scope", "mcx-service-registration", "--pool", "GM/gm-north",
+        "--pool", "CM/*", "--secret", "s",
+    ).output  # fmt: skip
+    assert "pools: GM/gm-north CM/*" in out
+    assert json.loads(asgate("clients", "show", "gms-1", "--json").output)["service_pools"] == [
+        "CM/*",
+        "GM/gm-north",
+    ]
+    assert "GM/gm-north" in asgate("clients", "list").output
+    updated = asgate(
+        "clients", "update", "gms-1", "--add-pool", "GM/gm-south", "--remove-pool", "CM/*"
+    ).output
+    assert "pools GM/gm-north GM/gm-south" in updated
+    for bad in ("GM", "GM/gm-*", "GM/a/b"):
+        refused = asgate(
+            "clients", "add", "gms-2", "--scope", "mcx-service-registration", "--pool", bad, code=2
+        )
+        assert "TYPE/NAME" in refused.output
+    assert "no client 'gms-2'" in asgate("clients", "show", "gms-2", code=1).output  # nothing half-done

@@ -62,6 +62,7 @@ def test_the_demo_passes_and_narrates_every_step_of_every_figure(tmp_path: Path)
         "PRIORITY_NOT_AUTHORIZED",
         "Resource-Priority: mcpttp.9  X-Sample-Instance: gm-",
         "X-Sample-Instance: gm-2",
+        "outbound policy: loopback allowed for the samples",  # said, as loopback is denied by default
     ):
         assert shown in done.stdout, shown
     assert elapsed < 60 and not (tmp_path / "not-here").exists() and not (tmp_path / ".asgate").exists()

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from click.testing import Result
+
+from asgate.auth import Principal
+from asgate.cli.base import CliContext
+from asgate.cli.registry import _service
+from asgate.registry.models import ServiceRegistration
+from tests.registry.conftest import gm_registration
 
 
 def test_apps_grants_and_the_audit_trail(asgate: Callable[..., Result]) -> None:
@@ -65,3 +75,41 @@ def test_empty_views_render(asgate: Callable[..., Result]) -> None:
     assert "INSTANCE" in asgate("services", "list").output
     assert "Notifications" in asgate("outbox", "list").output
     assert json.loads(asgate("profiles", "list", "--json").output) == []
+
+
+def test_pools_pending_approve_and_reject(
+    asgate: Callable[..., Result], tmp_path: Path, database: dict[str, Any]
+) -> None:
+    asgate(
+        "clients", "add", "gms-1", "--scope", "mcx-service-registration", "--pool", "GM/gms", "--secret", "s"
+    )
+    overrides = {"data_dir": tmp_path / "data", **database}
+    asyncio.run(_register(CliContext(None, overrides), gm_registration()))
+    pending = asgate("pools", "pending").output
+    assert (
+        "GM/gms" in pending
+        and "PENDING" in pending
+        and "v1: resource groups /groups (GET, POST): new" in pending
+    )
+    approved = asgate("pools", "approve", "GM/gms").output
+    assert approved.startswith("approved GM/gms\n") and "v1: new API version" in approved
+    assert "NOTHING_PENDING" in asgate("pools", "approve", "GM/gms", code=1).output
+    wider = gm_registration()
+    wider["versions"][0]["resources"][0]["operations"].append("DELETE")
+    asyncio.run(_register(CliContext(None, overrides), wider))
+    [listed] = json.loads(asgate("pools", "pending", "--json").output)
+    assert listed["additions"] == ["v1: resource groups: adds DELETE"]
+    assert "412" in asgate("pools", "approve", "GM/gms", "--digest", "0" * 32, code=1).output
+    assert "rejected GM/gms\n  v1: resource groups: adds DELETE" in asgate("pools", "reject", "GM/gms").output
+    assert json.loads(asgate("pools", "pending", "--json").output) == []
+    states = [(p["serviceName"], p["state"]) for p in json.loads(asgate("pools", "list", "--json").output)]
+    assert states == [("gms", "REJECTED")]
+    actions = [e["action"] for e in json.loads(asgate("audit", "--json", "--limit", "100").stdout)]
+    assert actions.count("pool.approve") == 1 and actions.count("pool.reject") == 1
+    assert "TYPE/NAME" in asgate("pools", "approve", "GM", code=2).output
+
+
+async def _register(cli: CliContext, body: dict[str, Any]) -> None:
+    async with _service(cli) as service:
+        gms = Principal("gms-1", "gms-1", frozenset({"mcx-service-registration"}), "test", time.time() + 60)
+        await service.register(gms, ServiceRegistration.model_validate(body))

@@ -85,7 +85,11 @@ class Registry:
         self._provision = provision
 
     async def add_client(self, client_id: str = "gms") -> None:
-        await self._provision(client_id, scopes=("mcx-service-registration",))
+        await self._provision(
+            client_id,
+            scopes=("mcx-service-registration",),
+            service_pools=("GM/*", "CM/*", "MCData/*", "MCPTT/*"),
+        )
 
     def credentials(self, client_id: str = "gms", secret: str | None = None) -> ClientCredentials:
         return ClientCredentials(

@@ -279,7 +279,7 @@ async def test_target_uri_is_checked_by_the_outbound_policy(
     if accepted:
         assert response.status_code == 201
     else:
-        assert response.status_code == 403
+        assert response.status_code == 400
         assert response.json()["cause"] == "URI_NOT_ALLOWED"
         assert response.json()["invalidParams"][0]["param"] == "/targetUri"
 

@@ -3,7 +3,8 @@ OAuth2 client with a real token, and a sample GM registration."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,13 @@ import httpx
 import pytest
 
 import asgate.registry
+from asgate.registry.approvals import PoolScripts
+from asgate.registry.lifecycle import Liveness
+from asgate.registry.models import Version
+from asgate.registry.scripts import Context, Scripts
+from asgate.runtime import Runtime
 from asgate.settings import Settings
-from tests.conftest import Mint, bearer
+from tests.conftest import Mint, Provision, bearer
 from tests.receiver import Receiver, running_receiver
 
 DOCS = Path(asgate.registry.__file__).parent / "openapi"
@@ -87,8 +93,37 @@ SCOPES = {
 }
 
 
+# Issue 8 item 1: the pools each service client is provisioned to serve.
+SERVICE_POOLS = {"gms-1": ("GM/*", "CM/*"), "gms-2": ("GM/*", "CM/*")}
+# ...and the pools whose description the administrator approved before the tests register them:
+# gm_registration()'s resources (a test that widens beyond them sees its change pending).
+APPROVED_POOLS = ("GM/gms", "GM/gms-west", "GM/other", "GM/sds", "CM/cms")
+
+
 @pytest.fixture
-def tokens(mint: Mint) -> dict[str, str]:
+async def service_clients(provision: Provision, rt: Runtime) -> None:
+    """The service clients provisioned for their pools, and the administrator's pre-approval of
+    gm_registration()'s description for APPROVED_POOLS (as `asgate clients add` and the
+    mcx-registry-admin pool interface PUT would)."""
+    for client_id, patterns in SERVICE_POOLS.items():
+        await provision(client_id, scopes=(SCOPES[client_id],), service_pools=patterns)
+    versions = [Version.model_validate(v) for v in gm_registration()["versions"]]
+    await approve_interfaces(rt, APPROVED_POOLS, versions)
+
+
+async def approve_interfaces(rt: Runtime, pools: Sequence[str], versions: list[Version]) -> None:
+    now = time.time()
+    for pool in pools:
+        service_type, _, service_name = pool.partition("/")
+        item = (service_type, service_name)
+        await rt.store.transact(_SCRIPTS.put_pool_interface, ("ops", item, versions, now))
+
+
+_SCRIPTS = PoolScripts(Scripts(Context(liveness=Liveness(3, 1.0), sas_url="http://sas", api_root="http://t")))
+
+
+@pytest.fixture
+def tokens(mint: Mint, service_clients: None) -> dict[str, str]:
     return {client_id: mint(client_id, scope) for client_id, scope in SCOPES.items()}
 
 

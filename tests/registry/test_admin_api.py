@@ -152,3 +152,56 @@ async def test_snapshot_is_consistent_with_its_sequence(
     assert snapshot["servicePools"][0]["instances"][0]["port"] == 9101
     refused = await http.get("/mcx-registry-sync/v1/snapshot", headers=bearer(tokens["console-1"]))
     assert refused.status_code == 403
+
+
+async def test_pool_interfaces_list_approve_reject_and_set(
+    http: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    """Issue 8 item 1: a widening is listed with what it adds, approved or rejected, audited."""
+    ops = tokens["ops"]
+    assert (await register(http, tokens["gms-1"], gm_registration())).status_code == 201
+    listed = await call(http, "GET", "/pools", ops)
+    assert [(p["serviceName"], p["state"]) for p in listed.json()["items"]] == [
+        ("cms", "APPROVED"),
+        ("gms", "APPROVED"),
+        ("gms-west", "APPROVED"),
+        ("other", "APPROVED"),
+        ("sds", "APPROVED"),
+    ]  # fmt: skip  (the fixture's pre-approvals)
+    wider = gm_registration()
+    wider["versions"][0]["resources"].append(
+        {"resourceName": "admin", "uri": "/admin", "commType": "REQUEST_RESPONSE"}
+    )
+    assert (
+        await register(
+            http, tokens["gms-2"], wider | {"interfaces": [wider["interfaces"][0] | {"port": 9102}]}
+        )
+    ).status_code == 201
+    [pending] = (await call(http, "GET", "/pools", ops, params={"state": "PENDING"})).json()["items"]
+    assert pending["additions"] == ["v1: resource admin /admin (every operation): new"]
+    one = await call(http, "GET", "/pools/GM/gms", ops)
+    assert one.headers["etag"] == f'"{pending["digest"]}"' and one.json() == pending
+    stale = await call(http, "POST", "/pools/GM/gms/approve", ops, headers={"If-Match": '"0"'})
+    assert (stale.status_code, stale.json()["cause"]) == (412, "PRECONDITION_FAILED")
+    rejected = await call(
+        http, "POST", "/pools/GM/gms/reject", ops, headers={"If-Match": one.headers["etag"]}
+    )
+    assert rejected.status_code == 200 and rejected.json()["state"] == "REJECTED"
+    again = await call(http, "POST", "/pools/GM/gms/reject", ops)
+    assert (again.status_code, again.json()["cause"]) == (409, "NOTHING_PENDING")
+    narrowed = await call(http, "PUT", "/pools/GM/gms/interface", ops, json={"versions": []})
+    assert narrowed.status_code == 200 and narrowed.json()["state"] == "PENDING"
+    approved = await call(http, "POST", "/pools/GM/gms/approve", ops)
+    assert approved.status_code == 200 and approved.json()["additions"] == []
+    names = [r["resourceName"] for r in approved.json()["approvedVersions"][0]["resources"]]
+    assert names == ["groups", "members", "admin"]
+    assert (await call(http, "GET", "/pools/GM/nowhere", ops)).status_code == 404
+    assert (await call(http, "POST", "/pools/GM/nowhere/approve", ops)).status_code == 404
+    bad = await call(http, "GET", "/pools", ops, params={"state": "MAYBE"})
+    assert bad.status_code == 400
+    audit = (await call(http, "GET", "/audit", ops, params={"resource": "service-pool/GM/gms"})).json()[
+        "items"
+    ]
+    assert [(e["actor"], e["action"]) for e in audit][-4:] == [
+        ("gms-2", "pool.pending"), ("ops", "pool.reject"), ("ops", "pool.approve"), ("ops", "pool.approve")
+    ]  # fmt: skip

@@ -30,7 +30,7 @@ async def pushing(
 
 
 async def test_changes_arrive_in_order_with_sequence_numbers(
-    pushing: Any, receiver: Receiver, mint: Any
+    pushing: Any, receiver: Receiver, mint: Any, service_clients: None
 ) -> None:
     rt, http = pushing
     svc, ops, console = (
@@ -89,7 +89,7 @@ def flatten(requests: list[Any]) -> list[tuple[str, str, int, str]]:
 
 
 async def test_a_failing_access_server_gets_the_backlog_in_order_once_it_answers(
-    pushing: Any, receiver: Receiver, mint: Any
+    pushing: Any, receiver: Receiver, mint: Any, service_clients: None
 ) -> None:
     rt, http = pushing
     receiver.failures = [503] * 4

@@ -52,12 +52,14 @@ async def test_kill_9_with_the_receiver_down_loses_no_notification(
     with live_server(tmp_path / "data", database, **fast_retries) as server:
         for client_id, scope in (("console-1", "mcx-registry"), ("gms-1", "mcx-service-registration")):
             server.cli("clients", "add", client_id, "--scope", scope, "--secret", f"{client_id}-secret")
+        server.cli("clients", "update", "gms-1", "--add-pool", "GM/gms")
         server.cli("apps", "add", "console-1", "--allow", "GM", "--max-priority", "mcpttp.15")
         server.cli("grants", "add", "console-1", ALICE)
         async with httpx.AsyncClient(base_url=server.url) as http:
             service = await _token(http, "gms-1", "mcx-service-registration")
             registered = await http.post(SERVICES, json=gm_registration(), headers=bearer(service))
             assert registered.status_code == 201, registered.text
+            server.cli("pools", "approve", "GM/gms")  # its first description, pending until approved
             app = await _token(http, "console-1", "mcx-registry")
             authorized = await http.post(
                 f"{REGISTRY}/authorizations",

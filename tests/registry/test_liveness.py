@@ -37,7 +37,7 @@ async def discovered(http: httpx.AsyncClient, token: str) -> list[str]:
 
 
 async def test_missed_heartbeats_suspend_then_remove(
-    make_settings: Callable[..., Settings], mint: Any
+    make_settings: Callable[..., Settings], mint: Any, service_clients: None
 ) -> None:
     async with Runtime.open(make_settings(**FAST)) as rt, control_app(rt) as app:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
@@ -72,7 +72,9 @@ async def test_missed_heartbeats_suspend_then_remove(
             ]
 
 
-async def test_liveness_survives_a_restart(make_settings: Callable[..., Settings], mint: Any) -> None:
+async def test_liveness_survives_a_restart(
+    make_settings: Callable[..., Settings], mint: Any, service_clients: None
+) -> None:
     settings = make_settings(**FAST)
     async with Runtime.open(settings) as rt, control_app(rt) as app:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:

@@ -11,6 +11,7 @@ from asgate.registry import capabilities, discovery, lifecycle, policy, profiles
 from asgate.registry.lifecycle import Event, Liveness, State
 from asgate.registry.models import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
 from asgate.registry.notify import backoff
+from asgate.registry.sync import repair
 from tests.registry.conftest import gm_registration
 
 
@@ -197,3 +198,18 @@ def test_profiles_point_untrusted_apps_at_the_access_server_and_trusted_ones_at_
 def test_backoff_is_exponential_capped_and_jittered(attempt: int, low: float, high: float) -> None:
     assert backoff(attempt, 1.0, 300.0, rand=lambda: 0.0) == low
     assert backoff(attempt, 1.0, 300.0, rand=lambda: 1.0) == high
+
+
+@pytest.mark.parametrize(
+    ("reported", "cursor", "issued", "action"),
+    [
+        (40, 40, True, "in-step"),
+        (30, 40, True, "resume"),  # the SAS restarted from an older saved state: resend from 30
+        (50, 40, True, "resume"),  # it got 41..50 another way (a snapshot, another registry process)
+        (0, 40, True, "resume"),  # it lost everything
+        (2**63 - 1, 40, False, "resync"),  # a forged jump: only the registry's snapshot repairs it
+        (45, 40, False, "resync"),  # a number this registry never issued (not a CSC-15 change)
+    ],
+)
+def test_a_diverging_access_server_is_repaired(reported: int, cursor: int, issued: bool, action: str) -> None:
+    assert repair(reported, cursor, issued) == action

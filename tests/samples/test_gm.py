@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from asgate.samples import SamplesHandle
-from tests.samples.conftest import InProcess, as_user
+from tests.samples.conftest import InProcess, as_user, assertion
 
 ALICE, BOB, CAROL = "alice@mc.example", "bob@mc.example", "carol@mc.example"
 
@@ -65,8 +65,16 @@ async def test_bad_requests_are_problem_details(in_process: InProcess) -> None:
     assert invalid.json()["invalidParams"][0]["param"] == "/groupId"
 
     anonymous = await gm.get("/gm/groups")
-    assert anonymous.status_code == 401 and anonymous.json()["cause"] == "MC_USER_MISSING"
+    assert anonymous.status_code == 401 and anonymous.json()["cause"] == "INVALID_SAS_ASSERTION"
     assert anonymous.headers["x-sample-instance"] == "gm-1"
+
+    forged = await gm.get("/gm/groups", headers={"Asgate-MC-Service-Id": ALICE, "Asgate-Application": "c"})
+    assert forged.status_code == 401 and forged.json()["cause"] == "INVALID_SAS_ASSERTION"
+    probing = await gm.get("/gm/nothing-here")  # no valid assertion: refused before routing
+    assert probing.status_code == 401 and probing.json()["cause"] == "INVALID_SAS_ASSERTION"
+    elsewhere = {"Asgate-Assertion": assertion(ALICE, aud="CM/sample-cm")}
+    other_pool = await gm.get("/gm/groups", headers=elsewhere)
+    assert other_pool.status_code == 401 and "another service pool" in other_pool.json()["detail"]
 
     unknown = await gm.get("/gm/nothing-here", headers=as_user(ALICE))
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from asgate.samples import SamplesHandle, run_samples
-from tests.samples.conftest import InProcess, as_user
+from tests.samples.conftest import ISSUER, InProcess, as_user, sas_keys
 
 ALICE, BOB, CAROL = "alice@mc.example", "bob@mc.example", "carol@mc.example"
 
@@ -97,7 +97,7 @@ async def test_a_reconnecting_stream_replays_what_it_missed(samples: SamplesHand
 
 
 async def test_an_idle_stream_gets_keep_alive_comments_and_ends_when_the_samples_stop() -> None:
-    handle = await run_samples(None, None, ["mcdata"], base_port=0)
+    handle = await run_samples(None, None, ["mcdata"], base_port=0, sas_keys=sas_keys(), sas_issuer=ISSUER)
     handle["mcdata-1"].state.keepalive = 0.1
     async with handle, httpx.AsyncClient(timeout=5) as http:
         url = f"{handle['mcdata-1'].url}/mcdata/inbox/stream"

@@ -105,4 +105,4 @@ async def test_an_upgrade_without_the_sas_identity_is_refused_with_problem_detai
             pass
     response = refused.value.response
     assert response.status_code == 401 and response.headers["X-Sample-Instance"] == "mcptt-1"
-    assert json.loads(response.body or b"{}")["cause"] == "MC_USER_MISSING"
+    assert json.loads(response.body or b"{}")["cause"] == "INVALID_SAS_ASSERTION"

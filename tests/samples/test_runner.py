@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from asgate.registry.models import ServiceRegistration
 from asgate.samples import SPECS, SamplesHandle, run_samples
 from tests.live import free_port
-from tests.samples.conftest import as_user
+from tests.samples.conftest import ISSUER, as_user, sas_keys
 
 
 async def test_instances_listen_on_consecutive_ports_from_the_base_port() -> None:
@@ -80,7 +80,7 @@ async def test_an_unhealthy_instance_says_so_on_healthz(samples: SamplesHandle) 
 
 
 async def test_stop_is_prompt_with_a_websocket_open() -> None:
-    handle = await run_samples(None, None, ["mcptt"], base_port=0)
+    handle = await run_samples(None, None, ["mcptt"], base_port=0, sas_keys=sas_keys(), sas_issuer=ISSUER)
     url = handle["mcptt-1"].url.replace("http://", "ws://") + "/mcptt/signalling"
     async with connect(url, additional_headers=as_user("alice@mc.example")) as ws:
         started = time.monotonic()

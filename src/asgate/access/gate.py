@@ -14,25 +14,35 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from asgate import logs
 from asgate.access import priority as prio
 from asgate.access.admission import Admission
+from asgate.access.assertion import AssertionMinter, forwards_user_token
 from asgate.access.metrics import SasMetrics
 from asgate.access.policy import Allowed, Caller, Refused, decide
 from asgate.access.ratelimit import InflightCaps, Limit, RedisBuckets, TokenBuckets, Verdict
 from asgate.access.state import AccessState
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.auth.tokens import Principal, TokenError, TokenValidator
+from asgate.client.assertion import HEADER as ASSERTION_HEADER
 
 if TYPE_CHECKING:
+    from asgate.idm.keys import KeyRing
     from asgate.settings import Settings
 
+_log = logs.get("asgate.access.gate")
 AUTHORIZATION = b"authorization"
 MC_USER = b"asgate-mc-service-id"
 APPLICATION = b"asgate-application"
-# Identities the gate asserts to the MC service; a client's own copies are never forwarded.
-ASSERTED = frozenset({MC_USER, APPLICATION})
+ASSERTION = ASSERTION_HEADER.encode()
+# What the gate tells the MC service (seed 10.X.5 step 3); a client's own copies are never
+# forwarded (headers.request_head also drops them spelt with "_" for "-"). The signed assertion is
+# what a service may trust; the plain identity headers only behind the SAS, as a convenience.
+ASSERTED = frozenset({MC_USER, APPLICATION, ASSERTION, prio.HEADER})
+# The MC user's own token stays with the SAS unless the pool is in sas_forward_user_token.
+_DROP = ASSERTED | {AUTHORIZATION}
 
 
 def _problem(status: int, cause: str, detail: str) -> dict[str, Any]:
@@ -48,6 +58,15 @@ def _challenge(error: str | None = None, description: str = "") -> list[Header]:
     return [(b"www-authenticate", text.encode("latin-1", "replace"))]
 
 
+class Misses(Protocol):
+    """Issue 14: before refusing for want of CSC-15 state, ask the registry once
+    (``asgate.access.csc15.ProfileFetcher``)."""
+
+    def wanted(self, app_id: str, cause: str) -> bool: ...
+
+    async def fetch(self, app_id: str) -> None: ...
+
+
 @dataclass
 class _Pending:
     """A request that passed the policy and waits for admission and limits."""
@@ -55,6 +74,7 @@ class _Pending:
     allowed: Allowed
     head: RequestHead
     started: float
+    mc_ids: dict[str, str]
 
 
 class SasGate:
@@ -70,6 +90,8 @@ class SasGate:
         max_ws_message: int = 1 << 20,
         audit: Callable[[dict[str, Any]], None] | None = None,
         refusal_hold: float = 0.0,
+        minter: AssertionMinter | None = None,
+        forward_user_token: tuple[str, ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = state
@@ -83,8 +105,12 @@ class SasGate:
         self.max_ws_message = max_ws_message
         self._audit = audit
         self.refusal_hold = refusal_hold
+        self.minter = minter
+        self.forward_user_token = forward_user_token
+        self._forwards: dict[tuple[str, str], bool] = {}
         self._clock = clock
         self._observers: dict[tuple[str, str, str], Callable[[int, float], None]] = {}
+        self.misses: Misses | None = None
 
     @classmethod
     def configured(
@@ -93,6 +119,7 @@ class SasGate:
         state: AccessState,
         validator: TokenValidator,
         *,
+        keyring: KeyRing,
         metrics: SasMetrics,
         audit: Callable[[dict[str, Any]], None],
     ) -> SasGate:
@@ -108,6 +135,8 @@ class SasGate:
             max_ws_message=s.sas_max_ws_message_bytes,
             audit=audit,
             refusal_hold=s.sas_refusal_hold,
+            minter=AssertionMinter(keyring, issuer=s.sas_issuer, ttl=s.sas_assertion_ttl),
+            forward_user_token=tuple(s.sas_forward_user_token),
         )
 
     # ------------------------------------------------------------ the two entry points
@@ -121,7 +150,9 @@ class SasGate:
         principal = self.validator.cached(token)
         if principal is None:
             return None  # a token not seen before: verify it (maybe fetching a JWKS) in admit()
-        checked = self._check(head, principal)
+        checked = self._check(head, principal, may_miss=True)
+        if checked is None:
+            return None  # a CSC-15 miss: admit() asks the registry first
         if not isinstance(checked, _Pending):
             return checked
         if self.redis is not None and self._limits(checked.allowed):
@@ -144,7 +175,10 @@ class SasGate:
             return self._refuse(
                 head, None, 401, "INVALID_TOKEN", detail, _challenge("invalid_token", str(exc))
             )
-        checked = self._check(head, principal)
+        checked = self._check(head, principal, may_miss=True)
+        if checked is None:  # a CSC-15 miss: fetch once, then decide without deferring again
+            await cast(Misses, self.misses).fetch(principal.client_id)
+            checked = cast(_Pending | Reject, self._check(head, principal))
         if not isinstance(checked, _Pending):
             return checked
         entered = await self.admission.enter(checked.allowed.priority)
@@ -157,8 +191,11 @@ class SasGate:
 
     # ------------------------------------------------------------ steps
 
-    def _check(self, head: RequestHead, principal: Principal) -> _Pending | Reject:
-        """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects."""
+    def _check(
+        self, head: RequestHead, principal: Principal, *, may_miss: bool = False
+    ) -> _Pending | Reject | None:
+        """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects. ``None``:
+        refused for want of CSC-15 state that the registry may have (``may_miss``, see Misses)."""
         index_text, _, rest = head.path[1:].partition("/")
         rule = self.state.profiles.get(int(index_text)) if index_text.isdigit() else None
         try:
@@ -168,8 +205,10 @@ class SasGate:
         caller = Caller.of(principal.client_id, principal.claims)
         decision = decide(caller, rule, self.state.grants, head.method, "/" + rest, requested)
         if isinstance(decision, Refused):
+            if may_miss and self.misses is not None and self.misses.wanted(caller.app_id, decision.cause):
+                return None
             return self._refuse(head, principal, decision.status, decision.cause, decision.detail)
-        return _Pending(decision, head, self._clock())
+        return _Pending(decision, head, self._clock(), dict(caller.mc_service_ids))
 
     def _limits(self, allowed: Allowed) -> list[Limit]:
         rule = allowed.rule
@@ -221,9 +260,18 @@ class SasGate:
         if pool is None:
             self._release(rule.max_inflight, inflight_key)
             return self._refuse(head, None, 503, "NF_CONGESTION", "the service has no instance available")
+        applied = str(allowed.priority) if allowed.priority else ""
+        asserted = [(MC_USER, allowed.user.encode()), (APPLICATION, rule.app_id.encode())]
+        if self.minter is not None:
+            try:
+                token = self.minter.mint(rule.app_id, allowed.user, rule.pool, applied, pending.mc_ids)
+            except (RuntimeError, OSError, ValueError):  # no signing key left (keys directory emptied)
+                _log.exception("cannot sign the SAS assertion")
+                self._release(rule.max_inflight, inflight_key)
+                return self._refuse(head, None, 500, "SYSTEM_FAILURE", "internal error")
+            asserted.append((ASSERTION, token))
         prefix = pool.api_prefix
         rest = head.path[head.path.index("/", 1) :] if "/" in head.path[1:] else "/"
-        applied = str(allowed.priority) if allowed.priority else ""
         observe = self._observer(rule.app_id, rule.label, applied)
         started = pending.started
 
@@ -232,17 +280,24 @@ class SasGate:
             observe(status, started)
 
         response_headers = [(prio.HEADER, allowed.priority.header_value())] if allowed.priority else []
+        asserted += response_headers  # the applied priority, not the client's own field lines
         return Admit(
             pool=pool.upstream,
             path=prefix + rest + (f"?{head.query}" if head.query else ""),
-            set_request_headers=[(MC_USER, allowed.user.encode()), (APPLICATION, rule.app_id.encode())],
-            drop_request_headers=ASSERTED,
+            set_request_headers=asserted,
+            drop_request_headers=ASSERTED if self._forwards_token(rule.pool) else _DROP,
             set_response_headers=response_headers,
             location_rewrite=(prefix, f"/{rule.index}") if prefix else None,
             max_body=self.max_body,
             max_ws_message=self.max_ws_message,
             on_done=done,
         )
+
+    def _forwards_token(self, pool: tuple[str, str]) -> bool:
+        known = self._forwards.get(pool)
+        if known is None:
+            known = self._forwards[pool] = forwards_user_token(self.forward_user_token, pool)
+        return known
 
     def _held(self, reject: Reject) -> Reject:
         """Refusals that say "come back later" also hold the connection (flood absorption)."""

@@ -1,6 +1,8 @@
 """Pure header rewriting between the client and a backend (RFC 9110 7.6.1, RFC 9112 6/7).
 
-Hop-by-hop fields never cross the proxy; framing is rebuilt by the engine; responses lose
+Hop-by-hop fields never cross the proxy; framing is rebuilt by the engine; the fields the gate
+sets (identities, assertion, priority) are dropped from the client's request first, in any case
+and spelt with ``_`` for ``-``; responses lose
 everything that names or fingerprints a backend (``Server``, ``Via``, ``X-Powered-By``) and their
 ``Location`` is mapped from the backend's prefix to the public one.
 """
@@ -29,8 +31,18 @@ HOP_BY_HOP = frozenset(
         b"content-length",  # re-framed by the engine
     }
 )
-# The client may not speak for the proxy: these are set by the engine alone.
-_REQUEST_DROP = HOP_BY_HOP | {b"expect", b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"}
+# The client may not speak for the proxy: these are set by the engine alone, or (the other
+# de-facto "who is the client" fields, RFC 7239 and its predecessors) by no one.
+_REQUEST_DROP = HOP_BY_HOP | {
+    b"expect",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+    b"x-real-ip",
+}
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"via", b"x-powered-by"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -58,7 +70,9 @@ def request_head(
         skip = skip | admit.drop_request_headers | set(connection_names) | {name for name, _ in extra}
     parts = [method.encode(), b" ", admit.path.encode("ascii"), b" HTTP/1.1\r\n"]
     for name, value in headers:
-        if name not in skip:
+        # Many servers read "_" as "-" (CGI/WSGI environ keys, some proxies and frameworks), so
+        # "Asgate_MC_Service_Id" or "Transfer_Encoding" would pass for the field the SAS controls.
+        if name not in skip and (b"_" not in name or name.replace(b"_", b"-") not in skip):
             parts += [name, b": ", value, b"\r\n"]
     for name, value in extra:
         parts += [name, b": ", value, b"\r\n"]

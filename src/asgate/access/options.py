@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,10 +57,25 @@ class PoolOptions:
     eject_after: int = 3  # consecutive failures before an instance is ejected...
     eject_seconds: float = 10.0  # ...for this long
     max_attempts: int = 3  # instances tried for one request
+    # host, port -> the address to connect to, once the instance address policy allowed it
+    resolve: Callable[[str, int], Awaitable[str]] | None = None
+    # For instances registered with protocol HTTPS or WSS: the CA bundle they are verified with and
+    # the SAS's client certificate (mutual TLS). None: the system's CAs, no client certificate.
+    tls: ssl.SSLContext | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoolOptions:
+        from asgate.resolver import connect_address
+        from asgate.uripolicy import instance_policy
+
+        tls = None
+        if settings.sas_upstream_ca or settings.sas_upstream_client_cert:
+            tls = upstream_tls(
+                settings.sas_upstream_ca, settings.sas_upstream_client_cert, settings.sas_upstream_client_key
+            )
         return cls(
+            resolve=partial(connect_address, instance_policy(settings)),
+            tls=tls,
             connect_timeout=settings.sas_upstream_connect_timeout,
             response_timeout=settings.sas_upstream_response_timeout,
             read_timeout=settings.sas_upstream_read_timeout,
@@ -64,3 +83,14 @@ class PoolOptions:
             eject_after=settings.sas_upstream_eject_after,
             eject_seconds=settings.sas_upstream_eject_seconds,
         )
+
+
+def upstream_tls(ca: Path | None, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    """The client context of the SAS towards https instances: server certificates verified (against
+    ``ca`` or the system's CAs, host name or IP address checked), TLS 1.2 at least, and the SAS's
+    own certificate when ``cert`` is given, for instances that require mutual TLS."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context

@@ -9,7 +9,7 @@ import ssl
 from starlette.routing import BaseRoute
 
 from asgate import logs
-from asgate.access.csc15 import SCOPE, Csc15Server, SnapshotPuller
+from asgate.access.csc15 import SCOPE, Csc15Server, ProfileFetcher, SnapshotPuller
 from asgate.access.gate import AuditBuffer, SasGate
 from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions, PoolOptions
@@ -37,14 +37,32 @@ class AccessRole:
         self.audit = AuditBuffer()
         self.metrics = SasMetrics(rt.metrics.registry)
         self.gate = SasGate.configured(
-            s, self.state, rt.validator, metrics=self.metrics, audit=self.audit.add
+            s, self.state, rt.validator, keyring=rt.keyring, metrics=self.metrics, audit=self.audit.add
         )
         self.redis = self.gate.redis
         tokens = InternalTokens(
             rt.keyring, issuer=s.token_issuer, audience=s.token_audience, subject="asgate-access", scope=SCOPE
         )
-        self.puller = SnapshotPuller(self.state, rt.http, s.sas_registry_url or s.public_root, tokens)
-        self.csc15 = Csc15Server(self.state, rt.authenticate, s.sas_max_body_bytes, self.puller.request)
+        registry_url = s.sas_registry_url or s.public_root
+        self.puller = SnapshotPuller(self.state, rt.http, registry_url, tokens)
+        # Issue 14: a profile or grant the registry has told an application about, not pushed yet.
+        self.gate.misses = ProfileFetcher(
+            self.state,
+            rt.http,
+            registry_url,
+            tokens,
+            rate=s.sas_profile_fetch_rate,
+            negative_ttl=s.sas_profile_fetch_negative_ttl,
+        )
+        self.csc15 = Csc15Server(
+            self.state,
+            rt.authenticate,
+            s.sas_csc15_max_body_bytes,
+            self.puller.request,
+            clients=frozenset(s.sas_csc15_clients),
+            issuer=s.token_issuer,
+            audit=self.audit.add,
+        )
         self.server = AccessServer(self.gate, EngineOptions.from_settings(s), self.metrics)
         # sas_workers > 1: separate data-plane processes follow the state file this process writes.
         self.workers = WorkerProcesses(s, s.sas_workers, s.config_file) if s.sas_workers > 1 else None

@@ -28,7 +28,8 @@ Header = tuple[bytes, bytes]
 class RequestHead:
     method: str
     # Validated origin-form path without the query, still percent-encoded as received; decoding it
-    # can never produce "/", "\\", NUL or a dot-segment (http1.validate_target guarantees this).
+    # (once or several times, leniently or after NFKC) can never produce "/", "\\", NUL or a
+    # dot-segment, with or without ";" parameters (validate.check_path guarantees this).
     path: str
     query: str
     headers: list[Header]

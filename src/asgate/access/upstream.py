@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -21,7 +22,7 @@ from typing import Protocol, cast
 import httptools
 
 from asgate import logs
-from asgate.access.options import PoolOptions
+from asgate.access.options import PoolOptions, upstream_tls
 
 Header = tuple[bytes, bytes]
 _log = logs.get("asgate.access.upstream")
@@ -33,6 +34,7 @@ class Endpoint:
     id: str
     host: str
     port: int
+    tls: bool = False  # registered as HTTPS or WSS: the SAS connects with TLS (PoolOptions.tls)
 
     @property
     def authority(self) -> str:
@@ -235,6 +237,7 @@ class UpstreamPool:
         self.authorities: frozenset[str] = frozenset()
         self._rr = itertools.count()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._default_tls: ssl.SSLContext | None = None
         self.update(endpoints)
 
     # -- the registry's side
@@ -290,11 +293,32 @@ class UpstreamPool:
     async def connect(self, instance: Instance) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         endpoint = instance.endpoint
+        resolve = self.options.resolve
+        # The instance address policy, applied to the address connected to (an fqdn may resolve
+        # into a denied range long after it was registered): a refusal is a failed connect.
+        host = endpoint.host
+        if resolve is not None:
+            host = await asyncio.wait_for(resolve(host, endpoint.port), self.options.connect_timeout)
+        context = self._tls() if endpoint.tls else None
         _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConnection(self, instance), endpoint.host, endpoint.port),
-            self.options.connect_timeout,
+            loop.create_connection(
+                lambda: UpstreamConnection(self, instance),
+                host,
+                endpoint.port,
+                ssl=context,
+                # the certificate is checked against the registered name, not the address it resolved to
+                server_hostname=endpoint.host if context is not None else None,
+            ),
+            self.options.connect_timeout,  # the TLS handshake included
         )
         return conn
+
+    def _tls(self) -> ssl.SSLContext:
+        if self.options.tls is not None:
+            return self.options.tls
+        if self._default_tls is None:
+            self._default_tls = upstream_tls(None)
+        return self._default_tls
 
     def done(self, instance: Instance, conn: UpstreamConnection | None, reusable: bool, now: float) -> None:
         """The request on ``instance`` is over; keep ``conn`` for reuse if it may be."""

@@ -8,6 +8,7 @@ engine does not depend on the parser's leniency settings.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -37,7 +38,7 @@ def split_target(url: bytes, authorities: frozenset[str]) -> tuple[str, str]:
         raise bad_request("the request target has a fragment")
     if text[:1] == "/":
         path, _, query = text.partition("?")
-        if "%" in path or "\\" in path or "/." in path or "//" in path:
+        if "%" in path or "\\" in path or "/." in path or "//" in path or "/;" in path:
             check_path(path)
         return path, query
     # RFC 9112 3.2.2: absolute-form; we are no forward proxy, so it must name this server.
@@ -62,9 +63,14 @@ def check_path(path: str) -> None:
 
     RFC 3986 5.2.4: dot-segments ("." / "..", also percent-encoded) would climb out of the prefix
     the gate maps to; encoded "/" or "\\" (RFC 3986 2.2: reserved) and backslashes are split by
-    some servers and not by others; NUL and other controls truncate paths in C backends.
+    some servers and not by others; NUL and other controls truncate paths in C backends. The same
+    holds for every other spelling a backend may turn into those: overlong UTF-8 (``%c0%ae``,
+    ``%e0%80%ae``, ``%c0%af``: RFC 3629 3 forbids them, lenient decoders still read "." and "/"),
+    any other invalid UTF-8, compatibility forms (``%ef%bc%8e`` FULLWIDTH FULL STOP, NFKC "."),
+    encodings decoded twice (``%252e``), path parameters on a dot segment (``..;``, ``.;x``: Tomcat
+    and Jetty drop them and then see ".."), and segments made of dots only (``...``).
     """
-    if "%" not in path and "\\" not in path and "/." not in path and "//" not in path:
+    if "%" not in path and "\\" not in path and "/." not in path and "//" not in path and "/;" not in path:
         return
     segments = path.split("/")
     last = len(segments) - 1
@@ -75,11 +81,43 @@ def check_path(path: str) -> None:
             continue
         if "\\" in segment:
             raise bad_request("the path contains a backslash")
-        raw = _decode(segment) if "%" in segment else segment.encode("ascii")
-        if raw in (b".", b".."):
-            raise bad_request("the path contains a dot-segment")
-        if not _FORBIDDEN_BYTES.isdisjoint(raw):
-            raise bad_request("the path contains an encoded slash, backslash or control character")
+        _check_segment(segment)
+
+
+# A backend (or a framework behind it) decoding a segment more than this many times is not one
+# we can protect; three covers double and triple encoding.
+_DECODINGS = 3
+
+
+def _check_segment(segment: str) -> None:
+    raw = _decode(segment) if "%" in segment else segment.encode("ascii")
+    for depth in range(_DECODINGS):
+        _check_decoded(raw)
+        if depth == _DECODINGS - 1 or b"%" not in raw:
+            return
+        again = unquote_to_bytes(raw)  # what a second decoding makes of it (bad escapes stay)
+        if again == raw:
+            return
+        raw = again
+
+
+def _check_decoded(raw: bytes) -> None:
+    if not _FORBIDDEN_BYTES.isdisjoint(raw):
+        raise bad_request("the path contains an encoded slash, backslash or control character")
+    try:
+        text = raw.decode("utf-8")  # strict: overlong forms and surrogates are errors (RFC 3629 3)
+    except UnicodeDecodeError:
+        raise bad_request("the path has a percent-encoding that is not valid UTF-8") from None
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        if "/" in text or "\\" in text:
+            raise bad_request("the path contains a character that normalizes to a slash or backslash")
+    name, parameters, _ = text.partition(";")  # RFC 3986 3.3: "a;v" path parameters
+    name = name.rstrip(" ")  # some file systems and servers drop trailing spaces (and dots)
+    if name and not name.strip("."):
+        raise bad_request("the path contains a dot-segment (or dots with path parameters)")
+    if not name and parameters:
+        raise bad_request("the path has an empty segment with path parameters")
 
 
 def _decode(segment: str) -> bytes:
@@ -114,8 +152,9 @@ _PLAIN_11 = Framing(http11=True, hosts=1)
 _PLAIN_10 = Framing(http11=False, hosts=0)
 _PLAIN_10_HOST = Framing(http11=False, hosts=1)
 
-_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION, _EXPECT, _UPGRADE = range(6)
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION, _EXPECT, _UPGRADE, _AUTHORIZATION = range(7)
 _FRAMING_FIELDS = {
+    b"authorization": _AUTHORIZATION,
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"host": _HOST,
@@ -132,6 +171,7 @@ def scan_headers(headers: list[tuple[bytes, bytes]], http11: bool) -> Framing:
     """
     fields = _FRAMING_FIELDS
     hosts = 0
+    authorizations = 0
     framing: Framing | None = None
     for name, value in headers:
         kind = fields.get(name)
@@ -140,9 +180,16 @@ def scan_headers(headers: list[tuple[bytes, bytes]], http11: bool) -> Framing:
         if kind == _HOST:
             hosts += 1
             continue
+        if kind == _AUTHORIZATION:
+            authorizations += 1
+            continue
         if framing is None:
             framing = Framing(http11=http11)
         _field(framing, kind, value)
+    # RFC 9110 5.3: Authorization is a singleton field; with two, the SAS and the service could
+    # each believe a different one (the gate reads the first, some servers the last).
+    if authorizations > 1:
+        raise bad_request("more than one Authorization header")
     # RFC 9112 3.2: exactly one Host in an HTTP/1.1 request.
     if hosts != 1 and (http11 or hosts > 1):
         raise bad_request("an HTTP/1.1 request needs exactly one Host header")

@@ -55,7 +55,9 @@ async def run_worker(settings: Settings) -> None:
         state = AccessState(pool_options=PoolOptions.from_settings(settings), path=None)
         audit = AuditBuffer()
         metrics = SasMetrics(rt.metrics.registry)
-        gate = SasGate.configured(settings, state, rt.validator, metrics=metrics, audit=audit.add)
+        gate = SasGate.configured(
+            settings, state, rt.validator, keyring=rt.keyring, metrics=metrics, audit=audit.add
+        )
         redis = gate.redis
         background = Background()
         background.spawn(_follow(state, state_path(settings), rt, audit, background), "sas-follower")
@@ -117,6 +119,8 @@ class WorkerProcesses:
             "ASGATE_DATABASE_URL": settings.db_url,
             "ASGATE_SAS_LISTEN": str(settings.sas_listen),
             "ASGATE_ISSUER": settings.token_issuer,
+            # `asgate up --samples` allows loopback instances on its command line, not in the env.
+            "ASGATE_INSTANCE_ALLOW_LOOPBACK": str(settings.instance_allow_loopback).lower(),
         }
         if settings.database_schema:
             self.env["ASGATE_DATABASE_SCHEMA"] = settings.database_schema

@@ -22,6 +22,7 @@ AsgateGroup.lazy = {
     "grants": "asgate.cli.bulk:grants",
     "profiles": "asgate.cli.registry:profiles",
     "services": "asgate.cli.registry:services",
+    "pools": "asgate.cli.pools:pools",
     "outbox": "asgate.cli.registry:outbox",
     "audit": "asgate.cli.registry:audit",
 }

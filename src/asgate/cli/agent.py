@@ -211,11 +211,14 @@ def agent(
 ) -> None:
     """Register an MC service server with the service registry and keep it registered: heartbeats
     every heartbeatPeriod while its health check passes (none while it fails, so the registry
-    suspends it), registers again if the registry removed it, deregisters on SIGTERM/Ctrl-C.
+    suspends it), registers again if the registry removed it, deregisters on SIGTERM/Ctrl-C. The
+    client must be provisioned for the pool (--pool); the pool's description reaches applications
+    once the administrator approved it (asgate pools approve).
 
     \b
-    $ asgate clients add gms-1 --scope mcx-service-registration
+    $ asgate clients add gms-1 --scope mcx-service-registration --pool GM/gms
     $ ASGATE_CLIENT_SECRET=... asgate agent --config gms.toml
+    $ asgate pools approve GM/gms                    # the administrator, once it registered
     $ asgate agent --config gms.toml --dry-run      # check the file, print the registration
     """
     config = SidecarConfig.load(config_path)

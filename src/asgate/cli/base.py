@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asgate import __version__
+from asgate.atrest import private_dir
 from asgate.problem import ProblemError
 from asgate.settings import Settings, SettingsError
 
@@ -107,7 +108,7 @@ async def open_store(cli: CliContext) -> AsyncIterator[Store]:
     from asgate.store import Store
 
     settings = cli.settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = await Store.open(
         settings.db_url, sqlite_synchronous=settings.sqlite_synchronous, schema=settings.database_schema
     )

@@ -19,6 +19,7 @@ from asgate.cli.base import (
 )
 from asgate.idm.models import Client
 from asgate.idm.passwords import generate_secret, hash_secret
+from asgate.registry.pools import parse_pattern
 from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError
 
 _ACTOR = "cli"
@@ -37,6 +38,12 @@ def clients() -> None:
 @click.option(
     "--as-svc-id", "as_svc_ids", multiple=True, help="AS Service ID this AS may register (repeatable)."
 )
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    help="Pool TYPE/NAME this MC service may serve, * for a whole part, e.g. GM/* (repeatable).",
+)
 @click.option("--secret", help="Use this secret instead of generating one.")
 @click.option("--public", is_flag=True, help="A public client (no secret; authorization code + PKCE only).")
 @click.option("--name", help="Display name.")
@@ -48,6 +55,7 @@ def add(
     client_id: str,
     scopes: tuple[str, ...],
     as_svc_ids: tuple[str, ...],
+    pools: tuple[str, ...],
     secret: str | None,
     public: bool,
     name: str | None,
@@ -58,8 +66,10 @@ def add(
 
     \b
     $ asgate clients add as-1 --scope msgs-asregistration --as-svc-id AS1
+    $ asgate clients add gms-1 --scope mcx-service-registration --pool GM/gm-north
     $ asgate clients add ops --scope msgs-admin --scope asgate-metrics
     """
+    service_pools = _patterns(pools)
     if public and secret:
         raise click.UsageError("--public and --secret exclude each other")
     generated = None if (public or secret) else generate_secret()
@@ -72,6 +82,7 @@ def add(
         scopes=tuple(dict.fromkeys(scopes)),
         redirect_uris=redirect_uris,
         as_svc_ids=tuple(dict.fromkeys(as_svc_ids)),
+        service_pools=service_pools,
         created_at=now,
         updated_at=now,
     )
@@ -90,7 +101,8 @@ def add(
     if as_json:
         emit_json({**client.public(), "client_secret": generated})
         return
-    click.echo(f"added client {client_id} (scopes: {' '.join(client.scopes)})")
+    pools_text = f"; pools: {' '.join(client.service_pools)}" if client.service_pools else ""
+    click.echo(f"added client {client_id} (scopes: {' '.join(client.scopes)}{pools_text})")
     if generated:
         click.echo(f"client_secret: {generated}")
         click.echo("Keep it now: it is stored only as a hash and cannot be shown again.")
@@ -121,11 +133,12 @@ def list_(cli: CliContext, as_json: bool) -> None:
                 c.name,
                 " ".join(c.scopes),
                 " ".join(c.as_svc_ids),
+                " ".join(c.service_pools),
                 "yes" if c.secret_hash else "no",
             )
             for c in items
         ],
-        ["CLIENT", "NAME", "SCOPES", "AS SERVICE IDS", "CONFIDENTIAL"],
+        ["CLIENT", "NAME", "SCOPES", "AS SERVICE IDS", "POOLS", "CONFIDENTIAL"],
     )
 
 
@@ -152,6 +165,12 @@ def show(cli: CliContext, client_id: str, as_json: bool) -> None:
 @click.option("--remove-scope", multiple=True)
 @click.option("--add-as-svc-id", multiple=True)
 @click.option("--remove-as-svc-id", multiple=True)
+@click.option("--add-pool", multiple=True, help="Pool TYPE/NAME (or a pattern) it may serve from now on.")
+@click.option(
+    "--remove-pool",
+    multiple=True,
+    help="Pool (pattern, as listed) it may no longer serve: refused at once, heartbeats included.",
+)
 @click.option("--name")
 @pass_cli
 def update(
@@ -161,13 +180,17 @@ def update(
     remove_scope: tuple[str, ...],
     add_as_svc_id: tuple[str, ...],
     remove_as_svc_id: tuple[str, ...],
+    add_pool: tuple[str, ...],
+    remove_pool: tuple[str, ...],
     name: str | None,
 ) -> None:
-    """Change a client's scopes, AS Service IDs or name.
+    """Change a client's scopes, AS Service IDs, pools or name.
 
     \b
     $ asgate clients update as-1 --add-as-svc-id AS2 --remove-as-svc-id AS1
+    $ asgate clients update gms-1 --add-pool GM/gm-south --remove-pool GM/gm-north
     """
+    added_pools = _patterns(add_pool)
 
     async def go() -> Client:
         async with open_store(cli) as store:
@@ -181,6 +204,11 @@ def update(
             changes: dict[str, object] = {"scopes": scopes}
             if ids != current.as_svc_ids:
                 changes["as_svc_ids"] = ids
+            pools = tuple(
+                p for p in dict.fromkeys(current.service_pools + added_pools) if p not in remove_pool
+            )
+            if pools != current.service_pools:
+                changes["service_pools"] = pools
             if name is not None:
                 changes["name"] = name
             try:
@@ -193,7 +221,11 @@ def update(
 
     client = run(go())
     ids = " ".join(client.as_svc_ids) or "-"
-    click.echo(f"updated client {client_id}: scopes {' '.join(client.scopes) or '-'}; AS Service IDs {ids}")
+    pools = " ".join(client.service_pools) or "-"
+    click.echo(
+        f"updated client {client_id}: scopes {' '.join(client.scopes) or '-'}; AS Service IDs {ids};"
+        f" pools {pools}"
+    )
 
 
 @clients.command("reset-secret")
@@ -238,6 +270,13 @@ def remove(cli: CliContext, client_id: str) -> None:
     if not run(go()):
         raise click.ClickException(f"no client {client_id!r}")
     click.echo(f"removed client {client_id}")
+
+
+def _patterns(given: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(dict.fromkeys(parse_pattern(p) for p in given))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pool") from None
 
 
 async def _get(cli: CliContext, client_id: str) -> Client:

@@ -32,7 +32,7 @@ from asgate.registry.models import (
     RateLimits,
 )
 from asgate.registry.service import RegistryService
-from asgate.uripolicy import UriPolicy
+from asgate.uripolicy import instance_policy, outbound_policy
 
 T = TypeVar("T")
 ACTOR = "cli"
@@ -44,10 +44,11 @@ async def _service(cli: CliContext) -> AsyncIterator[RegistryService]:
     async with open_store(cli) as store:
         service = RegistryService(
             store,
-            UriPolicy.build(s.outbound_schemes, s.outbound_allow_hosts, s.outbound_deny_hosts),
+            outbound_policy(s),
             liveness=Liveness(s.registry_missed_heartbeats, s.registry_removal_grace),
             sas_url=s.registry_sas_url or f"http://{s.sas_listen}",
             api_root=s.public_root,
+            addresses=instance_policy(s),
         )
         await service.view.load()
         yield service

@@ -82,6 +82,12 @@ def up(cli: CliContext, /, samples: bool, samples_port: int, **listener: Any) ->
     $ asgate up --samples                         # what `make run` runs
     $ asgate up --listen 0.0.0.0:7480 --tls-cert cert.pem --tls-key key.pem
     """
+    if samples:
+        from asgate.samples import LOOPBACK_ALLOWED
+
+        # The samples listen on 127.0.0.1, which the outbound and instance policies deny by default.
+        listener.update(outbound_allow_loopback=True, instance_allow_loopback=True)
+        click.echo(LOOPBACK_ALLOWED)
     _start(cli, None, _with_samples(samples_port) if samples else None, **listener)
 
 

@@ -3,6 +3,13 @@
 from asgate.client._http import ApiClient, raise_for_problem
 from asgate.client.agent import AgentState, ServiceAgent
 from asgate.client.application import ExternalApplication, priority_header, service_capabilities
+from asgate.client.assertion import (
+    SasAssertionError,
+    SasCaller,
+    SasKeys,
+    pool_audience,
+    verify_sas_assertion,
+)
 from asgate.client.browser import ScriptedBrowser
 from asgate.client.health import HealthCheck, http_health_check, tcp_health_check
 from asgate.client.login import UserLogin, UserTokens, open_system_browser, print_url
@@ -37,6 +44,9 @@ __all__ = [
     "ProfileNotification",
     "Reconfigurer",
     "RegistryClient",
+    "SasAssertionError",
+    "SasCaller",
+    "SasKeys",
     "ScriptedBrowser",
     "ServiceAgent",
     "ServiceCapabilities",
@@ -48,9 +58,11 @@ __all__ = [
     "WebSocketListener",
     "http_health_check",
     "open_system_browser",
+    "pool_audience",
     "print_url",
     "priority_header",
     "raise_for_problem",
     "service_capabilities",
     "tcp_health_check",
+    "verify_sas_assertion",
 ]

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from asgate import logs
 from asgate.client._http import TokenSource
+from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
 from asgate.client.health import HealthCheck
 from asgate.client.registration import ServiceRegistrationClient
 from asgate.problem import ProblemError
@@ -69,6 +70,11 @@ class ServiceAgent:
     before every registration and heartbeat, and every ``health_interval`` seconds (default: the
     heartbeat period) while it fails. ``transport`` or ``http`` let tests run against an app
     in-process.
+
+    :meth:`verify_sas_assertion` checks the service access server's assertion on each request:
+    issued by ``sas_issuer`` (default ``{registry_url}/sas``, right when the deployment's
+    ``issuer`` is its control-plane URL) for this instance's pool, signed with a key of
+    ``jwks_uri`` (default ``{registry_url}/oauth2/jwks``).
     """
 
     def __init__(
@@ -86,10 +92,15 @@ class ServiceAgent:
         transport: httpx.AsyncBaseTransport | None = None,
         http: httpx.AsyncClient | None = None,
         timeout: float = 10.0,
+        sas_issuer: str | None = None,
+        jwks_uri: str | None = None,
     ) -> None:
         self.client = ServiceRegistrationClient(
             registry_url, credentials, transport=transport, http=http, timeout=timeout
         )
+        root = self.client.base_url
+        self.sas_issuer = sas_issuer or f"{root}/sas"
+        self.sas_keys = SasKeys(jwks_uri or f"{root}/oauth2/jwks", http=self.client.http)
         self._registration = registration
         self._health_check = health_check
         self._health_interval = health_interval
@@ -131,6 +142,19 @@ class ServiceAgent:
         if state is not self._state:
             _log.info("agent state", state=str(state), service=self._registration.service_name)
             self._state = state
+
+    async def verify_sas_assertion(self, request_or_headers: Any) -> SasCaller:
+        """The caller of a request the service access server forwarded to this instance (seed
+        10.X.5 step 3), from its ``Asgate-Assertion``; raises
+        :class:`~asgate.client.SasAssertionError` (a 401 ``ProblemError``) when there is no valid
+        one for this pool."""
+        registration = self._registration
+        return await verify_sas_assertion(
+            request_or_headers,
+            self.sas_keys,
+            issuer=self.sas_issuer,
+            audience=pool_audience(registration.service_type, registration.service_name),
+        )
 
     # ------------------------------------------------------------ one call each
 

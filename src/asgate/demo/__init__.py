@@ -23,7 +23,7 @@ from asgate.demo.msgs import registration_and_deregistration
 from asgate.demo.narrate import DemoFailed, Narrator
 from asgate.demo.record import Journal
 from asgate.demo.system import embedded_asgate
-from asgate.samples import SPECS
+from asgate.samples import LOOPBACK_ALLOWED, SPECS
 
 __all__ = ["run_demo"]
 
@@ -44,6 +44,7 @@ async def run_demo(console: Console, *, as_json: bool = False) -> int:
                 step.note(f"control plane {system.url}, service access server {system.sas_url}")
                 step.note(f"sample MC services registered through their agents: {samples}")
                 step.note(f"SQLite in {system.settings.data_dir} (removed at the end)")
+                step.note(LOOPBACK_ALLOWED)
                 step.note(
                     "clients as-1 (AS Service ID AS1), console-1, samples, ops; MC user alice@mc.example"
                 )

@@ -28,6 +28,7 @@ from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.samples import DEFAULT_SAMPLES, SamplesHandle, run_samples
+from asgate.samples.attached import approve_sample_interfaces, sample_pools
 from asgate.serving import _Server, server_config
 from asgate.settings import Settings
 from asgate.store.ids import new_id
@@ -40,7 +41,7 @@ REDIRECT = "http://127.0.0.1/callback"  # any loopback port (RFC 8252 7.3)
 _CLIENTS = {
     AS_CLIENT: (("msgs-asregistration",), ("AS1",), ()),
     APP: (("mcx-registry", "3gpp:mc:ptt_service"), (), (REDIRECT,)),
-    "samples": (("mcx-service-registration",), (), ()),
+    "samples": (("mcx-service-registration",), (), ()),  # and the samples' pools (below)
     OPS: (("mcx-registry-admin", "msgs-admin"), (), ()),
 }
 
@@ -115,10 +116,16 @@ async def _provision(rt: Runtime) -> tuple[dict[str, str], str]:
             scopes=scopes,
             as_svc_ids=as_svc_ids,
             redirect_uris=redirects,
+            # Issue 8 item 1: the sample services' client serves exactly the samples' pools.
+            service_pools=tuple(f"{t}/{n}" for t, n in sample_pools(DEFAULT_SAMPLES))
+            if client_id == "samples"
+            else (),
             created_at=now,
             updated_at=now,
         )
         await rt.store.clients.add(client)
+    # ...and their descriptions approved, as the administrator would before they register.
+    await approve_sample_interfaces(rt, DEFAULT_SAMPLES, "asgate demo")
     password = generate_secret()
     alice = User(
         user_id=new_id(),
@@ -148,6 +155,9 @@ async def embedded_asgate(journal: Journal) -> AsyncIterator[DemoSystem]:
             registry_missed_heartbeats=2,
             registry_retry_base=0.05,
             registry_retry_max=1.0,
+            # The samples and the application's listener run on 127.0.0.1: allowed here only.
+            outbound_allow_loopback=True,
+            instance_allow_loopback=True,
         )
         data_plane.close()  # the access role binds it itself, a moment later
         async with Runtime.open(settings) as rt:
@@ -185,7 +195,12 @@ async def _with_samples(rt: Runtime, settings: Settings, journal: Journal) -> As
         f"{settings.public_root}/oauth2/token", "samples", secrets["samples"], "mcx-service-registration"
     )
     samples = await run_samples(
-        settings.public_root, credentials, DEFAULT_SAMPLES, base_port=0, heartbeat_period=1
+        settings.public_root,
+        credentials,
+        DEFAULT_SAMPLES,
+        base_port=0,
+        heartbeat_period=1,
+        agent_options={"sas_issuer": settings.sas_issuer},
     )
     async with samples:
         system = DemoSystem(settings, rt, journal, samples, secrets, password)

@@ -20,6 +20,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from asgate.atrest import FILE_MODE, private_dir, write_private
+
 ALGORITHM = "ES256"
 _RELOAD_INTERVAL = 1.0
 
@@ -71,8 +73,9 @@ class KeyRing:
 
     def ensure(self) -> None:
         """Create the directory and a first key if there is none (first start)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
+        private_dir(self.directory)
+        for pem in self.directory.glob("*.pem"):  # keys written by an older version: owner-only
+            os.chmod(pem, FILE_MODE)
         self._reload(force=True)
         if not self._keys:
             self.rotate()
@@ -109,7 +112,7 @@ class KeyRing:
 
     def rotate(self) -> SigningKey:
         """Generate a new key; it signs from now on, older ones stay published."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self._reload(force=True)  # another process (the CLI, a server) may have added keys
         private_key = ec.generate_private_key(ec.SECP256R1())
         kid = thumbprint(private_key.public_key())
@@ -120,13 +123,7 @@ class KeyRing:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         path = self.directory / f"{created:010d}-{kid}.pem"
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private(path, pem, fsync=True)
         self._reload(force=True)
         key = self.get(kid)
         assert key is not None

@@ -24,6 +24,8 @@ class Client(BaseModel):
     scopes: tuple[str, ...] = ()
     redirect_uris: tuple[str, ...] = ()
     as_svc_ids: tuple[str, ...] = ()
+    # Issue 8 item 1: pools (TYPE/NAME, * for a whole part) this MC service client may serve.
+    service_pools: tuple[str, ...] = ()
     attributes: dict[str, Any] = {}
     created_at: datetime
     updated_at: datetime

@@ -276,6 +276,8 @@ async def _read_form(request: Request) -> dict[str, str]:
         raise OAuthError("invalid_request", "the form is not UTF-8") from None
     form: dict[str, str] = {}
     for key, value in pairs:
+        if "\x00" in key or "\x00" in value:  # no text column stores U+0000 (item 9: never a 500)
+            raise OAuthError("invalid_request", "a parameter contains U+0000")
         if key in form:  # RFC 6749 3.1: parameters must not be repeated
             raise OAuthError("invalid_request", f"parameter {key!r} is repeated")
         form[key] = value
@@ -293,7 +295,7 @@ def client_auth(request: Request, form: dict[str, str]) -> tuple[str, str, bool]
         except (binascii.Error, UnicodeDecodeError):
             raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
         client_id, sep, secret = decoded.partition(":")
-        if not sep:
+        if not sep or "\x00" in unquote_plus(decoded):
             raise OAuthError("invalid_client", "malformed Basic credentials", 401)
         return unquote_plus(client_id), unquote_plus(secret), True
     posted_id, posted_secret = form.get("client_id", ""), form.get("client_secret")

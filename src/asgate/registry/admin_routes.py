@@ -24,18 +24,21 @@ from asgate.registry.models import (
     GrantSpec,
     OutboxEntry,
     Page,
+    PoolInterfaceBody,
+    PoolInterfaceList,
     ProfileEdit,
     ProfileList,
     ServiceInstance,
 )
-from asgate.registry.scripts import etag
+from asgate.registry.scripts import etag, etag_of
 from asgate.registry.service import ADMIN_SCOPE, RegistryService
 from asgate.runtime import Runtime
 from asgate.store import AuditEvent
 from asgate.store import registry as db
-from asgate.web import parse_body, query_int, query_problem, respond
+from asgate.web import parse_body, path_string, query_int, query_problem, respond
 
 ADMIN = "/mcx-registry-admin/v1"
+POOL = f"{ADMIN}/pools/{{serviceType}}/{{serviceName}}"
 
 
 class _Services(Page[ServiceInstance]):
@@ -71,6 +74,11 @@ class AdminRoutes:
             Route(f"{ADMIN}/services", self.list_services, methods=["GET"]),
             Route(f"{ADMIN}/services/{{serviceInstanceId}}", self.get_service, methods=["GET"]),
             Route(f"{ADMIN}/services/{{serviceInstanceId}}", self.evict_service, methods=["DELETE"]),
+            Route(f"{ADMIN}/pools", self.list_pools, methods=["GET"]),
+            Route(f"{ADMIN}/pools/{{serviceType}}/{{serviceName}}", self.get_pool, methods=["GET"]),
+            Route(f"{POOL}/approve", self.approve_pool, methods=["POST"]),
+            Route(f"{POOL}/reject", self.reject_pool, methods=["POST"]),
+            Route(f"{POOL}/interface", self.put_pool_interface, methods=["PUT"]),
             Route(f"{ADMIN}/outbox", self.list_outbox, methods=["GET"]),
             Route(f"{ADMIN}/outbox/{{id:int}}/retry", self.retry, methods=["POST"]),
             Route(f"{ADMIN}/audit", self.audit, methods=["GET"]),
@@ -94,9 +102,8 @@ class AdminRoutes:
     async def put_app(self, request: Request) -> Response:
         actor = await self._admin(request)
         spec = await parse_body(request, ExternalAppSpec, self.rt.settings.max_body_bytes)
-        app = await self.service.put_app(
-            actor, request.path_params["clientId"], spec, request.headers.get("if-match")
-        )
+        client_id = path_string(request, "clientId", 128)  # clients.client_id
+        app = await self.service.put_app(actor, client_id, spec, request.headers.get("if-match"))
         return respond(app, 201 if app.version == 1 else 200, {"ETag": etag(app.version)})
 
     async def delete_app(self, request: Request) -> Response:
@@ -118,8 +125,8 @@ class AdminRoutes:
         actor = await self._admin(request)
         body = await parse_body(request, GrantBody, self.rt.settings.max_body_bytes)
         spec = GrantSpec(
-            app_id=request.path_params["appId"],
-            mc_service_id=request.path_params["mcServiceId"],
+            app_id=path_string(request, "appId", 128),  # grants.app_id
+            mc_service_id=path_string(request, "mcServiceId", 256),  # grants.mc_service_id
             services=body.services,
         )
         grant = await self.service.put_grant(actor, spec)
@@ -182,6 +189,40 @@ class AdminRoutes:
         await self.service.evict(actor, request.path_params["serviceInstanceId"])
         return respond(None, 204)
 
+    # ------------------------------------------------------------ pool interfaces (issue 8 item 1)
+
+    async def list_pools(self, request: Request) -> Response:
+        await self._admin(request)
+        state = request.query_params.get("state")
+        if state is not None and state not in _POOL_STATES:
+            raise query_problem("state", f"must be one of {', '.join(_POOL_STATES)}")
+        items = await self.service.pool_interfaces()
+        return respond(PoolInterfaceList(items=[i for i in items if state in (None, i.state)]))
+
+    async def get_pool(self, request: Request) -> Response:
+        await self._admin(request)
+        pool = _pool(request)
+        found = await self.service.pool_interfaces(pool)
+        if not found:
+            raise ProblemError(404, Cause.CONTEXT_NOT_FOUND, f"no pool {'/'.join(pool)}")
+        return respond(found[0], headers={"ETag": etag_of(found[0].digest)})
+
+    async def approve_pool(self, request: Request) -> Response:
+        actor = await self._admin(request)
+        item = await self.service.approve_pool(actor, _pool(request), request.headers.get("if-match"))
+        return respond(item, headers={"ETag": etag_of(item.digest)})
+
+    async def reject_pool(self, request: Request) -> Response:
+        actor = await self._admin(request)
+        item = await self.service.reject_pool(actor, _pool(request), request.headers.get("if-match"))
+        return respond(item, headers={"ETag": etag_of(item.digest)})
+
+    async def put_pool_interface(self, request: Request) -> Response:
+        actor = await self._admin(request)
+        body = await parse_body(request, PoolInterfaceBody, self.rt.settings.max_body_bytes)
+        item = await self.service.put_pool_interface(actor, _pool(request), body.versions)
+        return respond(item, headers={"ETag": etag_of(item.digest)})
+
     # ------------------------------------------------------------ outbox and audit
 
     async def list_outbox(self, request: Request) -> Response:
@@ -222,6 +263,11 @@ class AdminRoutes:
 
 
 _NOTIFICATION_STATES = ("PENDING", "DELIVERED", "SUPERSEDED")
+_POOL_STATES = ("APPROVED", "PENDING", "REJECTED")
+
+
+def _pool(request: Request) -> tuple[str, str]:
+    return request.path_params["serviceType"], request.path_params["serviceName"]
 
 
 def _retry_now(conn: Connection, arg: tuple[int, float]) -> bool:

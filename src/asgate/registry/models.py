@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import Field, StringConstraints, model_validator
 
-from asgate.wire import WireModel
+from asgate.wire import DateTime, WireModel
 
 ServiceType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")]
 ServiceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
@@ -84,7 +84,7 @@ class Version(WireModel):
     """TS 29.222 Version: one API version of a service with its capabilities."""
 
     api_version: str = Field(min_length=1, max_length=32)
-    expiry: datetime | None = None
+    expiry: DateTime | None = None
     resources: list[Resource] | None = Field(default=None, min_length=1)
     cust_operations: list[CustomOperation] | None = Field(default=None, min_length=1)
 
@@ -178,15 +178,19 @@ class ServiceInterfaceDescription(WireModel):
     rate_limits: RateLimits | None = None
 
 
+INT32_MAX = 2**31 - 1
+
+
 class RateLimit(WireModel):
-    rate: float = Field(gt=0)
-    burst: int | None = Field(default=None, ge=1)
+    # Bounded (common.yaml): a token bucket holds floats, and 10**400 is no float.
+    rate: float = Field(gt=0, le=1e9)
+    burst: int | None = Field(default=None, ge=1, le=10**9)
 
 
 class RateLimits(WireModel):
     per_application: RateLimit | None = None
     per_user: RateLimit | None = None
-    max_inflight: int | None = Field(default=None, ge=1)
+    max_inflight: int | None = Field(default=None, ge=1, le=10**6)
 
 
 class ApplicationProfile(WireModel):
@@ -196,12 +200,12 @@ class ApplicationProfile(WireModel):
     app_id: str
     authorized_service: str
     service_name: str
-    app_profile_index: int
+    app_profile_index: int = Field(ge=1, le=INT32_MAX)  # an INTEGER column
     service_location_information: str
     service_endpoints: list[str] | None = None  # trusted-domain applications (seed Option 1)
     service_interface_description: ServiceInterfaceDescription
-    version: int
-    updated_at: datetime
+    version: int = Field(ge=1, le=INT32_MAX)
+    updated_at: DateTime
 
 
 class ServiceFailure(WireModel):
@@ -312,6 +316,31 @@ class GrantList(WireModel):
 
 class ProfileList(WireModel):
     items: list[ApplicationProfile]
+
+
+class PoolInterfaceState(WireModel):
+    """A pool's service interface description as the administrator approved it, and what its
+    instances offer beyond that (issue 8 item 1: a widening waits for approval)."""
+
+    service_type: str
+    service_name: str
+    state: Literal["APPROVED", "PENDING", "REJECTED"]
+    approved_versions: list[Version] | None = None  # absent: nothing approved yet
+    offered_versions: list[Version] | None = None  # every instance's description together
+    additions: list[str] = Field(default_factory=list, description="what the offer adds, one per line")
+    digest: str = Field(description="of the offer; If-Match of an approval")
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+class PoolInterfaceList(WireModel):
+    items: list[PoolInterfaceState]
+
+
+class PoolInterfaceBody(WireModel):
+    """Body of ``PUT /pools/{serviceType}/{serviceName}/interface``: the description to approve."""
+
+    versions: list[Version] = Field(max_length=16)
 
 
 ServiceInterfaceDescription.model_rebuild()

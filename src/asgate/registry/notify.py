@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy import Connection
+from yarl import URL
 
 from asgate import logs
 from asgate.background import Background
 from asgate.registry.hub import NotificationHub
 from asgate.registry.models import ProfileNotification
+from asgate.resolver import AddressRefused
 from asgate.store import Store
 from asgate.store import registry as db
 from asgate.uripolicy import UriPolicy
@@ -139,7 +139,14 @@ class Notifier:
         return error
 
     async def _post(self, url: str, body: dict[str, object]) -> str | None:
-        reason = self._policy.check(url) or await self._check_resolved(url)
+        # Checked again at send time (the policy may have changed since the URI was stored), also on
+        # the host as aiohttp's URL parser reads it; a name's addresses are checked as it resolves
+        # (runtime.callback_session's PolicyResolver) and the connection goes to those addresses.
+        try:
+            host = URL(url).raw_host or ""
+        except ValueError:
+            host = ""
+        reason = self._policy.check(url) or self._policy.check_host(host)
         if reason is not None:
             return f"refused by the outbound URI policy: {reason}"
         assert self._http is not None, "deliveries happen inside run()"
@@ -153,20 +160,15 @@ class Notifier:
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:
                 status = response.status
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):
+                return f"refused by the outbound URI policy: {exc.os_error}"
+            return f"{type(exc).__name__}: {exc}"[:300]
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {str(exc) or 'timed out'}"[:300]
         if 200 <= status < 300:  # Table 10.X.2.8-1: the result; any 2xx is a success
             return None
         return f"HTTP {status}"
-
-    async def _check_resolved(self, url: str) -> str | None:
-        """The host may resolve into a denied range (DNS rebinding): check at send time."""
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            return f"cannot resolve {host}: {exc.strerror}"
-        return self._policy.check_addresses(str(info[4][0]) for info in infos)
 
 
 def _outcomes(conn: Connection, arg: tuple[list[int], list[tuple[int, float, str]], float]) -> None:

@@ -29,8 +29,9 @@ from asgate.registry.models import (
 from asgate.registry.notify import Notifier
 from asgate.registry.scripts import etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
-from asgate.registry.sync import Pusher, snapshot_tx
+from asgate.registry.sync import Pusher, app_snapshot_tx, last_csc15_seq, snapshot_tx
 from asgate.runtime import Runtime
+from asgate.store.audit import AuditEvent
 from asgate.web import JSON, parse_body, query_int, query_problem, respond
 
 _log = logs.get("asgate.registry")
@@ -46,7 +47,7 @@ class RegistryRole:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         s = rt.settings
-        self.hub = NotificationHub()
+        self.hub = NotificationHub(owner=self._notification_owner, on_refused=self._ack_refused)
         self.service = RegistryService(
             rt.store,
             rt.uri_policy,
@@ -54,6 +55,7 @@ class RegistryRole:
             sas_url=s.registry_sas_url or f"http://{s.sas_listen}",
             api_root=s.public_root,
             on_change=self._changed,
+            addresses=rt.instance_policy,
         )
         self.notifier = Notifier(
             rt.store,
@@ -74,9 +76,27 @@ class RegistryRole:
             subject="asgate-registry",
             scope=SYNC_SCOPE,
         )
-        self.pusher = Pusher(rt.store, rt.http, targets, tokens)
+        self.pusher = Pusher(
+            rt.store,
+            rt.http,
+            targets,
+            tokens,
+            check_interval=s.registry_sas_check_interval,
+            metrics=rt.metrics.registry,
+        )
         self.admin = admin_routes.AdminRoutes(rt, self.service)
         self.background = Background()
+
+    async def _notification_owner(self, notification_id: int) -> str | None:
+        found = await self.rt.store.registry.deliveries(after=notification_id - 1, limit=1)
+        return found[0].app_id if found and found[0].id == notification_id else None
+
+    async def _ack_refused(self, app_id: str, notification_id: int, reason: str) -> None:
+        await self.rt.store.audit.record(
+            AuditEvent.now(
+                app_id, "notification.ack", f"notification/{notification_id}", "denied", reason=reason
+            )
+        )
 
     def _changed(self) -> None:
         self.notifier.wake()
@@ -179,13 +199,25 @@ class RegistryRole:
     async def authorizations(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, APP_SCOPE)
         body = await parse_body(request, AuthorizationRequest, self.rt.settings.max_body_bytes)
-        return respond(await self.service.update_authorization(principal, body))
+        answer = await self.service.update_authorization(principal, body)
+        await self._sas_caught_up()
+        return respond(answer)
 
     async def app_profile(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, APP_SCOPE)
         version = query_int(request, "version", 0, 1, 2**31) if "version" in request.query_params else None
         profile = await self.service.app_profile(principal, request.path_params["appProfileId"], version)
+        await self._sas_caught_up()  # seed 10.X.4: the version the application reconfigures to
         return respond(profile, headers={"ETag": etag(profile.version)})
+
+    async def _sas_caught_up(self) -> None:
+        """Issue 14: an application must be able to use at once what the registry tells it, so the
+        answer waits (at most ``registry_sas_ack_wait``) until every live access server has
+        acknowledged the newest CSC-15 change, which carries it; the access server's fetch on a
+        miss (``asgate.access.csc15.ProfileFetcher``) covers the rest."""
+        wait = self.rt.settings.registry_sas_ack_wait
+        if wait > 0 and self.pusher.targets:
+            await self.pusher.delivered(await last_csc15_seq(self.rt.store), wait)
 
     async def notifications(self, websocket: WebSocket) -> None:
         try:
@@ -209,6 +241,10 @@ class RegistryRole:
 
     async def snapshot(self, request: Request) -> Response:
         await self.rt.authenticate(request, SYNC_SCOPE)
+        app_id = request.query_params.get("appId")
+        if app_id is not None:  # one application's part (issue 14: the access server met a miss)
+            body = await self.rt.store.transact(app_snapshot_tx, app_id[:128])
+            return Response(json.dumps(body), media_type=JSON)
         body = await self.rt.store.transact(snapshot_tx, None)
         return Response(json.dumps(body), media_type=JSON)
 

@@ -9,9 +9,10 @@ registry processes to refresh their views, not sent to service access servers).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from asgate.problem import Cause, InvalidParam, ProblemError
-from asgate.registry import lifecycle, policy, profiles
+from asgate.registry import interfaces, lifecycle, policy, pools, profiles
 from asgate.registry.lifecycle import Event, Liveness, State
 from asgate.registry.models import (
     ApplicationProfile,
@@ -33,6 +34,7 @@ from asgate.registry.models import (
     ServiceFailure,
     ServiceRegistration,
 )
+from asgate.store import pools as pools_db
 from asgate.store import registry as db
 from asgate.store.audit import append_tx, audit_row
 from asgate.store.ids import new_id
@@ -42,6 +44,10 @@ CSC15_KINDS = ("service-pool", "app-profile", "user-authorization")
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def etag_of(digest: str) -> str:
+    return f'"{digest}"'
 
 
 def check_if_match(if_match: str | None, version: int) -> None:
@@ -73,6 +79,15 @@ class Refusal:
     error: ProblemError
 
 
+class Beat:
+    """The outcome of one heartbeat (:meth:`Scripts.heartbeats`)."""
+
+    OK = "ok"
+    UNKNOWN = "unknown"
+    NOT_OWNED = "not-owned"
+    POOL_NOT_PROVISIONED = pools.POOL_NOT_PROVISIONED
+
+
 @dataclass(frozen=True)
 class Context:
     """What scripts need besides their arguments."""
@@ -88,8 +103,13 @@ class Scripts:
 
     # ------------------------------------------------------------ service instances
 
-    def register(self, conn: Connection, arg: tuple[str, ServiceRegistration, float]) -> db.InstanceRecord:
+    def register(
+        self, conn: Connection, arg: tuple[str, ServiceRegistration, float]
+    ) -> db.InstanceRecord | Refusal:
         client_id, registration, now = arg
+        refusal = self._check_pools_served(conn, client_id, "service.register", [_pool_of(registration)])
+        if refusal is not None:
+            return refusal
         self._check_pool_shape(conn, registration, None)
         suspend_at, remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
         record = db.InstanceRecord(
@@ -104,6 +124,7 @@ class Scripts:
             version=1,
         )
         db.instance_put_tx(conn, record, new=True)
+        self._note_pending(conn, client_id, registration)
         self._audit(
             conn,
             client_id,
@@ -116,9 +137,14 @@ class Scripts:
 
     def update(
         self, conn: Connection, arg: tuple[str, str, ServiceRegistration, str | None, float]
-    ) -> db.InstanceRecord:
+    ) -> db.InstanceRecord | Refusal:
         client_id, instance_id, registration, if_match, now = arg
         record = self._own_instance(conn, client_id, instance_id)
+        refusal = self._check_pools_served(
+            conn, client_id, "service.update", [record.pool, _pool_of(registration)]
+        )
+        if refusal is not None:
+            return refusal
         check_if_match(if_match, record.version)
         self._check_pool_shape(conn, registration, instance_id)
         old_pool = record.pool
@@ -128,6 +154,7 @@ class Scripts:
         record.last_heartbeat = now
         record.suspend_at, record.remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
         db.instance_put_tx(conn, record, new=False)
+        self._note_pending(conn, client_id, registration)
         self._audit(
             conn, client_id, "service.update", f"service-instance/{instance_id}", pool=registration.pool
         )
@@ -136,9 +163,12 @@ class Scripts:
             self.pool_changed(conn, old_pool, now)
         return record
 
-    def deregister(self, conn: Connection, arg: tuple[str, str, float]) -> None:
+    def deregister(self, conn: Connection, arg: tuple[str, str, float]) -> Refusal | None:
         client_id, instance_id, now = arg
         record = self._own_instance(conn, client_id, instance_id)
+        refusal = self._check_pools_served(conn, client_id, "service.deregister", [record.pool])
+        if refusal is not None:
+            return refusal
         lifecycle.transition(State(record.status), Event.DEREGISTER)
         db.instance_delete_tx(conn, instance_id)
         self._audit(
@@ -149,6 +179,7 @@ class Scripts:
             pool="/".join(record.pool),
         )
         self.pool_changed(conn, record.pool, now)
+        return None
 
     def evict(self, conn: Connection, arg: tuple[str, str, float]) -> None:
         actor, instance_id, now = arg
@@ -161,18 +192,26 @@ class Scripts:
         )
         self.pool_changed(conn, record.pool, now)
 
-    def heartbeats(self, conn: Connection, items: list[tuple[str, str, float]]) -> list[int]:
-        """Batch function (set-based): 204 per heartbeat applied, 404 unknown, 403 not the owner."""
+    def heartbeats(self, conn: Connection, items: list[tuple[str, str, float]]) -> list[str]:
+        """Batch function (set-based): a :class:`Beat` per heartbeat."""
         found = db.heartbeat_tx(conn, [instance_id for _, instance_id, _ in items])
-        results, revived = [], set()
+        served = pools_db.patterns_of_tx(conn, [client_id for client_id, _, _ in items])
+        results: list[str] = []
+        revived = set()
         for client_id, instance_id, now in items:
             row = found.get(instance_id)
             if row is None:
-                results.append(404)
+                results.append(Beat.UNKNOWN)
                 continue
             owner, status, period, pool = row
             if owner != client_id:
-                results.append(403)
+                results.append(Beat.NOT_OWNED)
+                continue
+            if not pools.may_serve(served.get(client_id, ()), *pool):
+                # Issue 8 item 1: a revoked pool is refused at once; the instance is then suspended
+                # and removed by liveness like any instance that stopped heart-beating.
+                results.append(Beat.POOL_NOT_PROVISIONED)
+                self._audit_pool_denied(conn, client_id, "service.heartbeat", pool)
                 continue
             state = lifecycle.transition(State(status), Event.HEARTBEAT)
             suspend_at, remove_at = self.ctx.liveness.deadlines(now, period)
@@ -181,7 +220,7 @@ class Scripts:
                 revived.add(pool)
                 self._audit(conn, client_id, "service.resume", f"service-instance/{instance_id}")
             found[instance_id] = (owner, state, period, pool)
-            results.append(204)
+            results.append(Beat.OK)
         for pool in sorted(revived):
             self.pool_changed(conn, pool, items[-1][2])
         return results
@@ -235,7 +274,7 @@ class Scripts:
         records = db.profiles_tx(conn, pool=pool)
         apps = db.apps_of_tx(conn, sorted({r.profile.app_id for r in records}))
         mine = [(r, apps[r.profile.app_id]) for r in records if r.profile.app_id in apps]
-        self._refresh_profiles(conn, mine, instances, now, notify=True)
+        self._refresh_profiles(conn, mine, _effective_pools(conn, {pool: instances})[pool], now, notify=True)
 
     def _check_pool_shape(
         self, conn: Connection, registration: ServiceRegistration, instance_id: str | None
@@ -256,6 +295,39 @@ class Scripts:
                         InvalidParam(param="/interfaces", reason="apiPrefix differs from the pool's")
                     ],
                 )
+
+    def _check_pools_served(
+        self, conn: Connection, client_id: str, action: str, wanted: Sequence[tuple[str, str]]
+    ) -> Refusal | None:
+        """Issue 8 item 1: may ``client_id`` serve every pool of ``wanted``, as provisioned now?
+        A refusal carries its audit row (returned, not raised: the row must be committed)."""
+        served = pools_db.patterns_of_tx(conn, [client_id]).get(client_id, [])
+        for pool in dict.fromkeys(wanted):
+            if not pools.may_serve(served, *pool):
+                self._audit_pool_denied(conn, client_id, action, pool)
+                return Refusal(
+                    ProblemError(
+                        403,
+                        pools.POOL_NOT_PROVISIONED,
+                        f"this client is not provisioned to serve pool {'/'.join(pool)}",
+                        invalid_params=[
+                            InvalidParam(param="/serviceName", reason="pool not provisioned for this client")
+                        ],
+                    )
+                )
+        return None
+
+    def _audit_pool_denied(
+        self, conn: Connection, client_id: str, action: str, pool: tuple[str, str]
+    ) -> None:
+        row = audit_row(
+            client_id,
+            action,
+            f"service-pool/{'/'.join(pool)}",
+            "denied",
+            reason=f"{pools.POOL_NOT_PROVISIONED}: the client may not serve this pool",
+        )
+        append_tx(conn, [row])
 
     def _own_instance(self, conn: Connection, client_id: str, instance_id: str) -> db.InstanceRecord:
         record = db.instance_get_tx(conn, instance_id)
@@ -290,7 +362,7 @@ class Scripts:
             return self._remove(conn, app_id, request, now)
         grant = db.grant_get_tx(conn, app_id, request.mc_service_id)
         wanted_types = {r.service_type.lower() for r in request.services_capabilities_information}
-        pools = _registered_pools(conn, wanted_types)
+        pools = _effective_pools(conn, _registered_pools(conn, wanted_types))
         decisions = policy.decide(
             request.services_capabilities_information,
             {pool: [i.registration for i in records] for pool, records in pools.items()},
@@ -497,9 +569,7 @@ class Scripts:
         db.change_append_tx(conn, "external-app", client_id, "PUT", None, _dt(now))
         self._audit(conn, actor, "app.update" if current else "app.create", f"external-app/{client_id}")
         for record in db.profiles_tx(conn, app_id=client_id):
-            self._refresh_profile(
-                conn, record, app, db.pool_instances_tx(conn, record.pool), now, notify=True
-            )
+            self._refresh_profile(conn, record, app, _effective_pool(conn, record.pool), now, notify=True)
         return app
 
     def delete_app(self, conn: Connection, arg: tuple[str, str, float]) -> None:
@@ -563,7 +633,7 @@ class Scripts:
         record.edit = edit
         # A new version (stored with the edit), a CSC-15 update and a notification if anything changed.
         updated = self._refresh_profile(
-            conn, record, app, db.pool_instances_tx(conn, record.pool), now, notify=True
+            conn, record, app, _effective_pool(conn, record.pool), now, notify=True
         )
         self._audit(conn, actor, "profile.edit", f"app-profile/{profile_id}", version=updated.version)
         return updated
@@ -583,6 +653,14 @@ class Scripts:
         # The pointer now leads to a 404: the application learns the profile was withdrawn.
         self._notify(conn, profile.model_copy(update={"version": profile.version + 1}), now)
         self._audit(conn, actor, "profile.withdraw", f"app-profile/{profile.app_profile_id}")
+
+    def _note_pending(self, conn: Connection, client_id: str, registration: ServiceRegistration) -> None:
+        """Audit what a registration offers beyond its pool's approved description (pending)."""
+        pool = _pool_of(registration)
+        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        adds = interfaces.additions(registration.versions, approval.approved if approval else None)
+        if adds:
+            self._audit(conn, client_id, "pool.pending", f"service-pool/{registration.pool}", additions=adds)
 
     # ------------------------------------------------------------ audit
 
@@ -613,12 +691,37 @@ class Scripts:
 # ---------------------------------------------------------------- helpers
 
 
+def _pool_of(registration: ServiceRegistration) -> tuple[str, str]:
+    return registration.service_type, registration.service_name
+
+
 def _dt(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
 def _registered(instances: Sequence[db.InstanceRecord]) -> list[ServiceRegistration]:
     return [i.registration for i in instances if i.status == State.REGISTERED]
+
+
+def _effective_pools(
+    conn: Connection, by_pool: Mapping[tuple[str, str], Sequence[db.InstanceRecord]]
+) -> dict[tuple[str, str], list[db.InstanceRecord]]:
+    """Issue 8 item 1: the instances as applications may see them, each description cut down to
+    what the administrator approved for its pool (profiles, authorization decisions)."""
+    approvals = pools_db.interfaces_tx(conn, list(by_pool))
+    out: dict[tuple[str, str], list[db.InstanceRecord]] = {}
+    for pool, records in by_pool.items():
+        approval = approvals.get(pool)
+        approved = approval.approved if approval else None
+        out[pool] = [
+            dataclasses.replace(r, registration=interfaces.effective_registration(r.registration, approved))
+            for r in records
+        ]
+    return out
+
+
+def _effective_pool(conn: Connection, pool: tuple[str, str]) -> list[db.InstanceRecord]:
+    return _effective_pools(conn, {pool: db.pool_instances_tx(conn, pool)})[pool]
 
 
 def _registered_pools(

@@ -13,7 +13,8 @@ from typing import Any
 
 from asgate.auth import Principal
 from asgate.problem import Cause, InvalidParam, ProblemError
-from asgate.registry import discovery
+from asgate.registry import discovery, interfaces
+from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import (
     ApplicationProfile,
@@ -23,15 +24,19 @@ from asgate.registry.models import (
     ExternalAppSpec,
     Grant,
     GrantSpec,
+    PoolInterfaceState,
     ProfileEdit,
     ServiceInformation,
     ServiceInstance,
     ServiceRegistration,
+    Version,
 )
-from asgate.registry.scripts import Context, Refusal, Scripts
+from asgate.registry.pools import POOL_NOT_PROVISIONED
+from asgate.registry.scripts import Beat, Context, Refusal, Scripts
 from asgate.registry.view import RegistryView
-from asgate.store import Store
-from asgate.uripolicy import UriPolicy, refused
+from asgate.settings import DEFAULT_DENY_HOSTS
+from asgate.store import AuditEvent, Store
+from asgate.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
 
 SERVICE_SCOPE = "mcx-service-registration"
 APP_SCOPE = "mcx-registry"
@@ -50,11 +55,14 @@ class RegistryService:
         api_root: str,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] | None = None,
+        addresses: HostPolicy | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
+        self.addresses = addresses or HostPolicy.build([], DEFAULT_DENY_HOSTS)  # instance addresses
         self.scripts = Scripts(Context(liveness=liveness, sas_url=sas_url.rstrip("/"), api_root=api_root))
-        self.view = RegistryView(store.registry)
+        self.pool_scripts = PoolScripts(self.scripts)
+        self.view = RegistryView(store.registry, store.pools)
         self._clock = clock
         self._on_change = on_change or (lambda: None)
 
@@ -66,35 +74,65 @@ class RegistryService:
 
     # ------------------------------------------------------------ mcx-service-registration
 
+    async def _check_addresses(
+        self, principal: Principal, action: str, resource: str, registration: ServiceRegistration
+    ) -> None:
+        """The instance address policy (uripolicy.py); a refusal is audited: a service that names
+        a metadata or loopback address is probing the SAS as a way in."""
+        try:
+            check_instance_addresses(self.addresses, registration)
+        except ProblemError as refusal:
+            reason = "; ".join(f"{p.param}: {p.reason}" for p in refusal.invalid_params or ())
+            event = AuditEvent.now(principal.client_id, action, resource, "denied", reason=reason)
+            await self.store.audit.record(event)
+            raise
+
     async def register(self, principal: Principal, registration: ServiceRegistration) -> ServiceInstance:
+        await self._check_addresses(
+            principal, "service.register", f"service-pool/{registration.pool}", registration
+        )
         record = await self._write(self.scripts.register, (principal.client_id, registration, self._clock()))
+        if isinstance(record, Refusal):
+            raise record.error
         return record.view()  # type: ignore[no-any-return]
 
     async def update(
         self, principal: Principal, instance_id: str, registration: ServiceRegistration, if_match: str | None
     ) -> tuple[ServiceInstance, int]:
+        resource = f"service-instance/{instance_id}"
+        await self._check_addresses(principal, "service.update", resource, registration)
         arg = (principal.client_id, instance_id, registration, if_match, self._clock())
         record = await self._write(self.scripts.update, arg)
+        if isinstance(record, Refusal):
+            raise record.error
         return record.view(), record.version
 
     async def heartbeat(self, principal: Principal, instance_id: str) -> None:
         status = await self.store.committer.submit(
             self.scripts.heartbeats, (principal.client_id, instance_id, self._clock())
         )
-        if status == 404:
+        if status == Beat.UNKNOWN:
             raise ProblemError(
                 404,
                 Cause.CONTEXT_NOT_FOUND,
                 "no such service instance (removed after missed heartbeats?): register again",
                 invalid_params=[InvalidParam(param="{serviceInstanceId}", reason="not found")],
             )
-        if status == 403:
+        if status == Beat.NOT_OWNED:
             raise ProblemError(403, "INSTANCE_NOT_OWNED", "the instance was registered by another client")
+        if status == Beat.POOL_NOT_PROVISIONED:
+            raise ProblemError(
+                403, POOL_NOT_PROVISIONED, "this client is no longer provisioned to serve the instance's pool"
+            )
         if await self.view.refresh():  # a suspended instance came back
             self._on_change()
 
     async def deregister(self, principal: Principal, instance_id: str) -> None:
-        await self._write(self.scripts.deregister, (principal.client_id, instance_id, self._clock()))
+        refusal = await self._write(
+            self.scripts.deregister, (principal.client_id, instance_id, self._clock())
+        )
+        if isinstance(refusal, Refusal):
+            raise refusal.error
 
     async def instance(self, principal: Principal | None, instance_id: str) -> tuple[ServiceInstance, int]:
         record = await self.store.registry.instance(instance_id)
@@ -211,3 +249,37 @@ class RegistryService:
 
     async def evict(self, actor: str, instance_id: str) -> None:
         await self._write(self.scripts.evict, (actor, instance_id, self._clock()))
+
+    # ------------------------------------------------------------ pool interfaces (issue 8 item 1)
+
+    async def pool_interfaces(self, pool: tuple[str, str] | None = None) -> list[PoolInterfaceState]:
+        """Every pool's approved description and what its instances offer beyond it."""
+        return await self.store.transact(self.pool_scripts.pool_states, pool)
+
+    async def approve_pool(
+        self, actor: str, pool: tuple[str, str], if_match: str | None = None
+    ) -> PoolInterfaceState:
+        arg = (actor, pool, if_match, self._clock())
+        return await self._write(self.pool_scripts.approve_pool, arg)  # type: ignore[no-any-return]
+
+    async def reject_pool(
+        self, actor: str, pool: tuple[str, str], if_match: str | None = None
+    ) -> PoolInterfaceState:
+        arg = (actor, pool, if_match, self._clock())
+        return await self._write(self.pool_scripts.reject_pool, arg)  # type: ignore[no-any-return]
+
+    async def put_pool_interface(
+        self, actor: str, pool: tuple[str, str], versions: list[Version]
+    ) -> PoolInterfaceState:
+        """Approve exactly ``versions`` for ``pool`` (also before any instance registered)."""
+        arg = (actor, pool, versions, self._clock())
+        return await self._write(self.pool_scripts.put_pool_interface, arg)  # type: ignore[no-any-return]
+
+    async def ensure_approved(self, actor: str, pool: tuple[str, str], versions: list[Version]) -> bool:
+        """Set-up code (``asgate up --samples``, ``asgate demo``): approve ``versions`` for ``pool``
+        unless they already are; True if it approved them."""
+        current = (await self.store.pools.interfaces([pool])).get(pool)
+        if current is not None and not interfaces.additions(versions, current.approved):
+            return False
+        await self.put_pool_interface(actor, pool, versions)
+        return True

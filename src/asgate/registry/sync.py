@@ -5,21 +5,31 @@ The change log *is* the outbox: each change has a sequence number, and each acce
 cursor (the last sequence it acknowledged) stored in ``sas_targets``. The pusher sends the changes
 after the cursor — one as ``PUT``/``DELETE`` on the resource, several as one ordered batch — with the
 previous sequence number, and advances the cursor on a 2xx. A failure is retried with backoff and
-never skipped. An access server that finds a gap (it restarted, or lost a change) pulls a snapshot
-from ``GET /mcx-registry-sync/v1/snapshot`` and carries on from its sequence number.
+never skipped.
+
+An access server applies a push only if it continues its sequence exactly, and otherwise answers 409
+with the sequence it holds. Every answer (and, while idle, ``GET /sequence`` every
+``registry_sas_check_interval``) is compared with the cursor by :func:`repair`: an access server
+holding a sequence this registry issued is resumed from there (it lost changes, or got them from a
+snapshot); one holding a sequence this registry never issued (a forged push, a registry restored from
+a backup) is told to ``POST /resync``: it pulls ``GET /mcx-registry-sync/v1/snapshot`` and adopts its
+sequence, even a lower one, because the snapshot is authoritative.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import Connection, func, select
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import Connection, select
 
 from asgate import logs
 from asgate.background import Background
@@ -34,6 +44,33 @@ _log = logs.get("asgate.registry.sync")
 API = "/mcx-access-profiles/v1"
 SEQUENCE = "Asgate-Sequence"
 PREVIOUS = "Asgate-Previous-Sequence"
+MAX_SEQUENCE = 2**63 - 1
+PUSH_MAX_BYTES = 4 * 1_048_576  # a batch's payloads stop growing past this (the SAS takes 8 MiB)
+
+Repair = Literal["in-step", "resume", "resync"]
+
+
+def repair(reported: int, cursor: int, issued: bool) -> Repair:
+    """What to do when an access server reports ``reported`` while the cursor says ``cursor``.
+
+    ``issued``: whether ``reported`` is 0 or the sequence of a CSC-15 change in this registry's log.
+    An access server behind the cursor lost changes (a restart from an older saved state), one ahead
+    got them another way (a snapshot, another registry process): both resume from what they hold.
+    A sequence never issued means the access server's state did not come from this registry: only a
+    snapshot can repair it.
+    """
+    if reported == cursor:
+        return "in-step"
+    return "resume" if issued else "resync"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An access server's answer to a push or a check: its sequence, if it said one."""
+
+    ok: bool
+    reported: int | None = None
+    error: str | None = None
 
 
 def resource_path(kind: str, key: str) -> str:
@@ -69,6 +106,8 @@ class Pusher:
         timeout: float = 10.0,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        check_interval: float = 10.0,
+        metrics: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -78,11 +117,50 @@ class Pusher:
         self._batch = batch
         self._timeout = timeout
         self._retry = (retry_base, retry_max)
+        self._check_interval = check_interval
         self._clock = clock
         self._wake = asyncio.Event()
+        self._acked: dict[str, int] = {}
+        self._live: dict[str, bool] = dict.fromkeys(self._targets, True)
+        self._progress = asyncio.Condition()
+        registry = metrics or CollectorRegistry()
+        self._repairs = Counter(
+            "asgate_csc15_repairs",
+            "Access servers found out of step with the registry, by what was done",
+            ["target", "action"],
+            registry=registry,
+        )
+        self._reported = Gauge(
+            "asgate_csc15_sas_sequence", "The sequence each access server last reported", ["target"],
+            registry=registry,
+        )  # fmt: skip
+
+    @property
+    def targets(self) -> list[str]:
+        return self._targets
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def delivered(self, sequence: int, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every live access server acknowledged ``sequence``;
+        an access server that is failing is not waited for (it gets the change once it answers)."""
+        self.wake()
+
+        def done() -> bool:
+            return all(self._acked.get(u, -1) >= sequence for u in self._targets if self._live[u])
+
+        try:
+            async with asyncio.timeout(timeout), self._progress:
+                await self._progress.wait_for(done)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _advance(self, url: str, acked: int, live: bool) -> None:
+        self._acked[url], self._live[url] = acked, live
+        async with self._progress:
+            self._progress.notify_all()
 
     async def run(self, background: Background) -> None:
         """Push to every target until the role stops."""
@@ -96,6 +174,8 @@ class Pusher:
     async def _run_target(self, url: str, background: Background) -> None:
         state = next(t for t in await self._store.registry.targets() if t.url == url)
         acked, attempts, not_before = state.acked_seq, state.attempts, state.next_attempt_at
+        await self._advance(url, acked, attempts == 0)
+        checked = self._clock()
         while background.running:
             wait = not_before - self._clock()
             if wait > 0 and not await background.pause(wait):
@@ -106,23 +186,73 @@ class Pusher:
                 _log.exception("reading the change log failed")
                 await background.pause(1.0)
                 continue
-            if not changes:
+            if not changes and self._clock() - checked < self._check_interval:
                 self._wake.clear()
-                await background.pause(1.0, self._wake)
+                await background.pause(min(1.0, self._check_interval), self._wake)
                 continue
-            error = await self._send(url, acked, changes)
-            if error is None:
-                acked, attempts, not_before = changes[-1].seq, 0, 0.0
-                await self._store.transact(_acked, (url, acked))
-            else:
-                attempts += 1
-                not_before = self._clock() + backoff(attempts, *self._retry)
-                await self._store.transact(_failed, (url, not_before, error))
-                _log.info("CSC-15 push failed", target=url, error=error, attempt=attempts)
+            checked = self._clock()
+            changes = _bounded(changes)
+            answer = await (self._send(url, acked, changes) if changes else self._check(url))
+            if answer.reported is not None:
+                self._reported.labels(url).set(answer.reported)
+            expected = changes[-1].seq if changes else acked
+            if answer.ok and (answer.reported == expected or (changes and answer.reported is None)):
+                if changes:
+                    acked, attempts, not_before = expected, 0, 0.0
+                    await self._store.transact(_acked, (url, acked))
+                await self._advance(url, acked, True)
+                continue
+            if answer.reported is not None and answer.reported != acked:
+                resumed = await self._repair(url, acked, answer.reported)
+                if resumed is not None:
+                    acked, attempts, not_before = resumed, 0, 0.0
+                    await self._advance(url, acked, True)
+                    continue
+                note = f"the access server holds sequence {answer.reported}, never issued: resync asked"
+                answer = Answer(False, answer.reported, note)
+            attempts += 1
+            not_before = self._clock() + backoff(attempts, *self._retry)
+            await self._store.transact(_failed, (url, not_before, answer.error or "failed"))
+            await self._advance(url, acked, False)
+            _log.info("CSC-15 push failed", target=url, error=answer.error, attempt=attempts)
 
-    async def _send(self, url: str, previous: int, changes: list[db.Change]) -> str | None:
+    async def _repair(self, url: str, acked: int, reported: int) -> int | None:
+        """Bring an access server that reported ``reported`` back in step; the new cursor, or None
+        when it was told to resync (its next answer says whether it did)."""
+        action = repair(reported, acked, await csc15_issued(self._store, reported))
+        self._repairs.labels(url, action).inc()
+        if action == "resume":
+            _log.warning("access server out of step; resuming from its sequence", target=url,
+                         cursor=acked, reported=reported)  # fmt: skip
+            note = f"resumed from the access server's sequence {reported} (cursor was {acked})"
+            await self._store.transact(_cursor, (url, reported, note))
+            return reported
+        _log.warning("access server holds a sequence this registry never issued; resync asked",
+                     target=url, cursor=acked, reported=reported)  # fmt: skip
+        await self._post(f"{url}{API}/resync")
+        return None
+
+    async def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self._tokens.token(self._http)}"}
+
+    async def _post(self, target: str) -> None:
         try:
-            headers = {"Authorization": f"Bearer {await self._tokens.token(self._http)}"}
+            await self._http.post(target, headers=await self._headers(), timeout=self._timeout)
+        except Exception as exc:  # noqa: BLE001 - the next answer shows whether it worked
+            _log.info("asking for a resync failed", target=target, error=f"{type(exc).__name__}")
+
+    async def _check(self, url: str) -> Answer:
+        """Idle: what sequence does the access server hold?"""
+        try:
+            response = await self._http.get(f"{url}{API}/sequence", headers=await self._headers(),
+                                            timeout=self._timeout)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - network errors, token errors: retry later
+            return Answer(False, None, f"{type(exc).__name__}: {exc}"[:300])
+        return _answer(response)
+
+    async def _send(self, url: str, previous: int, changes: list[db.Change]) -> Answer:
+        try:
+            headers = await self._headers()
             if len(changes) == 1:
                 change = changes[0]
                 headers |= {SEQUENCE: str(change.seq), PREVIOUS: str(previous)}
@@ -139,21 +269,64 @@ class Pusher:
                     f"{url}{API}/changes", json=body, headers=headers, timeout=self._timeout
                 )
         except Exception as exc:  # noqa: BLE001 - network errors, token errors: retry later
-            return f"{type(exc).__name__}: {exc}"[:300]
-        return None if response.is_success else f"HTTP {response.status_code}: {response.text[:200]}"
+            return Answer(False, None, f"{type(exc).__name__}: {exc}"[:300])
+        return _answer(response)
+
+
+def _answer(response: httpx.Response) -> Answer:
+    """A 2xx (with the sequence now held), a 409 (with the sequence held), or a failure. Only a 409
+    says where the access server is; any other failure is retried as it is."""
+    reported = _sequence(response.headers.get(SEQUENCE))
+    if response.is_success:
+        if reported is None and response.request.method == "GET":
+            try:
+                reported = _sequence(str(response.json().get("sequence")))
+            except ValueError:
+                reported = None
+        return Answer(True, reported)
+    error = f"HTTP {response.status_code}: {response.text[:200]}"
+    return Answer(False, reported if response.status_code == 409 else None, error)
+
+
+def _sequence(raw: str | None) -> int | None:
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if value <= MAX_SEQUENCE else None
+
+
+def _bounded(changes: list[db.Change]) -> list[db.Change]:
+    """As many changes as fit in one request the access server accepts (the first always goes)."""
+    size = 0
+    for count, change in enumerate(changes):
+        size += len(json.dumps(change.payload)) + 200
+        if count and size > PUSH_MAX_BYTES:
+            return changes[:count]
+    return changes
+
+
+# The newest CSC-15 change: walks the primary key backwards (max() with a WHERE would scan the log).
+_LAST = select(change_log.c.seq).where(change_log.c.kind.in_(CSC15_KINDS)).order_by(change_log.c.seq.desc())
 
 
 async def last_csc15_seq(store: Store) -> int:
     async with store.engine.connect() as conn:
-        query = select(func.max(change_log.c.seq)).where(change_log.c.kind.in_(CSC15_KINDS))
-        return int((await conn.execute(query)).scalar() or 0)
+        return int((await conn.execute(_LAST.limit(1))).scalar() or 0)
+
+
+async def csc15_issued(store: Store, sequence: int) -> bool:
+    """Whether ``sequence`` is 0 (nothing yet) or the number of a CSC-15 change in the log."""
+    if sequence == 0:
+        return True
+    c = change_log.c
+    async with store.engine.connect() as conn:
+        query = select(c.seq).where(c.seq == sequence, c.kind.in_(CSC15_KINDS))
+        return (await conn.execute(query)).first() is not None
 
 
 def snapshot_tx(conn: Connection, _arg: None) -> dict[str, Any]:
     """Everything an access server needs, consistent with the sequence number it carries."""
-    sequence = conn.execute(
-        select(func.max(change_log.c.seq)).where(change_log.c.kind.in_(CSC15_KINDS))
-    ).scalar()
+    sequence = conn.execute(_LAST.limit(1)).scalar()
     pools: dict[tuple[str, str], list[db.InstanceRecord]] = {}
     for record in db.all_instances_tx(conn):
         pools.setdefault(record.pool, []).append(record)
@@ -161,6 +334,24 @@ def snapshot_tx(conn: Connection, _arg: None) -> dict[str, Any]:
         "sequence": int(sequence or 0),
         "appProfiles": [r.profile.dump() for r in db.profiles_tx(conn)],
         "userAuthorizations": [grant_payload(g) for g in db.all_grants_tx(conn)],
+        "servicePools": [pool_payload(pool, records) for pool, records in sorted(pools.items())],
+    }
+
+
+def app_snapshot_tx(conn: Connection, app_id: str) -> dict[str, Any]:
+    """One application's part of the snapshot (its profiles, its grants, their pools), for an access
+    server that met a profile or grant it does not hold yet (issue 14)."""
+    sequence = conn.execute(_LAST.limit(1)).scalar()
+    profiles = db.profiles_tx(conn, app_id=app_id)
+    wanted = {r.pool for r in profiles}
+    pools: dict[tuple[str, str], list[db.InstanceRecord]] = {}
+    for record in db.all_instances_tx(conn) if wanted else ():
+        if record.pool in wanted:
+            pools.setdefault(record.pool, []).append(record)
+    return {
+        "sequence": int(sequence or 0),
+        "appProfiles": [r.profile.dump() for r in profiles],
+        "userAuthorizations": [grant_payload(g) for g in db.grants_of_app_tx(conn, app_id)],
         "servicePools": [pool_payload(pool, records) for pool, records in sorted(pools.items())],
     }
 
@@ -175,3 +366,7 @@ def _acked(conn: Connection, arg: tuple[str, int]) -> None:
 
 def _failed(conn: Connection, arg: tuple[str, float, str]) -> None:
     db.target_failed_tx(conn, *arg)
+
+
+def _cursor(conn: Connection, arg: tuple[str, int, str]) -> None:
+    db.target_cursor_tx(conn, *arg, datetime.now(UTC))

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 
-from asgate.registry.models import ExternalApp, Grant, ServiceRegistration
+from asgate.registry import interfaces
+from asgate.registry.models import ExternalApp, Grant, ServiceRegistration, Version
+from asgate.store.pools import PoolStore
 from asgate.store.registry import InstanceRecord, RegistryStore
 
 Pool = tuple[tuple[str, str], list[ServiceRegistration]]
 
 
 class RegistryView:
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: RegistryStore, approvals: PoolStore) -> None:
         self._store = store
+        self._approvals = approvals
         self.pools: dict[tuple[str, str], list[ServiceRegistration]] = {}
         self.apps: dict[str, ExternalApp] = {}
         self.grants: dict[tuple[str, str], Grant] = {}
@@ -43,9 +46,14 @@ class RegistryView:
     async def load(self) -> None:
         seq = await self._store.last_seq()
         pools: dict[tuple[str, str], list[ServiceRegistration]] = {}
+        approvals = await self._approvals.interfaces()
         for record in await self._store.instances():
             if record.status == "REGISTERED":
-                pools.setdefault(record.pool, []).append(record.registration)
+                approval = approvals.get(record.pool)
+                registration = interfaces.effective_registration(
+                    record.registration, approval.approved if approval else None
+                )
+                pools.setdefault(record.pool, []).append(registration)
         self.pools = pools
         self._index = None
         self.apps = {app.client_id: app for app in await self._store.apps()}
@@ -70,8 +78,10 @@ class RegistryView:
             keys = {(kind, key) for _, kind, key in changes}
             pools = sorted(_pool(key) for kind, key in keys if kind == "service-pool")
             if pools:  # one query for every pool that changed: a burst of registrations is one read
+                approvals = await self._approvals.interfaces(pools)
                 for pool, records in (await self._store.pools(pools)).items():
-                    self._set_pool(pool, records)
+                    approval = approvals.get(pool)
+                    self._set_pool(pool, records, approval.approved if approval else None)
             for kind, key in sorted(keys):
                 if kind != "service-pool":
                     await self._reload(kind, key)
@@ -79,8 +89,14 @@ class RegistryView:
             changed = True
         return changed
 
-    def _set_pool(self, pool: tuple[str, str], records: list[InstanceRecord]) -> None:
-        registered = [r.registration for r in records if r.status == "REGISTERED"]
+    def _set_pool(  # issue 8 item 1: discovery shows only the approved part of a description
+        self, pool: tuple[str, str], records: list[InstanceRecord], approved: list[Version] | None
+    ) -> None:
+        registered = [
+            interfaces.effective_registration(r.registration, approved)
+            for r in records
+            if r.status == "REGISTERED"
+        ]
         if registered:
             self.pools[pool] = registered
         else:

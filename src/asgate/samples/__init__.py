@@ -15,10 +15,18 @@ answered in ``X-Sample-Instance``.
 from asgate.samples.common import APPLICATION, INSTANCE_HEADER, MC_SERVICE_ID, Sample, SampleSpec
 from asgate.samples.runner import DEFAULT_SAMPLES, SPECS, RunningSample, SamplesHandle, run_samples
 
+# Said by `asgate up --samples` and `asgate demo`, which allow loopback (denied by default) because the
+# samples and the demo's application listen on 127.0.0.1.
+LOOPBACK_ALLOWED = (
+    "outbound policy: loopback allowed for the samples "
+    "(MC service instances and notification destinations on 127.0.0.1)"
+)
+
 __all__ = [
     "APPLICATION",
     "DEFAULT_SAMPLES",
     "INSTANCE_HEADER",
+    "LOOPBACK_ALLOWED",
     "MC_SERVICE_ID",
     "SPECS",
     "RunningSample",

@@ -1,16 +1,17 @@
 """The sample MC services beside a running control plane (``asgate up --samples``).
 
 At start the samples' OAuth2 client is provisioned idempotently: client ``samples`` with scope
-``mcx-service-registration`` and a secret kept in ``data_dir/samples-secret`` (generated at the
-first start, reused after). The samples then register through their ServiceAgents like any MC
-service server would, heartbeat every ``heartbeat_period`` seconds, and deregister on shutdown,
-before the control plane stops answering.
+``mcx-service-registration``, exactly the samples' pools (issue 8 item 1) and a secret kept in
+``data_dir/samples-secret`` (generated at the first start, reused after); the samples' interface
+descriptions are approved for their pools, as an administrator would before they register. The
+samples then register through their ServiceAgents like any MC service server would, heartbeat
+every ``heartbeat_period`` seconds, and deregister on shutdown, before the control plane stops
+answering.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,12 +20,16 @@ from pathlib import Path
 import anyio.to_thread
 
 from asgate import logs
+from asgate.atrest import write_private
 from asgate.client import ClientCredentials
 from asgate.idm.models import Client
 from asgate.idm.passwords import generate_secret, hash_secret, verify_secret
 from asgate.problem import ProblemError
+from asgate.registry.lifecycle import Liveness
+from asgate.registry.models import Version
+from asgate.registry.service import RegistryService
 from asgate.runtime import Runtime
-from asgate.samples.runner import DEFAULT_SAMPLES, SamplesHandle, run_samples
+from asgate.samples.runner import DEFAULT_SAMPLES, SPECS, SamplesHandle, run_samples
 from asgate.store import AuditEvent, Store
 
 CLIENT_ID = "samples"
@@ -43,16 +48,39 @@ def _secret(data_dir: Path) -> str:
         if secret:
             return secret
     secret = generate_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(secret + "\n")
+    write_private(path, (secret + "\n").encode(), fsync=True)
     return secret
 
 
-async def provision_client(store: Store, data_dir: Path) -> str:
-    """Make client ``samples`` exist with scope ``mcx-service-registration`` and the secret of
-    ``data_dir/samples-secret``; return that secret. Changes nothing when all is in place."""
+def sample_pools(names: Sequence[str] = DEFAULT_SAMPLES) -> dict[tuple[str, str], list[Version]]:
+    """The pools the samples ``names`` register, each with the description its instances give."""
+    pools: dict[tuple[str, str], list[Version]] = {}
+    for name in names:
+        spec = SPECS[name]
+        pools[(spec.service_type, spec.service_name)] = spec.registration(name, 1).versions or []
+    return pools
+
+
+async def approve_sample_interfaces(rt: Runtime, names: Sequence[str], actor: str = _ACTOR) -> None:
+    """The administrator's approval of the samples' descriptions (set-up code, issue 8 item 1)."""
+    settings = rt.settings
+    service = RegistryService(
+        rt.store,
+        rt.uri_policy,
+        liveness=Liveness(settings.registry_missed_heartbeats, settings.registry_removal_grace),
+        sas_url=settings.registry_sas_url or f"http://{settings.sas_listen}",
+        api_root=settings.public_root,
+    )
+    for pool, versions in sample_pools(names).items():
+        await service.ensure_approved(actor, pool, versions)
+
+
+async def provision_client(store: Store, data_dir: Path, names: Sequence[str] = DEFAULT_SAMPLES) -> str:
+    """Make client ``samples`` exist with scope ``mcx-service-registration``, the pools of the
+    samples ``names`` and the secret of ``data_dir/samples-secret``; return that secret. Changes
+    nothing when all is in place."""
     secret = await anyio.to_thread.run_sync(_secret, data_dir)
+    pools = tuple(f"{t}/{n}" for t, n in sample_pools(names))
     client = await store.clients.get(CLIENT_ID)
     if client is None:
         now = datetime.now(UTC)
@@ -63,6 +91,7 @@ async def provision_client(store: Store, data_dir: Path) -> str:
                 name="sample MC services",
                 secret_hash=secret_hash,
                 scopes=(SCOPE,),
+                service_pools=pools,
                 created_at=now,
                 updated_at=now,
             )
@@ -70,8 +99,11 @@ async def provision_client(store: Store, data_dir: Path) -> str:
         await store.audit.record(AuditEvent.now(_ACTOR, "client.add", f"client/{CLIENT_ID}"))
         return secret
     same = await anyio.to_thread.run_sync(verify_secret, client.secret_hash, secret)
-    if not same or SCOPE not in client.scopes:
+    missing = [p for p in pools if p not in client.service_pools]
+    if not same or SCOPE not in client.scopes or missing:
         changes: dict[str, object] = {"scopes": tuple(dict.fromkeys((*client.scopes, SCOPE)))}
+        if missing:
+            changes["service_pools"] = (*client.service_pools, *missing)
         if not same:  # the file was replaced or removed: the file wins
             changes["secret_hash"] = await anyio.to_thread.run_sync(hash_secret, secret)
         await store.clients.update(CLIENT_ID, **changes)
@@ -90,11 +122,17 @@ async def attached_samples(
 ) -> AsyncIterator[SamplesHandle]:
     """Run the samples ``names`` registered with this process's registry (``rt``); on exit they
     deregister and stop. Entered once the control plane listens (they register over HTTP)."""
-    secret = await provision_client(rt.store, rt.settings.data_dir)
+    secret = await provision_client(rt.store, rt.settings.data_dir, names)
+    await approve_sample_interfaces(rt, names)
     root = rt.settings.public_root
     credentials = ClientCredentials(f"{root}/oauth2/token", CLIENT_ID, secret, SCOPE)
     handle = await run_samples(
-        root, credentials, names, base_port=base_port, heartbeat_period=heartbeat_period
+        root,
+        credentials,
+        names,
+        base_port=base_port,
+        heartbeat_period=heartbeat_period,
+        agent_options={"sas_issuer": rt.settings.sas_issuer},  # also right when `issuer` is set
     )
     try:
         agents = [r.agent for r in handle.instances if r.agent is not None]

@@ -23,7 +23,16 @@ from starlette.routing import Route
 
 from asgate.problem import Cause, ProblemError
 from asgate.registry.models import Resource
-from asgate.samples.common import Sample, SampleSpec, build_sample, caller, forbidden, json_object, not_found
+from asgate.samples.common import (
+    Sample,
+    SampleSpec,
+    Verify,
+    build_sample,
+    caller,
+    forbidden,
+    json_object,
+    not_found,
+)
 from asgate.web import respond
 from asgate.wire import WireModel
 
@@ -55,7 +64,7 @@ def _etag(config: Configuration) -> dict[str, str]:
     return {"ETag": f'"{config.version}"'}
 
 
-def create(instance: str, state: Configurations) -> Sample:
+def create(instance: str, state: Configurations, verify: Verify) -> Sample:
     """A CM instance serving ``state``."""
 
     def readable(user: str, owner: str) -> Configuration:
@@ -67,12 +76,12 @@ def create(instance: str, state: Configurations) -> Sample:
         return config
 
     async def get_mine(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         config = readable(user, user)
         return respond(config, headers=_etag(config))
 
     async def put_mine(request: Request) -> Response:
-        who = caller(request)
+        who = await caller(request)
         document = await json_object(request)
         current = state.documents.get(who.mc_service_id)
         if_match = request.headers.get("if-match")
@@ -91,13 +100,13 @@ def create(instance: str, state: Configurations) -> Sample:
         )
 
     async def list_all(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         if user not in state.admins:
             raise forbidden("only administrators may list configurations")
         return respond(ConfigurationList(configurations=list(state.documents.values())))
 
     async def get_one(request: Request) -> Response:
-        config = readable(caller(request).mc_service_id, request.path_params["user"])
+        config = readable((await caller(request)).mc_service_id, request.path_params["user"])
         return respond(config, headers=_etag(config))
 
     return build_sample(
@@ -108,6 +117,7 @@ def create(instance: str, state: Configurations) -> Sample:
             Route(f"{PREFIX}/configurations", list_all, methods=["GET"]),
             Route(f"{PREFIX}/configurations/{{user}}", get_one, methods=["GET"]),
         ],
+        verify,
     )
 
 

@@ -1,15 +1,17 @@
-"""What every sample MC service shares: the identity the SAS forwards, ProblemDetails errors,
+"""What every sample MC service shares: the caller the SAS asserts, ProblemDetails errors,
 ``/healthz``, the instance-name header, and how a sample describes itself to the registry.
 
 Requests reach the samples only through the service access server (seed 10.X.5 step 3), which
-has already checked the application profile and the MC user's authorization; it forwards who is
-calling in two headers the samples trust and passes ``Resource-Priority`` (RFC 4412) through.
+has already checked the application profile and the MC user's authorization; it asserts who is
+calling in a signed ``Asgate-Assertion`` that every handler verifies first (401 without a valid
+one), and passes the applied ``Resource-Priority`` (RFC 4412). The plain ``Asgate-MC-Service-Id``
+and ``Asgate-Application`` headers are not trusted here: they mean something only behind the SAS.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -19,13 +21,16 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from asgate import logs
+from asgate.client.assertion import SasCaller, pool_audience
 from asgate.problem import Cause, ProblemError, render
 from asgate.registry.models import InterfaceDescription, Resource, ServiceRegistration, Version
 from asgate.web import problem_for, read_body, require_json
 
-# seed 10.X.5 step 3: the SAS forwards the verified MC user and the application.
+# seed 10.X.5 step 3: the SAS forwards the verified MC user and the application (a convenience:
+# the samples trust the signed assertion only).
 MC_SERVICE_ID = "asgate-mc-service-id"
 APPLICATION = "asgate-application"
 RESOURCE_PRIORITY = "resource-priority"
@@ -37,6 +42,8 @@ MAX_BODY = 64 * 1024
 
 _log = logs.get("asgate.samples")
 S = TypeVar("S")
+# Checks a request's SAS assertion for this sample's pool (ServiceAgent.verify_sas_assertion).
+Verify = Callable[[HTTPConnection], Awaitable[SasCaller]]
 
 
 @dataclass(frozen=True)
@@ -48,14 +55,41 @@ class Caller:
     priority: str | None
 
 
-def caller(conn: HTTPConnection) -> Caller:
-    """The caller of a request forwarded by the SAS; 401 without ``Asgate-MC-Service-Id``."""
-    user = conn.headers.get(MC_SERVICE_ID, "").strip()
-    if not user:
-        raise ProblemError(
-            401, "MC_USER_MISSING", "no Asgate-MC-Service-Id: requests must come through the SAS"
-        )
-    return Caller(user, conn.headers.get(APPLICATION), conn.headers.get(RESOURCE_PRIORITY))
+_CALLER = "asgate.sas_caller"  # the ASGI scope key AssertionGate stores the verified caller under
+
+
+async def caller(conn: HTTPConnection) -> Caller:
+    """The caller of a request forwarded by the SAS, from its verified assertion; a 401
+    ``SasAssertionError`` (``INVALID_SAS_ASSERTION``) without a valid one."""
+    asserted: SasCaller | None = conn.scope.get(_CALLER)
+    if asserted is None:
+        verify: Verify = conn.app.state.verify_sas_assertion
+        asserted = await verify(conn)
+    return Caller(asserted.mc_service_id, asserted.client_id, asserted.priority)
+
+
+class AssertionGate:
+    """Every request but ``/healthz`` needs a valid SAS assertion before it is routed (an unknown
+    path included): 401 problem+json otherwise, a refused upgrade for a WebSocket."""
+
+    def __init__(self, app: ASGIApp, verify: Verify) -> None:
+        self.app = app
+        self.verify = verify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        try:
+            scope[_CALLER] = await self.verify(HTTPConnection(scope))
+        except ProblemError as exc:
+            response = render(exc, instance=scope["path"])
+            if scope["type"] == "websocket":
+                await WebSocket(scope, receive, send).send_denial_response(response)
+            else:
+                await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def not_found(what: str) -> ProblemError:
@@ -143,8 +177,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return render(ProblemError(500, Cause.SYSTEM_FAILURE, "internal error"), instance=request.url.path)
 
 
-def build_sample(instance: str, routes: Sequence[BaseRoute], health: Health | None = None) -> Sample:
-    """A Starlette app with ``GET /healthz``, ProblemDetails errors and the instance header."""
+def build_sample(
+    instance: str, routes: Sequence[BaseRoute], verify: Verify, health: Health | None = None
+) -> Sample:
+    """A Starlette app with ``GET /healthz``, ProblemDetails errors and the instance header;
+    :func:`caller` checks each request with ``verify``."""
     health = health or Health()
 
     async def healthz(request: Request) -> Response:
@@ -155,7 +192,8 @@ def build_sample(instance: str, routes: Sequence[BaseRoute], health: Health | No
         routes=[Route("/healthz", healthz), *routes],
         exception_handlers={ProblemError: _problem, HTTPException: _problem, Exception: _unexpected},
     )
-    return Sample(instance, InstanceHeader(app, instance), health)
+    app.state.verify_sas_assertion = verify
+    return Sample(instance, InstanceHeader(AssertionGate(app, verify), instance), health)
 
 
 @dataclass(frozen=True)
@@ -172,12 +210,17 @@ class SampleSpec(Generic[S]):
     api_prefix: str
     resources: tuple[Resource, ...]
     new_state: Callable[[], S]
-    create: Callable[[str, S], Sample]
+    create: Callable[[str, S, Verify], Sample]
 
     @property
     def service_name(self) -> str:
         """Every instance registers the same name, so they form one pool (failover)."""
         return f"sample-{self.name}"
+
+    @property
+    def audience(self) -> str:
+        """The ``aud`` of the SAS's assertions for this sample's pool."""
+        return pool_audience(self.service_type, self.service_name)
 
     def registration(
         self, instance: str, port: int, *, host: str = "127.0.0.1", heartbeat_period: int = 10

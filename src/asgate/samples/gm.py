@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from asgate.problem import Cause, ProblemError
 from asgate.registry.models import Resource
-from asgate.samples.common import Sample, SampleSpec, build_sample, caller, forbidden, not_found
+from asgate.samples.common import Sample, SampleSpec, Verify, build_sample, caller, forbidden, not_found
 from asgate.web import parse_body, respond
 from asgate.wire import WireModel
 
@@ -70,16 +70,16 @@ class Groups:
         return group
 
 
-def create(instance: str, groups: Groups) -> Sample:
+def create(instance: str, groups: Groups, verify: Verify) -> Sample:
     """A GM instance serving ``groups``."""
 
     async def list_groups(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         mine = [g for g in groups.groups.values() if user == g.owner or user in g.members]
         return respond(GroupList(groups=mine))
 
     async def create_group(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         body = await parse_body(request, GroupCreate, 64 * 1024)
         if body.group_id in groups.groups:
             raise ProblemError(409, "GROUP_EXISTS", f"group {body.group_id!r} exists")
@@ -95,17 +95,17 @@ def create(instance: str, groups: Groups) -> Sample:
         return respond(group, 201, {"Location": f"{PREFIX}/groups/{group.group_id}"})
 
     async def get_group(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         return respond(groups.visible(request.path_params["group_id"], user))
 
     async def delete_group(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         group = groups.owned(request.path_params["group_id"], user)
         del groups.groups[group.group_id]
         return Response(status_code=204)
 
     async def add_member(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         group = groups.owned(request.path_params["group_id"], user)
         member = request.path_params["member"]
         updated = group.model_copy(update={"members": list(dict.fromkeys([*group.members, member]))})
@@ -113,7 +113,7 @@ def create(instance: str, groups: Groups) -> Sample:
         return respond(updated)
 
     async def remove_member(request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         member = request.path_params["member"]
         group = groups.visible(request.path_params["group_id"], user)
         if user not in (group.owner, member):
@@ -134,6 +134,7 @@ def create(instance: str, groups: Groups) -> Sample:
             Route(f"{PREFIX}/groups/{{group_id}}/members/{{member}}", add_member, methods=["PUT"]),
             Route(f"{PREFIX}/groups/{{group_id}}/members/{{member}}", remove_member, methods=["DELETE"]),
         ],
+        verify,
     )
 
 

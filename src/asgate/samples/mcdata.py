@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from asgate.registry.models import Resource
-from asgate.samples.common import Sample, SampleSpec, build_sample, caller, forbidden, not_found
+from asgate.samples.common import Sample, SampleSpec, Verify, build_sample, caller, forbidden, not_found
 from asgate.web import parse_body, query_int, respond
 from asgate.wire import WireModel
 
@@ -92,7 +92,7 @@ class _Handlers:
         self.open_streams: set[asyncio.Queue[SdsMessage | None]] = set()
 
     async def send_sds(self, request: Request) -> Response:
-        who = caller(request)
+        who = await caller(request)
         body = await parse_body(request, SdsSend, 64 * 1024)
         seq = self.state.next_sequence()
         message = SdsMessage(
@@ -110,7 +110,7 @@ class _Handlers:
         return respond(message, 201, {"Location": f"{PREFIX}/sds/{message.message_id}"})
 
     async def get_sds(self, request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         message = self.state.by_id.get(request.path_params["message_id"])
         if message is None:
             raise not_found(f"message {request.path_params['message_id']!r}")
@@ -119,12 +119,12 @@ class _Handlers:
         return respond(message)
 
     async def inbox(self, request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         after = query_int(request, "after", 0, 0, 2**62)
         return respond(Inbox(messages=[m for m in self.state.inboxes.get(user, []) if m.sequence > after]))
 
     async def stream(self, request: Request) -> Response:
-        user = caller(request).mc_service_id
+        user = (await caller(request)).mc_service_id
         last = request.headers.get("last-event-id", "")
         return StreamingResponse(
             self._events(user, int(last) if last.isdigit() else None),
@@ -165,7 +165,7 @@ class _Handlers:
             queue.put_nowait(None)
 
 
-def create(instance: str, state: Mailboxes) -> Sample:
+def create(instance: str, state: Mailboxes, verify: Verify) -> Sample:
     """An MCData instance serving ``state``."""
     handlers = _Handlers(state)
     sample = build_sample(
@@ -176,6 +176,7 @@ def create(instance: str, state: Mailboxes) -> Sample:
             Route(f"{PREFIX}/inbox", handlers.inbox, methods=["GET"]),
             Route(f"{PREFIX}/inbox/stream", handlers.stream, methods=["GET"]),
         ],
+        verify,
     )
     sample.on_close.append(handlers.close)
     return sample

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgate.problem import ProblemError, render
 from asgate.registry.models import Resource
-from asgate.samples.common import Caller, Sample, SampleSpec, build_sample, caller
+from asgate.samples.common import Caller, Sample, SampleSpec, Verify, build_sample, caller
 
 PREFIX = "/mcptt"
 _COPIED = ("via", "from", "to", "call-id", "cseq")
@@ -142,12 +142,12 @@ class _Session:
         return delivered
 
 
-def create(instance: str, state: Registrations) -> Sample:
+def create(instance: str, state: Registrations, verify: Verify) -> Sample:
     """An MCPTT signalling instance serving ``state``."""
 
     async def signalling(ws: WebSocket) -> None:
         try:
-            who = caller(ws)
+            who = await caller(ws)
         except ProblemError as exc:
             await ws.send_denial_response(render(exc, instance=ws.url.path))
             return
@@ -168,7 +168,7 @@ def create(instance: str, state: Registrations) -> Sample:
         finally:
             mine.discard(ws)
 
-    return build_sample(instance, [WebSocketRoute(f"{PREFIX}/signalling", signalling)])
+    return build_sample(instance, [WebSocketRoute(f"{PREFIX}/signalling", signalling)], verify)
 
 
 SPEC = SampleSpec(

@@ -17,13 +17,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.requests import HTTPConnection
 
 from asgate import logs
 from asgate.client._http import TokenSource
 from asgate.client.agent import ServiceAgent
-from asgate.client.health import HealthCheck
+from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
 from asgate.samples import cm, gm, mcdata, mcptt
-from asgate.samples.common import Sample, SampleSpec
+from asgate.samples.common import Sample, SampleSpec, Verify
 
 SPECS: dict[str, SampleSpec[Any]] = {spec.name: spec for spec in (gm.SPEC, cm.SPEC, mcdata.SPEC, mcptt.SPEC)}
 # The demo's default: GM twice (failover), one of each of the others.
@@ -148,6 +149,9 @@ async def run_samples(
     heartbeat_period: int = 10,
     transport: httpx.AsyncBaseTransport | None = None,
     agent_options: Mapping[str, Any] | None = None,
+    sas_keys: SasKeys | None = None,
+    sas_issuer: str | None = None,
+    service_names: Mapping[str, str] | None = None,
 ) -> SamplesHandle:
     """Start the samples ``names`` (``gm``, ``cm``, ``mcdata``, ``mcptt``; a name given twice runs
     two instances) on ``host`` ports ``base_port``, ``base_port + 1``, ... in order (``base_port=0``:
@@ -155,7 +159,13 @@ async def run_samples(
     ``registry_url`` (``None``: serve without registering) using ``credentials`` (one token
     source for all, or one per sample name). Registration happens in the background, retried
     until the registry answers; ``await handle["gm-1"].agent.wait_registered()`` waits for it.
-    ``agent_options`` are passed to every :class:`ServiceAgent`."""
+    ``agent_options`` are passed to every :class:`ServiceAgent`.
+
+    Every request must carry a valid assertion of the service access server: checked by the
+    instance's agent (``ServiceAgent.verify_sas_assertion``), or with ``sas_keys`` and
+    ``sas_issuer`` when given (the pool, the assertions' audience, is ``SERVICE_TYPE/sample-NAME``,
+    or the serviceName ``service_names`` gives for a sample registered by someone else); without a
+    registry and without them, every request is refused."""
     unknown = sorted({n for n in names if n not in SPECS})
     if unknown:
         raise ValueError(f"unknown sample(s): {', '.join(unknown)}; known: {', '.join(SPECS)}")
@@ -168,21 +178,24 @@ async def run_samples(
             counts[name] = counts.get(name, 0) + 1
             instance = f"{name}-{counts[name]}"
             state = states.setdefault(name, spec.new_state())
-            sample = spec.create(instance, state)
             sock = _listen(host, base_port + index if base_port else 0)
             port = int(sock.getsockname()[1])
-            server, task = await _serve(sample, sock)
-            agent = None
+            agent, health = None, _LateHealth()
             if registry_url is not None:
                 tokens = credentials.get(name) if isinstance(credentials, Mapping) else credentials
                 agent = ServiceAgent(
                     registry_url,
                     spec.registration(instance, port, host=host, heartbeat_period=heartbeat_period),
                     tokens,
-                    health_check=_health_of(sample),
+                    health_check=health.check,
                     transport=transport,
                     **(agent_options or {}),
                 )
+            audience = pool_audience(spec.service_type, (service_names or {}).get(name, spec.service_name))
+            verify = _verifier(audience, agent, sas_keys, sas_issuer)
+            health.sample = sample = spec.create(instance, state, verify)
+            server, task = await _serve(sample, sock)
+            if agent is not None:
                 await agent.start()
             url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
             handle.instances.append(
@@ -195,8 +208,23 @@ async def run_samples(
     return handle
 
 
-def _health_of(sample: Sample) -> HealthCheck:
-    async def check() -> bool:
-        return sample.health.healthy
+def _verifier(audience: str, agent: ServiceAgent | None, keys: SasKeys | None, issuer: str | None) -> Verify:
+    if keys is None and agent is not None:
+        return agent.verify_sas_assertion
+    trusted = keys or SasKeys(jwks={"keys": []})  # nothing configured: no assertion is valid
+    sas_issuer = issuer or ""
 
-    return check
+    async def verify(conn: HTTPConnection) -> SasCaller:
+        return await verify_sas_assertion(conn, trusted, issuer=sas_issuer, audience=audience)
+
+    return verify
+
+
+class _LateHealth:
+    """The agent's health check, for a sample built after its agent (the sample verifies
+    assertions with the agent)."""
+
+    sample: Sample | None = None
+
+    async def check(self) -> bool:
+        return self.sample is not None and self.sample.health.healthy

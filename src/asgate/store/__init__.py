@@ -18,6 +18,7 @@ from asgate.store.engine import make_engine, make_writer
 from asgate.store.grants_oidc import OidcGrantStore
 from asgate.store.group_commit import BatchObserver, GroupCommitter
 from asgate.store.msgs import RegistrationStore
+from asgate.store.pools import PoolStore
 from asgate.store.registry import RegistryStore
 from asgate.store.users import McIdTakenError, UserExistsError, UserStore
 
@@ -44,6 +45,7 @@ class Store:
         self.registrations = RegistrationStore(engine, self.committer)
         self.audit = AuditStore(engine, self.committer)
         self.registry = RegistryStore(engine)
+        self.pools = PoolStore(engine)
         self.users = UserStore(engine)
         self.oidc = OidcGrantStore(engine)
 

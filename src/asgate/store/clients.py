@@ -1,4 +1,4 @@
-"""OAuth2 clients and the AS Service IDs provisioned for them."""
+"""OAuth2 clients, the AS Service IDs provisioned for them and the pools they may serve."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgate.idm.models import Client
-from asgate.store.schema import client_as_svc_ids, clients
+from asgate.store.schema import client_as_svc_ids, client_service_pools, clients
 
 _CHUNK = 5000
 
@@ -39,6 +39,7 @@ class ClientStore:
                 raise ClientExistsError(client.client_id)
             await conn.execute(insert(clients).values(**_row(client)))
             await self._set_as_svc_ids_tx(conn, client.client_id, client.as_svc_ids)
+            await _set_pools_tx(conn, client.client_id, client.service_pools)
         return client
 
     async def get(self, client_id: str) -> Client | None:
@@ -52,10 +53,16 @@ class ClientStore:
             by_client: dict[str, list[str]] = {}
             for as_svc_id, client_id in ids:
                 by_client.setdefault(client_id, []).append(as_svc_id)
-        return [_client(row, by_client.get(row["client_id"], [])) for row in rows]
+            pools: dict[str, list[str]] = {}
+            p = client_service_pools.c
+            for client_id, pattern in await conn.execute(select(p.client_id, p.pattern).order_by(p.pattern)):
+                pools.setdefault(client_id, []).append(pattern)
+        return [
+            _client(row, by_client.get(row["client_id"], []), pools.get(row["client_id"], [])) for row in rows
+        ]
 
     async def update(self, client_id: str, **changes: Any) -> Client | None:
-        """Change fields of a client (``as_svc_ids`` replaces the whole set)."""
+        """Change fields of a client (``as_svc_ids`` and ``service_pools`` replace the whole set)."""
         async with self._engine.begin() as conn:
             current = await self._get_tx(conn, client_id)
             if current is None:
@@ -66,11 +73,16 @@ class ClientStore:
             await conn.execute(update(clients).where(clients.c.client_id == client_id).values(**row))
             if "as_svc_ids" in changes:
                 await self._set_as_svc_ids_tx(conn, client_id, updated.as_svc_ids)
+            if "service_pools" in changes:
+                await _set_pools_tx(conn, client_id, updated.service_pools)
         return updated
 
     async def remove(self, client_id: str) -> bool:
         async with self._engine.begin() as conn:
             await conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
+            await conn.execute(
+                delete(client_service_pools).where(client_service_pools.c.client_id == client_id)
+            )
             result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
             return bool(result.rowcount)
 
@@ -87,7 +99,9 @@ class ClientStore:
             .where(client_as_svc_ids.c.client_id == client_id)
             .order_by(client_as_svc_ids.c.as_svc_id)
         )
-        return _client(row, list(ids.scalars()))
+        p = client_service_pools.c
+        pools = await conn.execute(select(p.pattern).where(p.client_id == client_id).order_by(p.pattern))
+        return _client(row, list(ids.scalars()), list(pools.scalars()))
 
     async def _set_as_svc_ids_tx(
         self, conn: AsyncConnection, client_id: str, as_svc_ids: Sequence[str]
@@ -112,6 +126,15 @@ class ClientStore:
                 raise AsSvcIdTakenError(chunk[0], "another client") from exc
 
 
+async def _set_pools_tx(conn: AsyncConnection, client_id: str, patterns: Sequence[str]) -> None:
+    await conn.execute(delete(client_service_pools).where(client_service_pools.c.client_id == client_id))
+    unique = list(dict.fromkeys(patterns))
+    if unique:
+        await conn.execute(
+            insert(client_service_pools), [{"client_id": client_id, "pattern": p} for p in unique]
+        )
+
+
 def _row(client: Client) -> dict[str, Any]:
     return {
         "client_id": client.client_id,
@@ -125,7 +148,7 @@ def _row(client: Client) -> dict[str, Any]:
     }
 
 
-def _client(row: RowMapping, as_svc_ids: Sequence[str]) -> Client:
+def _client(row: RowMapping, as_svc_ids: Sequence[str], service_pools: Sequence[str]) -> Client:
     return Client(
         client_id=row["client_id"],
         name=row["name"],
@@ -133,6 +156,7 @@ def _client(row: RowMapping, as_svc_ids: Sequence[str]) -> Client:
         scopes=tuple(row["scopes"]),
         redirect_uris=tuple(row["redirect_uris"]),
         as_svc_ids=tuple(as_svc_ids),
+        service_pools=tuple(service_pools),
         attributes=row["attributes"] or {},
         created_at=row["created_at"],
         updated_at=row["updated_at"],

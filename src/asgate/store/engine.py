@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from asgate.atrest import sqlite_database
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -21,8 +23,8 @@ def make_engine(
     keep asgate's tables in their own ``schema``."""
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            sqlite_database(Path(database))  # 0600 before SQLite creates it (and its WAL) 0644
         # No overflow: surplus connections would be opened and closed per burst, and every
         # aiosqlite connection is a thread. Waiters queue for a pooled connection instead.
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0)

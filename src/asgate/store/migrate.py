@@ -17,6 +17,8 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from asgate.atrest import FILE_MODE
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: serialises concurrent migrators on one PostgreSQL database.
 _PG_LOCK_KEY = 74807481
@@ -85,8 +87,9 @@ async def _sqlite_file_lock(engine: AsyncEngine) -> AsyncIterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
+        os.fchmod(fd, FILE_MODE)  # whatever the umask
         await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -805,3 +805,12 @@ def target_failed_tx(conn: Connection, url: str, retry_at: float, error: str) ->
         .where(c.url == url)
         .values(attempts=c.attempts + 1, next_attempt_at=retry_at, last_error=error[:1000])
     )
+
+
+def target_cursor_tx(conn: Connection, url: str, seq: int, note: str, now: datetime) -> None:
+    """Move a cursor to where the access server says it is (forwards or backwards), with a note."""
+    conn.execute(
+        update(sas_targets)
+        .where(sas_targets.c.url == url)
+        .values(acked_seq=seq, attempts=0, next_attempt_at=0.0, last_error=note[:1000], last_success_at=now)
+    )

@@ -84,6 +84,20 @@ client_as_svc_ids = Table(
     ),
 )
 
+# Issue 8 item 1: the pools a service client may serve (``TYPE/NAME``, either part may be ``*``),
+# provisioned like AS Service IDs; nothing by default.
+client_service_pools = Table(
+    "client_service_pools",
+    metadata,
+    Column(
+        "client_id",
+        String(128),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("pattern", String(100), primary_key=True),
+)
+
 as_registrations = Table(
     "as_registrations",
     metadata,

@@ -139,3 +139,18 @@ sas_targets = Table(
     Column("last_error", Text, nullable=True),
     Column("last_success_at", UtcDateTime(), nullable=True),
 )
+
+# Issue 8 item 1: the service interface description the administrator approved for each pool.
+# Applications see a pool's resources and operations only as far as they are approved here; a
+# widening waits for approval (``rejected`` is the digest of an offer the administrator refused).
+pool_interfaces = Table(
+    "pool_interfaces",
+    metadata,
+    Column("service_type", String(32), primary_key=True),
+    Column("service_name", String(64), primary_key=True),
+    Column("approved", Text, nullable=True),  # JSON list of Version; NULL: nothing approved yet
+    Column("rejected", String(64), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
