@@ -84,6 +84,8 @@ async def _provision(database: dict[str, str]) -> None:
                     client_id=client_id,
                     secret_hash=hash_secret(f"{client_id}-secret"),
                     scopes=(scope,),
+                    # Issue 8 item 1: the service client serves every pool the fuzzer may name.
+                    service_pools=("*/*",) if scope == "mcx-service-registration" else (),
                     created_at=now,
                     updated_at=now,
                 )

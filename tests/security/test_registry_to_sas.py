@@ -14,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from asgate.idm.models import Client
+from asgate.idm.passwords import hash_secret
 from asgate.registry.sync import csc15_issued, last_csc15_seq
+from asgate.runtime import Runtime
 from asgate.settings import Settings
+from asgate.store import ReservedClientIdError
 from tests.access.system import System, bearer, running_system
 from tests.access.test_policy import profile
 
@@ -210,3 +215,28 @@ async def test_after_a_forged_jump_the_sas_follows_the_registry_again(system: Sy
     # ...and follows every later change as before.
     profile_doc = await system.authorize("GM", app="console-2")
     assert profile_doc["appProfileId"] in [p["appProfileId"] for p in (await state(system))["appProfiles"]]
+
+
+async def test_no_client_can_be_provisioned_under_the_registrys_name(
+    rt: Runtime, http: httpx.AsyncClient
+) -> None:
+    """The SAS takes CSC-15 changes from `asgate-registry` (sas_csc15_clients): a client of that name
+    provisioned by mistake or by a hostile import would get tokens that pass for the registry's."""
+    now = datetime.now(UTC)
+    for client_id in ("asgate-registry", "ASGATE-registry", "asgate-access"):
+        impostor = Client(
+            client_id=client_id,
+            secret_hash=hash_secret("s3cret"),
+            scopes=("mcx-access-profiles",),
+            created_at=now,
+            updated_at=now,
+        )
+        with pytest.raises(ReservedClientIdError):
+            await rt.store.clients.add(impostor)
+        assert await rt.store.clients.get(client_id) is None
+        token = await http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials", "scope": "mcx-access-profiles"},
+            auth=(client_id, "s3cret"),
+        )
+        assert token.status_code == 401, token.text

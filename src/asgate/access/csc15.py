@@ -299,8 +299,8 @@ class ProfileFetcher:
 
     Bounded so that a hostile application cannot turn refusals into registry load: at most ``rate``
     fetches a second (a token bucket, burst ``rate``), one at a time per application, and an
-    application whose fetch brought nothing new (or failed) is not fetched for again for
-    ``negative_ttl`` seconds.
+    application whose fetch brought nothing new while nothing was pushed either (or that failed) is
+    not fetched for again for ``negative_ttl`` seconds.
     """
 
     # Refusals that depend on what CSC-15 brought (access.policy.decide).
@@ -368,6 +368,7 @@ class ProfileFetcher:
 
     async def _fetch(self, app_id: str) -> None:
         self.fetches += 1
+        held = self.state.seq
         changed = False
         try:
             headers = {"Authorization": f"Bearer {await self.tokens.token(self.http)}"}
@@ -381,6 +382,8 @@ class ProfileFetcher:
         if changed:
             _log.info("profiles fetched ahead of CSC-15", app=app_id, sequence=self.state.fetched.get(app_id))
             return
+        if self.state.seq != held:
+            return  # a push arrived meanwhile (it may be what the request lacked): not a negative answer
         if len(self._quiet) >= self._MEMORY:
             now = self.clock()
             self._quiet = {a: t for a, t in self._quiet.items() if t > now}

@@ -20,7 +20,7 @@ from asgate.cli.base import (
 from asgate.idm.models import Client
 from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.registry.pools import parse_pattern
-from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError
+from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError, ReservedClientIdError
 
 _ACTOR = "cli"
 
@@ -93,7 +93,7 @@ def add(
                 await store.clients.add(client)
             except ClientExistsError:
                 raise click.ClickException(f"client {client_id!r} already exists") from None
-            except AsSvcIdTakenError as exc:
+            except (AsSvcIdTakenError, ReservedClientIdError) as exc:
                 raise click.ClickException(str(exc)) from None
             await store.audit.record(AuditEvent.now(_ACTOR, "client.add", f"client/{client_id}"))
 

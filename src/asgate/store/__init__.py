@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.store import migrate, schema_idm, schema_registry  # noqa: F401 - complete the metadata
 from asgate.store.audit import AuditEvent, AuditStore
-from asgate.store.clients import AsSvcIdTakenError, ClientExistsError, ClientStore
+from asgate.store.clients import AsSvcIdTakenError, ClientExistsError, ClientStore, ReservedClientIdError
 from asgate.store.engine import make_engine, make_writer
 from asgate.store.grants_oidc import OidcGrantStore
 from asgate.store.group_commit import BatchObserver, GroupCommitter
@@ -29,6 +29,7 @@ __all__ = [
     "AsSvcIdTakenError",
     "AuditEvent",
     "ClientExistsError",
+    "ReservedClientIdError",
     "McIdTakenError",
     "Store",
     "UserExistsError",

@@ -21,6 +21,18 @@ class ClientExistsError(Exception):
     pass
 
 
+# asgate's own roles authenticate to each other as "asgate-registry", "asgate-access"...: a client of
+# that name provisioned by mistake (or by a hostile import) would be taken for one of them, e.g. by
+# the SAS's CSC-15 server (sas_csc15_clients). The prefix is reserved.
+RESERVED_PREFIX = "asgate-"
+
+
+class ReservedClientIdError(ValueError):
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"client IDs starting with {RESERVED_PREFIX!r} are reserved for asgate's own roles")
+        self.client_id = client_id
+
+
 class AsSvcIdTakenError(Exception):
     def __init__(self, as_svc_id: str, owner: str) -> None:
         super().__init__(f"AS Service ID {as_svc_id!r} is already provisioned for client {owner!r}")
@@ -34,6 +46,8 @@ class ClientStore:
 
     async def add(self, client: Client) -> Client:
         """Insert a client and its AS Service IDs in one transaction."""
+        if client.client_id.lower().startswith(RESERVED_PREFIX):
+            raise ReservedClientIdError(client.client_id)
         async with self._engine.begin() as conn:
             if await self._get_tx(conn, client.client_id) is not None:
                 raise ClientExistsError(client.client_id)
