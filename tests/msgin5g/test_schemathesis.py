@@ -24,6 +24,13 @@ from tests.live import live_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("process")]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+# TS 29.571 `Uri` is any string, so no schema can say "not loopback, not metadata, has a scheme": a
+# schema-valid targetUri the outbound policy refuses is a 400 naming the field (issue 8 item 7).
+CONFIG = """
+[[operations]]
+include-path = "/registrations"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+"""
 
 
 async def _provision(database: dict[str, Any]) -> None:
@@ -43,7 +50,10 @@ async def _provision(database: dict[str, Any]) -> None:
 
 
 def _run(spec: Path, url: str, *headers: str, seed: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    args = [str(SCHEMATHESIS), "run", str(spec), "--url", f"{url}/msgs-asregistration/v1"]
+    config = cwd / "schemathesis.toml"
+    config.write_text(CONFIG)
+    args = [str(SCHEMATHESIS), "--config-file", str(config), "run", str(spec)]
+    args += ["--url", f"{url}/msgs-asregistration/v1"]
     for header in headers:
         args += ["-H", header]
     args += ["--checks", "all", "--max-examples", "40", "--seed", seed, "--max-failures", "5"]

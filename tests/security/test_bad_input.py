@@ -8,12 +8,14 @@ integer path parameters out of range are 404; what the OpenAPI documents call a 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from asgate.runtime import Runtime
+from asgate.settings import Settings
 from tests.conftest import Provision, bearer
 from tests.registry.conftest import gm_registration
 
@@ -85,8 +87,14 @@ QUERIES = [
 
 
 @pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    # The probe speaks for every client kind, the registry's CSC-15 pusher included (issue 8 item 6).
+    return make_settings(sas_csc15_clients=["asgate-registry", "probe"])
+
+
+@pytest.fixture
 async def token(provision: Provision, mint: Any) -> str:
-    await provision("probe", SCOPES, as_svc_ids=("AS1",))
+    await provision("probe", SCOPES, as_svc_ids=("AS1",), service_pools=("*/*",))
     return str(mint("probe", *SCOPES))
 
 

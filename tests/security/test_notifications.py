@@ -64,7 +64,7 @@ async def ws_url(app: ASGIApp) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def tokens(mint: Mint) -> dict[str, str]:
+def tokens(mint: Mint, service_clients: None) -> dict[str, str]:
     return {client_id: mint(client_id, scope) for client_id, scope in SCOPES.items()}
 
 
