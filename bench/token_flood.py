@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import random
@@ -41,33 +40,21 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asgate.idm.models import Client  # noqa: E402
-from asgate.idm.passwords import hash_secret  # noqa: E402
-from asgate.store import Store  # noqa: E402
-from common import free_port, machine, start_asgate, stop, write_results  # noqa: E402
+from common import asgate, free_port, machine, start_asgate, stop, write_results  # noqa: E402
 
 ADDRESSES = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(200)]
-FRESH = 20
+FRESH = 10
 PHASE_LIMIT = 90.0  # seconds: no phase runs longer (a phase cut short reports the requests it made)
 
 
-async def prepare(database_url: str) -> None:
-    store = await Store.open(database_url)
-    now = dt.datetime.now(dt.UTC)
+def prepare(data: Path, database_url: str) -> None:
+    """The clients, added with the CLI of the asgate under test (whatever its schema)."""
     for client_id in ["legit", *(f"fresh-{i}" for i in range(FRESH))]:
-        await store.clients.add(
-            Client(
-                client_id=client_id,
-                secret_hash=hash_secret(f"{client_id}-secret"),
-                scopes=("msgs-asregistration",),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    await store.close()
+        secret = f"{client_id}-secret"
+        args = ("clients", "add", client_id, "--scope", "msgs-asregistration", "--secret", secret)
+        asgate(data, *args, settings={"database_url": database_url})
 
 
 async def token(http: httpx.AsyncClient, client_id: str, secret: str) -> tuple[int, float]:
@@ -235,7 +222,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="asgate-bench-") as tmp:
         data = Path(tmp)
         database_url = f"sqlite+aiosqlite:///{data / 'asgate.db'}"
-        asyncio.run(prepare(database_url))
+        prepare(data, database_url)
         port = free_port()
         settings = {"listen": f"127.0.0.1:{port}", "database_url": database_url}
         server = start_asgate(data, settings, cores="0", command=("serve", "idm"))

@@ -97,6 +97,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def raw_request(port: int, head: str) -> tuple[int, str]:
+    """One request written byte for byte (no client library normalises it); status and body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode("latin-1"))
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()
+    status = int(data.split(b" ", 2)[1])
+    return status, data.partition(b"\r\n\r\n")[2].decode("latin-1")
+
+
 async def until(check: Callable[[], Any], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():

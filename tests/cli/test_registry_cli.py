@@ -83,7 +83,8 @@ def test_pools_pending_approve_and_reject(
     asgate(
         "clients", "add", "gms-1", "--scope", "mcx-service-registration", "--pool", "GM/gms", "--secret", "s"
     )
-    overrides = {"data_dir": tmp_path / "data", **database}
+    # the sample registration is on 127.0.0.1: a lab allows loopback instances explicitly
+    overrides = {"data_dir": tmp_path / "data", "instance_allow_loopback": True, **database}
     asyncio.run(_register(CliContext(None, overrides), gm_registration()))
     pending = asgate("pools", "pending").output
     assert (

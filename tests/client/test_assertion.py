@@ -3,6 +3,9 @@ in-process), with assertions minted by the SAS's own minter."""
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -105,3 +108,33 @@ async def test_a_service_on_service_agent_verifies_in_a_few_lines(app: ASGIApp, 
         other_pool = await client.get("/gm/groups", headers={"Asgate-Assertion": elsewhere.decode()})
         assert other_pool.status_code == 401 and "another service pool" in other_pool.json()["detail"]
     await agent.stop(deregister=False)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda h, p, s: f"{h}.{p}.{s[:-4]}",  # a truncated signature
+        lambda h, p, s: f"{h}.{p}.{'A' * 86}",  # a signature of the right size that is no ECDSA pair
+        lambda h, p, s: f"{h}.{_b64(b'[1, 2]')}.{s}",  # a payload that is not an object
+        lambda h, p, s: f"{h}.{p}!.{s}",  # not base64url
+        lambda h, p, s: f"{_b64(b'[]')}.{p}.{s}",  # a header that is not an object
+    ],
+)
+async def test_whatever_the_bytes_a_bad_assertion_is_a_refusal_not_a_crash(
+    app: ASGIApp, rt: Runtime, mangle: Any
+) -> None:
+    header, payload, signature = (
+        _minter(rt).mint("console-1", ALICE, POOL, None, {"mcptt_id": ALICE}).decode().split(".")
+    )
+    keys = _keys(app, rt)
+    with pytest.raises(SasAssertionError):
+        await verify_sas_assertion(
+            {"Asgate-Assertion": mangle(header, payload, signature)},
+            keys,
+            issuer=rt.settings.sas_issuer,
+            audience=pool_audience(*POOL),
+        )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

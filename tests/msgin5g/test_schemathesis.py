@@ -24,12 +24,12 @@ from tests.live import live_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("process")]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+# TS 29.571 `Uri` is any string, so no schema can say "not loopback, not metadata, has a scheme": a
+# schema-valid targetUri the outbound policy refuses is a 400 naming the field (issue 8 item 7).
 CONFIG = """
-# TS 29.538's targetUri is a TS 29.571 Uri (a plain string): one the outbound URI policy refuses
-# (no scheme, loopback, metadata) is schema-valid all the same, and 400 naming /targetUri.
 [[operations]]
-include-name = "POST /registrations"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+include-path = "/registrations"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
 """
 
 

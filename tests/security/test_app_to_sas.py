@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from asgate.settings import Settings
-from tests.access.system import ALICE, System, bearer, running_system
+from tests.access.system import ALICE, System, bearer, raw_request, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sas-system")]
 
@@ -149,26 +149,15 @@ async def test_a_dot_segment_cannot_climb_out_of_the_profile(system: System) -> 
     profile = await _recorder(system)
     base = profile["serviceLocationInformation"]
     index = profile["appProfileIndex"]
-    reader_writer = await _raw_status(system, f"/{index}/items/../../{index + 1}/items")
-    assert reader_writer == 400
+    token = system.user_token()
+    target = f"/{index}/items/../../{index + 1}/items"
+    status, _ = await raw_request(
+        system.sas_port, f"GET {target} HTTP/1.1\r\nHost: sas\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    assert status == 400
     assert system.recorder.requests == []
     # The same resource spelled plainly goes through: the refusal was the traversal's.
     assert (await system.http.get(f"{base}/items", headers=bearer(system.user_token()))).status_code == 204
-
-
-async def _raw_status(system: System, target: str) -> int:
-    """The status of a request whose target no client library normalises first."""
-    import asyncio
-
-    reader, writer = await asyncio.open_connection("127.0.0.1", system.sas_port)
-    try:
-        token = system.user_token()
-        writer.write(f"GET {target} HTTP/1.1\r\nHost: sas\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(65536), 5)
-    finally:
-        writer.close()
-    return int(data.split(b" ", 2)[1])
 
 
 async def test_an_application_cannot_read_or_remove_another_applications_profile(system: System) -> None:

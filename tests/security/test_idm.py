@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -270,3 +271,13 @@ async def test_a_same_origin_or_tokened_sign_in_post_is_taken(
         headers=headers,
     )
     assert response.status_code == 303 and "code=" in response.headers["location"]
+
+
+async def test_a_throttled_refusal_is_held_before_it_is_sent(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(idm_token_max_failures=1, idm_refusal_hold=0.3)
+    async with Runtime.open(settings) as rt, control_app(rt, ["idm"]) as app:
+        async with _from(app, _address()) as attacker:
+            assert (await _token(attacker, "ghost", "guess")).status_code == 401
+            started = time.monotonic()
+            _assert_throttled(await _token(attacker, "ghost", "guess"))
+            assert time.monotonic() - started >= 0.3  # a client that retries at once is slowed

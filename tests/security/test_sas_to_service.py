@@ -7,7 +7,6 @@ recording server registered as GM/recorder, or a sample) actually received.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import ssl
@@ -26,7 +25,7 @@ from asgate.settings import Settings, SettingsError
 from tests.access import conftest as engine
 from tests.access.backend import Backend
 from tests.access.certs import Authority
-from tests.access.system import ALICE, System, bearer, running_system
+from tests.access.system import ALICE, System, bearer, raw_request, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sas-system")]
 
@@ -51,19 +50,6 @@ async def _recorder_base(system: System) -> str:
 
 def _keys(system: System) -> SasKeys:
     return SasKeys(f"{system.api}/oauth2/jwks")
-
-
-async def _raw(port: int, head: str) -> tuple[int, str]:
-    """One request written byte for byte (no client library normalises it); status and body."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(head.encode("latin-1"))
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(65536), 5)
-    finally:
-        writer.close()
-    status = int(data.split(b" ", 2)[1])
-    return status, data.partition(b"\r\n\r\n")[2].decode("latin-1")
 
 
 async def test_the_instance_gets_a_valid_assertion_and_never_the_users_token(system: System) -> None:
@@ -138,7 +124,7 @@ async def test_two_authorization_headers_are_refused_before_anything_is_forwarde
     index = base.rsplit("/", 1)[1]
     token = system.user_token()
     other = system.user_token(user="bob@mc.example")
-    status, body = await _raw(
+    status, body = await raw_request(
         system.sas_port,
         f"GET /{index}/items HTTP/1.1\r\nHost: sas\r\nAuthorization: Bearer {token}\r\n"
         f"Authorization: Bearer {other}\r\n\r\n",
@@ -169,7 +155,7 @@ async def test_non_canonical_dot_and_slash_encodings_are_refused_before_an_insta
     base = await _recorder_base(system)
     index = base.rsplit("/", 1)[1]
     token = system.user_token()
-    status, body = await _raw(
+    status, body = await raw_request(
         system.sas_port,
         f"GET /{index}/items/{segment}/x HTTP/1.1\r\nHost: sas\r\nAuthorization: Bearer {token}\r\n\r\n",
     )

@@ -13,12 +13,15 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import websockets
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from asgate.runtime import Runtime
 from asgate.settings import Settings
 from tests.access.system import System, bearer, running_system
+from tests.conftest import Mint
+from tests.security.test_notifications import ws_url  # noqa: F401 - the app on a real socket
 
 # Routes that take no bearer token: the IdM's own endpoints authenticate clients or users
 # otherwise, and the documents are public.
@@ -169,3 +172,19 @@ async def _data_plane_probes(system: System) -> None:
                 continue  # the SAS's header limit refuses it before any token check
             _assert_refused(response, f"SAS {method} {name}")
     assert len(system.recorder.requests) == 1  # nothing reached the MC service
+
+
+async def test_a_forged_or_confused_token_cannot_open_the_notification_socket(
+    ws_url: str,  # noqa: F811 - the fixture imported above
+    rt: Runtime,
+    mint: Mint,
+) -> None:
+    async with websockets.connect(ws_url, additional_headers=bearer(mint("console-1", "mcx-registry"))):
+        pass  # a real token opens it
+    for name, forge in FORGERIES.items():
+        if name == "huge":
+            continue  # an HTTP header of that size is refused by the server's parser first
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(ws_url, additional_headers=bearer(forge(rt))):
+                pass
+        assert refused.value.response.status_code == 403, name  # closed before the handshake

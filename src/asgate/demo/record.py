@@ -22,7 +22,7 @@ import httpx
 _SHOWN = ("location", "resource-priority", "x-sample-instance", "asgate-sequence", "content-type")
 # Never shown whole, even by a throwaway server: secrets hidden, tokens cut short.
 _SECRET_FIELDS = frozenset({"password", "client_secret", "code_verifier", "refresh_token"})
-_TOKEN_FIELDS = frozenset({"access_token", "id_token", "code"})
+_TOKEN_FIELDS = frozenset({"access_token", "id_token", "code", "handle", "csrf"})
 
 
 @dataclass
