@@ -75,7 +75,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if length is None and "chunked" not in request.headers.get("transfer-encoding", "").lower():
         raise ProblemError(411, Cause.INCORRECT_LENGTH, "Content-Length is required")
     if length is not None:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             raise ProblemError(
                 400, Cause.INCORRECT_LENGTH, "Content-Length is not a number",
                 invalid_params=[InvalidParam(param="header Content-Length", reason=length[:40])],

@@ -143,6 +143,9 @@ def test_fuzzing_finds_no_server_error_and_no_nonconforming_response(
     args += ["--checks", "all", "--exclude-checks", "negative_data_rejection"]
     args += ["--max-examples", "5", "--seed", os.environ.get("ASGATE_FUZZ_SEED", "74807481")]
     args += ["--max-failures", "5", "--request-timeout", "10", "--no-shrink", "--warnings", "off"]
+    # U+0000 is refused in every string on purpose (issue 8 item 9), which OpenAPI 3.0 cannot say
+    # of a string; tests/security/test_bad_input.py proves that refusal.
+    args += ["--generation-allow-x00", "false"]
     if api == "mcx-access-profiles":
         # Its PUT and DELETE share one YAML-anchored responses object, on which schemathesis's link
         # inference mixes the operations up; there is nothing stateful to explore here anyway.

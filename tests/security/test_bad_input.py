@@ -279,3 +279,18 @@ async def test_an_overlong_string_is_refused_before_the_store(
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["cause"]
     assert [a.client_id for a in await rt.store.registry.apps()] == ["probe"]
+
+
+@pytest.mark.parametrize("value", ["²", "³", "1¹"])
+async def test_a_non_ascii_digit_in_a_numeric_header_is_400(
+    http: httpx.AsyncClient, token: str, value: str
+) -> None:
+    # A header is read as Latin-1: str.isdigit() holds for "²" (byte 0xB2), which int() refuses (a 500).
+    headers = {**bearer(token), "Asgate-Sequence": value, "Asgate-Previous-Sequence": "0"}
+    response = await http.request(
+        "DELETE",
+        "/mcx-access-profiles/v1/app-profiles/p1",
+        headers={k: v.encode("latin-1") for k, v in headers.items()},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["invalidParams"][0]["param"] == "header asgate-sequence"

@@ -58,11 +58,28 @@ expected-statuses = ["2xx", "401", "403", "404", "409", "412", "429"]
 include-path = "/notifications"
 checks.positive_data_acceptance.expected-statuses = ["426"]
 
-# A CSC-15 change's payload is checked against its kind, which OpenAPI 3.0 cannot tie together
-# (the payload schema is oneOf the kinds' schemas); and a batch that does not continue the access
-# server's sequence is 409 SEQUENCE_GAP with any valid body.
+# An instance address or a URI the address policies refuse (loopback, metadata, non-canonical numeric
+# hosts) is schema-valid, as no format can say "not loopback": 400 naming the field.
+[[operations]]
+include-path-regex = "^/(services|authorizations|apps/)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429"]
+
+# TS 29.538's targetUri is a TS 29.571 Uri (a plain string): one the outbound URI policy refuses
+# (no scheme, loopback, metadata) is schema-valid all the same, and 400 naming /targetUri.
+[[operations]]
+include-name = "POST /registrations"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# A CSC-15 change's payload is checked against its kind and key, which OpenAPI 3.0 cannot tie
+# together; and a batch that does not continue the access server's sequence is 409 with any body.
 [[operations]]
 include-path = "/changes"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
+"""
+# mcx-access-profiles only (other APIs have paths of these names): the payload must name the key.
+ACCESS_CONFIG = """
+[[operations]]
+include-path-regex = "^/(app-profiles|user-authorizations|service-pools)/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
 """
 
@@ -78,6 +95,8 @@ async def _provision(database: dict[str, str]) -> None:
                     secret_hash=hash_secret(f"{client_id}-secret"),
                     scopes=scopes,
                     as_svc_ids=as_svc_ids,
+                    # Issue 8 item 1: the service client serves every pool the fuzzer may name.
+                    service_pools=("*/*",) if "mcx-service-registration" in scopes else (),
                     created_at=now,
                     updated_at=now,
                 )
@@ -101,7 +120,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("fuzz-all") / "data"
     database = {"database_url": f"sqlite+aiosqlite:///{data.parent / 'asgate.db'}"}
     asyncio.run(_provision(database))
-    with live_server(data, database) as started:
+    # The fuzzer pushes CSC-15 changes as "sas": name it one of the registry's clients (who may push).
+    with live_server(data, database, sas_csc15_clients="asgate-registry,sas") as started:
         ops = {"Authorization": f"Bearer {_token(started, 'ops')}"}
         admin = f"{started.url}/mcx-registry-admin/v1"
         app = {"allowedServices": [{"serviceType": "GM"}], "maxPriority": "mcpttp.10"}
@@ -135,7 +155,7 @@ def _document(server: LiveServer, api: str) -> str:
 def _fuzz(server: LiveServer, api: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     client_id = CLIENTS[api][0]
     config = cwd / "schemathesis.toml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + (ACCESS_CONFIG if api == "mcx-access-profiles" else ""))
     args = [str(SCHEMATHESIS), "--config-file", str(config), "run", _document(server, api)]
     args += ["--url", f"{server.url}/{api}/v1", "-H", f"Authorization: Bearer {_token(server, client_id)}"]
     args += ["--checks", "all", "--max-examples", "6", "--max-time", str(SECONDS_PER_API), "--seed", SEED]

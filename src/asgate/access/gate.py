@@ -197,7 +197,11 @@ class SasGate:
         """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects. ``None``:
         refused for want of CSC-15 state that the registry may have (``may_miss``, see Misses)."""
         index_text, _, rest = head.path[1:].partition("/")
-        rule = self.state.profiles.get(int(index_text)) if index_text.isdigit() else None
+        rule = (
+            self.state.profiles.get(int(index_text))
+            if index_text.isascii() and index_text.isdigit()
+            else None
+        )
         try:
             requested = prio.from_headers(head.headers)
         except prio.PriorityError as exc:

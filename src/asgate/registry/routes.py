@@ -243,7 +243,9 @@ class RegistryRole:
         await self.rt.authenticate(request, SYNC_SCOPE)
         app_id = request.query_params.get("appId")
         if app_id is not None:  # one application's part (issue 14: the access server met a miss)
-            body = await self.rt.store.transact(app_snapshot_tx, app_id[:128])
+            if not app_id or len(app_id) > 128:  # clients.client_id; never cut to another id
+                raise query_problem("appId", "an application's client ID: 1 to 128 characters")
+            body = await self.rt.store.transact(app_snapshot_tx, app_id)
             return Response(json.dumps(body), media_type=JSON)
         body = await self.rt.store.transact(snapshot_tx, None)
         return Response(json.dumps(body), media_type=JSON)
