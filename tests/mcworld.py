@@ -107,6 +107,30 @@ def provision(world: World) -> None:
     world.cli("grants", "add", CONSOLE[0], ALICE)
 
 
+async def approved_in_view(world: World, pools: int, timeout: float = 10.0) -> None:
+    """The CLI approved on the store; wait until the running registry's view (which follows the
+    change log, twice a second) describes every pool, as discovery will answer it."""
+    async with httpx.AsyncClient(base_url=world.url) as http:
+        token = (
+            await http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials", "scope": "mcx-registry"},
+                auth=CONSOLE,
+            )
+        ).json()["access_token"]
+        async with asyncio.timeout(timeout):
+            while True:
+                found = await http.get(
+                    "/mcx-registry/v1/service-information",
+                    params={"mc-service-id": ALICE},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                described = [s for s in found.json().get("serviceInformation", []) if s.get("versions")]
+                if len(described) >= pools:
+                    return
+                await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def mc_world(data_dir: Path, samples: tuple[str, ...] = ("gm", "mcptt")) -> AsyncIterator[World]:
     sas_port = free_port()
@@ -129,6 +153,8 @@ async def mc_world(data_dir: Path, samples: tuple[str, ...] = ("gm", "mcptt")) -
                 await running.agent.wait_registered(10)
             for pool in sample_pools(samples):  # their first description, pending until approved
                 await asyncio.to_thread(world.cli, "pools", "approve", "/".join(pool))
+            # console-1 may discover GM and MCPTT (provision()): those pools must show their description
+            await approved_in_view(world, len([p for p in sample_pools(samples) if p[0] in ("GM", "MCPTT")]))
             yield world
         finally:
             await world.samples.stop()
