@@ -125,6 +125,7 @@ class Exchange:
         self.admit = decision
         length = self.framing.length
         if (length is not None and length > decision.max_body) or self.body_size > decision.max_body:
+            self.conn.linger_for(decision.max_body)
             self._refuse(Refusal(413, _TOO_LARGE, f"the body exceeds {decision.max_body} bytes"))
             return
         if self.framing.expect_continue and not self.body_done and not self.body:
@@ -255,6 +256,7 @@ class Exchange:
             self.abort()
             return
         self._drop_upstream(reusable=False)
+        self.conn.linger_for(limit)
         self._refuse(Refusal(413, _TOO_LARGE, f"the body exceeds {limit} bytes"))
 
     # ------------------------------------------------------------------ response (Sink)
