@@ -197,5 +197,9 @@ class Tunnel:
             return
         self.ended = True
         self.backend.close()
-        self.client.close()
+        # Half-close and linger (as after a refusal): the client's answering Close is read and
+        # dropped by the connection (within its bounds), not answered with a reset.
+        conn = self.exchange.conn
+        conn.tunnel = None
+        conn.close()
         self.exchange.finish(101)
