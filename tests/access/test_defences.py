@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -295,3 +296,65 @@ async def test_a_pipelined_request_with_oversized_headers_gets_431(
     assert (await client.response())[0] == 200
     assert (await client.response())[0] == 431
     assert await client.closed()
+
+
+def send_all_then_read(port: int, head: bytes, pieces: list[bytes]) -> tuple[int, dict[str, object], bytes]:
+    """A blocking client that sends its whole request before reading anything (as simple clients
+    do), then reads the response and what follows it until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        for piece in pieces:
+            sock.sendall(piece)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    response, _, rest = received.partition(b"\r\n\r\n")
+    status = int(response.split(b" ")[1])
+    return status, json.loads(rest), rest
+
+
+async def test_a_client_sending_a_whole_oversized_body_still_reads_its_413(
+    make_sas: Callable[..., Awaitable[Sas]],
+) -> None:
+    sas = await make_sas(max_body=4 << 20)
+    size = 15 << 19  # 7.5 MiB, all sent before reading: lingering drains up to twice the limit
+    head = b"POST /1/echo HTTP/1.1\r\n" + H + b"content-length: %d\r\n\r\n" % size
+    pieces = [b"a" * 65536] * (size // 65536)
+    status, problem, _ = await asyncio.to_thread(send_all_then_read, sas.port, head, pieces)
+    assert (status, problem["cause"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert sas.backends[0].connections == 0 and sas.gate.done == [413]
+
+
+async def test_a_client_sending_an_oversized_chunked_body_still_reads_its_413(
+    make_sas: Callable[..., Awaitable[Sas]],
+) -> None:
+    sas = await make_sas(max_body=4 << 20)
+    chunk = b"%x\r\n%b\r\n" % (65536, b"a" * 65536)
+    head = b"POST /1/echo HTTP/1.1\r\n" + H + b"transfer-encoding: chunked\r\n\r\n"
+    # Over the limit mid-way, after 4 MiB went upstream; then 6 MiB more, all before reading.
+    pieces = [chunk] * 160 + [b"0\r\n\r\n"]
+    status, problem, _ = await asyncio.to_thread(send_all_then_read, sas.port, head, pieces)
+    assert (status, problem["cause"]) == (413, "PAYLOAD_TOO_LARGE")
+    await asyncio.sleep(0.1)
+    assert sas.backends[0].requests == [] and sas.gate.done == [413]
+
+
+def send_until_cut_off(port: int, head: bytes, most: int) -> int:
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        try:
+            while sent < most:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+    return sent
+
+
+async def test_lingering_after_a_413_is_bounded(make_sas: Callable[..., Awaitable[Sas]]) -> None:
+    sas = await make_sas(max_body=100_000)
+    head = b"POST /1/echo HTTP/1.1\r\n" + H + b"content-length: %d\r\n\r\n" % (1 << 30)
+    # A client that never stops is cut off (here after the 4 MiB bound), not drained forever.
+    sent = await asyncio.to_thread(send_until_cut_off, sas.port, head, 256 << 20)
+    assert sent < 64 << 20

@@ -319,3 +319,33 @@ async def test_a_backend_that_stops_reading_an_upload_times_out(
         for writer in stalled:
             writer.close()
         backend.close()
+
+
+async def test_healthz_is_answered_by_the_sas_itself_on_a_kept_alive_connection(sas: Sas) -> None:
+    client = await Raw.open(sas.port)
+    try:
+        await client.send(
+            b"GET /healthz HTTP/1.1\r\nhost: sas\r\n\r\nHEAD /healthz?probe=1 HTTP/1.1\r\nhost: sas\r\n\r\n"
+        )
+        status, headers, body = await client.response()
+        assert status == 200 and json.loads(body) == {"status": "ok"}
+        assert headers["content-type"] == "application/json" and headers["cache-control"] == "no-store"
+        assert "connection" not in headers  # the connection stays usable
+        head = await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), 3)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: 15\r\n" in head
+        await client.send(b"GET /1/echo HTTP/1.1\r\nhost: sas\r\n\r\n")  # no HEAD body came before it
+        status, _, body = await client.response()
+        assert status == 200 and json.loads(body)["target"] == "/api/echo"
+    finally:
+        await client.close()
+    assert [h.path for h in sas.gate.heads] == ["/1/echo"]  # the gate never saw /healthz
+    assert len(sas.backends[0].requests) == 1
+
+
+async def test_healthz_refuses_other_methods_and_reaches_no_backend(sas: Sas) -> None:
+    status, headers, body = await request(sas.port, "/healthz", method="POST", body=b"{}")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    assert json.loads(body)["cause"] == "METHOD_NOT_ALLOWED"
+    status, _, _ = await request(sas.port, "/healthzz")  # only the exact path
+    assert status == 200 and sas.backends[0].requests[-1].target == "/api/"
+    assert sas.gate.heads[-1].path == "/healthzz" and len(sas.gate.heads) == 1

@@ -267,6 +267,21 @@ async def test_raw_probes_are_refused_and_reach_no_backend(system: System, probe
     assert system.recorder.requests == []
 
 
+async def test_healthz_is_answered_without_a_token_and_metrics_stay_off_the_data_plane(
+    system: System,
+) -> None:
+    sas = system.sas
+    health = await system.http.get(f"{sas}/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    head = await system.http.head(f"{sas}/healthz")
+    assert head.status_code == 200 and head.content == b""
+    # /metrics is served by the control plane only: on the data plane it is no profile index.
+    metrics = await system.http.get(f"{sas}/metrics")
+    assert metrics.status_code in (401, 403)
+    assert metrics.headers["content-type"] == "application/problem+json"
+    assert system.recorder.requests == []
+
+
 async def test_slow_headers_are_cut_off(system: System) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", system.sas_port)
     writer.write(b"GET /1/items HTTP/1.1\r\nHost: sas\r\n")  # and never finish the head (slowloris)

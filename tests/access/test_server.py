@@ -101,3 +101,18 @@ async def _retry(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
         except ConnectionError:
             await asyncio.sleep(0.05)
     return await request(port, target)
+
+
+async def test_healthz_answers_503_once_the_server_is_draining(sas: Sas) -> None:
+    client = await Raw.open(sas.port)
+    await client.send(b"GET /healthz HTTP/1.1\r\nhost: sas\r\n")  # a request on its way in
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(sas.server.stop(grace=2.0))
+    await asyncio.sleep(0.05)
+    await client.send(b"\r\n")
+    status, headers, body = await client.response()
+    assert status == 503 and json.loads(body) == {"status": "draining"}
+    assert headers["connection"] == "close"
+    assert await client.closed()
+    await client.close()
+    await asyncio.wait_for(stopping, 3.0)

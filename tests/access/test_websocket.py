@@ -73,7 +73,15 @@ async def ws_backend() -> AsyncIterator[tuple[int, list[bytes | str]]]:
         try:
             async for message in ws:
                 received.append(message)
-                if isinstance(message, str) and message.startswith("big:"):
+                if message == "drop":  # the instance goes away without a Close: FIN...
+                    ws.transport.close()
+                elif message == "crash":  # ...or a reset
+                    ws.transport.abort()
+                elif message == "bye":
+                    await ws.close(4000, "bye")
+                elif message == "garbage":  # a masked frame: servers never mask (RFC 6455 5.1)
+                    ws.transport.write(b"\x81\x82abcd\x00\x00")
+                elif isinstance(message, str) and message.startswith("big:"):
                     await ws.send("B" * int(message[4:]))
                 else:
                     await ws.send(message)
@@ -139,3 +147,46 @@ async def test_a_refused_upgrade_never_reaches_the_backend(
             pass
     assert refused.value.response.status_code == 403
     assert ws_backend[1] == []
+
+
+@pytest.mark.parametrize("how", ["drop", "crash"])
+async def test_a_service_that_goes_away_closes_the_client_with_1011(
+    ws_sas: Sas, ws_backend: tuple[int, list[bytes | str]], how: str
+) -> None:
+    async with connect(URL.format(ws_sas.port), subprotocols=SUB) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.send(how)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 3)
+    # A Close frame from the SAS, not an abnormal closure (1006, no Close at all).
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    await asyncio.sleep(0.05)
+    assert ws_sas.gate.done == [101]
+
+
+async def test_a_service_that_closes_properly_is_not_overridden(ws_sas: Sas) -> None:
+    async with connect(URL.format(ws_sas.port), subprotocols=SUB) as ws:
+        await ws.send("bye")
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 3)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "bye")
+
+
+async def test_invalid_frames_from_the_service_close_the_client_with_1014(ws_sas: Sas) -> None:
+    async with connect(URL.format(ws_sas.port), subprotocols=SUB) as ws:
+        await ws.send("garbage")
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 3)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1014
+
+
+async def test_an_unreachable_service_refuses_the_handshake_with_an_http_status(ws_sas: Sas) -> None:
+    # Before the 101 there is no WebSocket to close: the client gets an HTTP answer it can read.
+    ws_sas.pool.update([Endpoint("gone", "127.0.0.1", 9)])  # discard port: nothing listens
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(URL.format(ws_sas.port), subprotocols=SUB):
+            pass
+    assert refused.value.response.status_code in (502, 503)
+    assert b"application/problem+json" in refused.value.response.headers["content-type"].encode()

@@ -1,4 +1,5 @@
-"""The engine's own answers: TS 29.571 ProblemDetails as ``application/problem+json``.
+"""The engine's own answers: TS 29.571 ProblemDetails as ``application/problem+json``, and
+the small JSON of ``GET /healthz``.
 
 They name no backend: the detail texts are fixed strings chosen here, never an exception text.
 Causes are TS 29.500 Table 5.2.7.2-1 values; the 504/502 ones are from its later releases.
@@ -87,3 +88,19 @@ def upstream_refusal(status: int) -> Refusal:
             503, Cause.NF_CONGESTION, "no instance of the service is available", [(b"retry-after", b"1")]
         )
     return Refusal(502, TARGET_NF_NOT_REACHABLE, "the service could not be reached")
+
+
+HEALTH_OK = b'{"status":"ok"}'
+HEALTH_DRAINING = b'{"status":"draining"}'
+
+
+def render_json(status: int, body: bytes, close: bool, head_only: bool) -> bytes:
+    """A complete HTTP/1.1 response of the engine's own carrying the JSON ``body`` (never cached)."""
+    parts = [status_line(status), b"content-type: application/json\r\ncache-control: no-store\r\n"]
+    parts.append(b"content-length: %d\r\n" % len(body))
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head_only:
+        parts.append(body)
+    return b"".join(parts)

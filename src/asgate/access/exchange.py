@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from asgate import logs
 from asgate.access import headers as hdr
-from asgate.access.errors import Refusal, upstream_refusal
+from asgate.access.errors import HEALTH_DRAINING, HEALTH_OK, Refusal, render_json, upstream_refusal
 from asgate.access.types import Admit, Reject, RequestHead
 from asgate.access.upstream import Instance, UpstreamConnection
 from asgate.access.validate import Framing
@@ -27,6 +27,10 @@ _log = logs.get("asgate.access.engine")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _TOO_LARGE = "PAYLOAD_TOO_LARGE"
+# Answered by the SAS itself, before the gate: no token, nothing reaches an instance. No
+# appProfileIndex is ever "healthz" (indexes are numbers), so no profile path is shadowed.
+HEALTH_PATH = "/healthz"
+_HEALTH_ALLOW = [(b"allow", b"GET, HEAD")]
 
 
 class Exchange:
@@ -62,6 +66,9 @@ class Exchange:
 
     # ------------------------------------------------------------------ gate
     def start(self) -> None:
+        if self.head.path == HEALTH_PATH:
+            self._health()
+            return
         fast = self.conn.admit_nowait
         if fast is not None:
             try:
@@ -75,6 +82,20 @@ class Exchange:
                 return
         task = self.conn.engine.spawn(self.conn.engine.gate.admit(self.head))
         task.add_done_callback(self._gate_done)
+
+    def _health(self) -> None:
+        """``GET /healthz``: 200 while serving, 503 once draining (a load balancer stops sending)."""
+        self.close_after = self.close_after or not self.body_done
+        method = self.head.method
+        if method not in ("GET", "HEAD"):
+            self._refuse(Refusal(405, Cause.METHOD_NOT_ALLOWED, "only GET and HEAD", _HEALTH_ALLOW))
+            return
+        conn = self.conn
+        draining = conn.engine.draining
+        status = 503 if draining else 200
+        close = self.close_after = self.close_after or draining
+        conn.write(render_json(status, HEALTH_DRAINING if draining else HEALTH_OK, close, method == "HEAD"))
+        self.finish(status)
 
     def _gate_done(self, task: asyncio.Task[Admit | Reject]) -> None:
         if task.cancelled():
@@ -104,6 +125,7 @@ class Exchange:
         self.admit = decision
         length = self.framing.length
         if (length is not None and length > decision.max_body) or self.body_size > decision.max_body:
+            self.conn.linger_for(decision.max_body)
             self._refuse(Refusal(413, _TOO_LARGE, f"the body exceeds {decision.max_body} bytes"))
             return
         if self.framing.expect_continue and not self.body_done and not self.body:
@@ -234,6 +256,7 @@ class Exchange:
             self.abort()
             return
         self._drop_upstream(reusable=False)
+        self.conn.linger_for(limit)
         self._refuse(Refusal(413, _TOO_LARGE, f"the body exceeds {limit} bytes"))
 
     # ------------------------------------------------------------------ response (Sink)

@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 _log = logs.get("asgate.access.engine")
 # Parser states of a connection.
 IDLE, HEAD, BODY, WAIT = range(4)
-LINGER_SECONDS = 2.0  # how long a closing connection still drains what the client sends...
-LINGER_BYTES = 1 << 20  # ...and how much of it
+# A closing connection still reads and discards what the client sends (nginx's lingering close),
+# so that a client still sending its request reads the refusal instead of a reset: for at most
+# LINGER_SECONDS, and at most LINGER_BYTES, or twice the body limit after a 413 (the client may
+# send the whole body before reading).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4 << 20
 
 
 def _refusal_of(cause: BaseException | None) -> Refusal:
@@ -51,7 +55,7 @@ class Downstream(asyncio.Protocol):
         "engine", "loop", "transport", "parser", "client", "state", "deadline", "head_bytes", "url",
         "headers", "read_size", "parsing", "active", "pipeline", "paused", "closing", "error",
         "tunnel", "pre_tunnel", "options", "admit_nowait", "lingering", "discarded", "deferred",
-        "parser_busy",
+        "parser_busy", "linger_bytes",
     )  # fmt: skip
 
     def __init__(self, engine: Engine) -> None:
@@ -80,6 +84,7 @@ class Downstream(asyncio.Protocol):
         self.discarded = 0  # bytes read and dropped after an error or while closing
         self.deferred: Exchange | None = None  # admitted inside a read: proceeds after that read
         self.parser_busy = False
+        self.linger_bytes = LINGER_BYTES
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,7 +106,7 @@ class Downstream(asyncio.Protocol):
             return
         if self.closing or self.error is not None:
             self.discarded += len(data)
-            if self.discarded > LINGER_BYTES and self.transport is not None:
+            if self.discarded > self.linger_bytes and self.transport is not None:
                 self.transport.abort()
             return
         state = self.state
@@ -244,6 +249,10 @@ class Downstream(asyncio.Protocol):
             transport.pause_reading()
         else:
             transport.resume_reading()
+
+    def linger_for(self, limit: int) -> None:
+        """A body over ``limit`` was refused: drain up to twice that before giving up on the client."""
+        self.linger_bytes = max(LINGER_BYTES, 2 * limit)
 
     def hold(self, seconds: float) -> None:
         """Read nothing more from this client for about ``seconds`` (see ``Reject.hold``).

@@ -5,6 +5,11 @@ frame headers to add up each message's length across continuation frames. A mess
 limit is never forwarded: the relay stops at that frame's header, both ends get a Close with
 status 1009 (RFC 6455 7.4.1, "message too big") and the connections are closed. Sizes are those on
 the wire: with permessage-deflate (RFC 7692) negotiated they are the compressed sizes.
+
+When the MC service's side goes away without a Close of its own (the instance closed the TCP
+connection or it failed), the client gets a Close with status 1011 rather than a bare end of stream
+(1006); frames from the service that break RFC 6455 close the client's side with 1014 ("bad
+gateway"). A Close can only go between frames: a stream cut in the middle of a frame just ends.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ if TYPE_CHECKING:
 
 TOO_BIG = 1009
 PROTOCOL_ERROR = 1002
+INTERNAL_ERROR = 1011  # RFC 6455 7.4.1: an unexpected condition (here: the service went away)
+BAD_GATEWAY = 1014  # IANA WebSocket Close Code registry: an invalid response from upstream
 
 
 class FrameScanner:
     """Follows the frames of one direction; ``feed`` tells where a violation starts, if any."""
 
-    __slots__ = ("max_message", "masked", "header", "remaining", "message")
+    __slots__ = ("max_message", "masked", "header", "remaining", "message", "closed")
 
     def __init__(self, max_message: int, masked: bool) -> None:
         self.max_message = max_message
@@ -33,6 +40,7 @@ class FrameScanner:
         self.header = bytearray()
         self.remaining = 0  # payload bytes of the current frame still to pass
         self.message = 0  # payload bytes of the current (possibly fragmented) message
+        self.closed = False  # a Close frame has passed
 
     @property
     def at_boundary(self) -> bool:
@@ -83,6 +91,8 @@ class FrameScanner:
         if masked != self.masked:
             return PROTOCOL_ERROR
         if opcode >= 8:
+            if opcode == 8:
+                self.closed = True
             # RFC 6455 5.5: control frames carry at most 125 bytes and are never fragmented.
             return PROTOCOL_ERROR if length > 125 else 0
         # RFC 6455 5.4: a text/binary frame starts a message, continuation frames (0) extend it.
@@ -106,7 +116,7 @@ class _BackendSide(asyncio.Protocol):
         self.tunnel.from_backend(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.tunnel.end()
+        self.tunnel.backend_lost()
 
     def pause_writing(self) -> None:
         self.tunnel.client.pause_reading()
@@ -138,7 +148,10 @@ class Tunnel:
             self.backend.write(data)
         else:
             self.backend.write(data[: max(bad[0], 0)])
-            self._violation(bad[1], client_clean=self.downward.at_boundary, backend_clean=bad[0] >= 0)
+            code = bad[1]
+            self._violation(
+                code, client_code=code, client_clean=self.downward.at_boundary, backend_clean=bad[0] >= 0
+            )
 
     def from_backend(self, data: bytes) -> None:
         if self.ended:
@@ -148,12 +161,18 @@ class Tunnel:
             self.client.write(data)
         else:
             self.client.write(data[: max(bad[0], 0)])
-            self._violation(bad[1], client_clean=bad[0] >= 0, backend_clean=self.upward.at_boundary)
+            code = bad[1]
+            self._violation(
+                code,
+                client_code=BAD_GATEWAY if code == PROTOCOL_ERROR else code,
+                client_clean=bad[0] >= 0,
+                backend_clean=self.upward.at_boundary,
+            )
 
-    def _violation(self, code: int, *, client_clean: bool, backend_clean: bool) -> None:
+    def _violation(self, code: int, *, client_code: int, client_clean: bool, backend_clean: bool) -> None:
         # A Close can only go between frames; a stream caught mid-frame is just closed.
         if client_clean:
-            self.client.write(close_frame(code, masked=False))
+            self.client.write(close_frame(client_code, masked=False))
         if backend_clean:
             self.backend.write(close_frame(code, masked=True))
         self.end()
@@ -164,10 +183,23 @@ class Tunnel:
     def client_lost(self) -> None:
         self.end()
 
+    def backend_lost(self) -> None:
+        """The service closed its connection or failed: unless it said goodbye itself, say 1011."""
+        if self.ended:
+            return
+        downward = self.downward
+        if not downward.closed and downward.at_boundary:
+            self.client.write(close_frame(INTERNAL_ERROR, masked=False))
+        self.end()
+
     def end(self) -> None:
         if self.ended:
             return
         self.ended = True
         self.backend.close()
-        self.client.close()
+        # Half-close and linger (as after a refusal): the client's answering Close is read and
+        # dropped by the connection (within its bounds), not answered with a reset.
+        conn = self.exchange.conn
+        conn.tunnel = None
+        conn.close()
         self.exchange.finish(101)
