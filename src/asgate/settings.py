@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     metrics_public: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else json
 
     # --- service access server (data plane): asgate.access.options reads these
     sas_listen: Annotated[HostPort, NoDecode] = HostPort(host="127.0.0.1", port=7481)
