@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -10,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from asgate.cli import main
-from tests.live import free_port, live_server
+from tests.live import ASGATE, free_port, live_server, server_env
 
 
 @pytest.mark.slow
@@ -43,3 +47,42 @@ def test_up_and_serve_document_sas_listen() -> None:
     for command in ("up", "serve"):
         result = CliRunner().invoke(main, [command, "--help"])
         assert "--sas-listen" in result.output
+
+
+BANNER = "asgate is up, with the sample MC services"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed: the terminal of `asgate up` not run"
+)
+def test_make_run_banner_stays_on_screen(tmp_path: Path) -> None:
+    """``asgate up --samples`` in a 120x30 terminal: readable log lines, and 6 s (three heartbeats of
+    five samples) after start-up the banner still shows where everything is."""
+    env = server_env(
+        tmp_path / "data",
+        listen=f"127.0.0.1:{free_port()}",
+        sas_listen=f"127.0.0.1:{free_port()}",
+        log_level="info",
+    )
+    tmux = ["tmux", "-L", f"asgate-test-{free_port()}"]
+    command = shlex.join([*ASGATE, "up", "--samples", "--samples-port", "0"]) + "; sleep 600"
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "30", command], env=env, check=True)
+
+    def screen() -> str:
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p"], capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        deadline = time.monotonic() + 60
+        while BANNER not in screen():
+            assert time.monotonic() < deadline, screen()
+            time.sleep(0.2)
+        time.sleep(6)
+        shown = screen()
+        assert BANNER in shown, shown
+        assert "access server   http://127.0.0.1:" in shown
+        assert '{"' not in shown  # no JSON on a terminal
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
