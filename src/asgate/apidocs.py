@@ -1,6 +1,8 @@
 """API documentation on every server: ``/docs`` lists the APIs this process serves, ``/docs/{api}``
 renders one with Swagger UI, ``/openapi/{api}.yaml`` is the OpenAPI document itself (its
-relative references renamed to the served names, ``{apiRoot}`` defaulting to this server).
+relative references renamed to the served names, ``{apiRoot}`` defaulting to this server and the
+OAuth2 ``tokenUrl`` absolute: this server's token endpoint, or the issuer's when the IdM runs
+elsewhere).
 
 Swagger UI comes from the ``swagger-ui-bundle`` package and is served from here, so the pages work
 offline and ask no CDN; its validator badge (a call to validator.swagger.io) is switched off. The
@@ -35,6 +37,9 @@ _PACKAGE = Path(asgate.__file__).parent
 _REF = re.compile(r"""(\$ref:\s*['"]?)([A-Za-z0-9_./-]+\.yaml)(#)""")
 _SAFE_ROOT = re.compile(r"^https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?$")
 _API_ROOT = re.compile(r"""(apiRoot:\s*\{?\s*default:\s*)(['"]?)[^'"\s},]+\2""")
+# Swagger UI takes tokenUrl as a URL of its own (no server variables), relative to the document:
+# '{apiRoot}/oauth2/token' would post to /openapi/%7BapiRoot%7D/oauth2/token.
+_TOKEN_URL = re.compile(r"""(tokenUrl:\s*)(['"]?)\{apiRoot\}/oauth2/token\2""")
 # TS 29.538's own externalDocs; the YAML files are on the 3GPP Forge (5G_APIs).
 TS29538 = "https://www.3gpp.org/ftp/Specs/archive/29_series/29.538/"
 TS29538_FORGE = "https://forge.3gpp.org/rep/all/5G_APIs"
@@ -173,7 +178,18 @@ class DocsRole:
             f"<script src='assets/asgate-docs.js'></script>"
         )
         head = "<link rel=stylesheet href='assets/swagger-ui.css'>"
-        return HTMLResponse(_page(title, body, head, assets="assets/"), headers=_HTML_HEADERS)
+        return HTMLResponse(_page(title, body, head, assets="assets/"), headers=self._page_headers())
+
+    def _page_headers(self) -> dict[str, str]:
+        """The page's CSP lets "Authorize" reach the issuer's token endpoint when it is elsewhere."""
+        issuer = self.rt.settings.token_issuer
+        if "oauth2" in self.running or not _SAFE_ROOT.match(issuer):
+            return _HTML_HEADERS
+        origin = "/".join(issuer.split("/", 3)[:3])
+        csp = _HTML_HEADERS["Content-Security-Policy"].replace(
+            "connect-src 'self'", f"connect-src 'self' {origin}"
+        )
+        return {**_HTML_HEADERS, "Content-Security-Policy": csp}
 
     async def document(self, request: Request) -> Response:
         document = self._document(request.path_params["api"], listed=False)
@@ -182,6 +198,11 @@ class DocsRole:
         root = self.rt.api_root(request.scope)
         if _SAFE_ROOT.match(root):
             text = _API_ROOT.sub(lambda m: f"{m.group(1)}'{root}'", text)
+        else:
+            root = self.rt.settings.public_root
+        # ...and "Authorize" gets its token where the IdM is: here if this process runs it.
+        token_url = f"{root if 'oauth2' in self.running else self.rt.settings.token_issuer}/oauth2/token"
+        text = _TOKEN_URL.sub(lambda m: f"{m.group(1)}'{token_url}'", text)
         return Response(
             text,
             media_type="application/yaml",
