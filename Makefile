@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# /docs serves the official TS 29.538 document when the 3GPP files are beside the checkout.
+OFFICIAL_3GPP := $(wildcard $(abspath ../shared/3gpp)/TS29538_MSGS_ASRegistration.yaml)
+
 run: $(STAMP)
-	$(BIN)/asgate up --samples
+	$(if $(OFFICIAL_3GPP),ASGATE_DOCS_3GPP_DIR="$${ASGATE_DOCS_3GPP_DIR:-$(dir $(OFFICIAL_3GPP))}") $(BIN)/asgate up --samples
 
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

@@ -17,6 +17,7 @@ from openapi_spec_validator.readers import read_from_filename
 from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.settings import Settings
+from tests.conftest import Provision
 
 BASE = "http://docs.example:8080"
 LISTED = [
@@ -124,3 +125,75 @@ async def test_a_server_running_some_roles_lists_only_their_apis(idm_only: httpx
     assert (await idm_only.get("/docs/mcx-registry")).status_code == 404
     # Documents stay fetchable: another server's documents refer to them.
     assert (await idm_only.get("/openapi/mcx-registry.yaml")).status_code == 200
+
+
+async def test_authorize_posts_to_this_servers_token_endpoint(
+    http: httpx.AsyncClient, provision: Provision
+) -> None:
+    """Swagger UI's "Authorize" takes tokenUrl as is: absolute, and the IdM answers there."""
+    await provision("ops", scopes=("mcx-registry-admin",))
+    for api in LISTED:
+        document = yaml.safe_load((await http.get(f"{BASE}/openapi/{api}.yaml")).text)
+        schemes = document["components"]["securitySchemes"].values()
+        token_urls = {flow["tokenUrl"] for scheme in schemes for flow in scheme["flows"].values()}
+        assert token_urls == {f"{BASE}/oauth2/token"}, api
+    token = await http.post(
+        f"{BASE}/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "mcx-registry-admin"},
+        auth=("ops", "ops-secret"),
+    )
+    assert token.status_code == 200 and token.json()["token_type"].lower() == "bearer"
+
+
+async def test_without_the_idm_authorize_posts_to_the_issuer(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(issuer="https://idm.example:8443")
+    async with Runtime.open(settings) as rt, control_app(rt, ["registry"]) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            document = yaml.safe_load((await client.get("/openapi/mcx-registry.yaml")).text)
+            page = await client.get("/docs/mcx-registry")
+    flows = document["components"]["securitySchemes"]["oAuth2ClientCredentials"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == "https://idm.example:8443/oauth2/token"
+    assert "connect-src 'self' https://idm.example:8443;" in page.headers["content-security-policy"]
+
+
+@pytest.fixture
+async def with_3gpp(
+    make_settings: Callable[..., Settings], shared_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        Runtime.open(make_settings(docs_3gpp_dir=shared_dir / "3gpp")) as rt,
+        control_app(rt) as app,
+    ):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            yield client
+
+
+async def test_docs_serve_the_official_ts_29538_document_from_docs_3gpp_dir(
+    with_3gpp: httpx.AsyncClient, shared_dir: Path
+) -> None:
+    index = (await with_3gpp.get("/docs")).text
+    assert f"{BASE}/docs/msgs-asregistration" in _links(index, f"{BASE}/docs")
+    page = await with_3gpp.get("/docs/msgs-asregistration")
+    assert page.status_code == 200 and "data-url='../openapi/msgs-asregistration.yaml'" in page.text
+    served = await with_3gpp.get("/openapi/msgs-asregistration.yaml")
+    assert served.status_code == 200 and served.headers["content-type"] == "application/yaml"
+    document = yaml.safe_load(served.text)
+    assert document["info"]["title"] == "MSGS_ASRegistration"
+    assert set(document["paths"]) == {"/registrations", "/registrations/{registrationId}"}
+    assert document["servers"][0]["variables"]["apiRoot"]["default"] == BASE  # "Try it out": here
+    flows = document["components"]["securitySchemes"]["oAuth2ClientCredentials"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == f"{BASE}/oauth2/token"  # not '{tokenUrl}'
+    # Its references resolve beside it, to the 3GPP files themselves.
+    common = await with_3gpp.get("/openapi/TS29571_CommonData.yaml")
+    assert common.text == (shared_dir / "3gpp" / "TS29571_CommonData.yaml").read_text(encoding="utf-8")
+    for name in ("TS29999_Nothing", "..%2F..%2Fetc%2Fpasswd", "TS29571_CommonData.yaml%00"):
+        assert (await with_3gpp.get(f"/openapi/{name}.yaml")).status_code in {400, 404}, name
+
+
+async def test_without_docs_3gpp_dir_the_index_says_how_to_serve_it(http: httpx.AsyncClient) -> None:
+    index = (await http.get(f"{BASE}/docs")).text
+    assert "set <code>docs_3gpp_dir</code>" in index
+    assert (await http.get(f"{BASE}/docs/msgs-asregistration")).status_code == 404
+    assert (await http.get(f"{BASE}/openapi/TS29571_CommonData.yaml")).status_code == 404

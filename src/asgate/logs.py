@@ -1,17 +1,30 @@
-"""Structured logs (structlog): JSON lines by default, one per request, with the request id."""
+"""Structured logs (structlog), one line per request with the request id: human-readable on a
+terminal, JSON lines otherwise (``log_format``)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Literal
 
 import structlog
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
+def resolve_format(setting: str, terminal: bool) -> Literal["json", "console"]:
+    """``log_format``: ``auto`` is ``console`` when the logs go to a terminal (a person reads them)
+    and ``json`` otherwise (a file, a pipe, a log collector); ``json`` and ``console`` are forced."""
+    if setting == "console" or (setting == "auto" and terminal):
+        return "console"
+    return "json"
+
+
+def configure(level: str = "info", fmt: str = "auto") -> None:
     """Route structlog and the standard library (uvicorn, SQLAlchemy) to stderr in one format."""
+    resolved = resolve_format(fmt, sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if resolved == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,

@@ -194,8 +194,11 @@ class Settings(BaseSettings):
     # --- HTTP hygiene and operations
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     metrics_public: bool = False
+    # The official 3GPP OpenAPI files (TS29538_MSGS_ASRegistration.yaml and what it references, from
+    # the 3GPP Forge): /docs serves them when given; they are not shipped (© 3GPP).
+    docs_3gpp_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else json
 
     # --- service access server (data plane): asgate.access.options reads these
     sas_listen: Annotated[HostPort, NoDecode] = HostPort(host="127.0.0.1", port=7481)
@@ -309,6 +312,13 @@ class Settings(BaseSettings):
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"file not found: {value}")
+        return value
+
+    @field_validator("docs_3gpp_dir")
+    @classmethod
+    def _dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"directory not found: {value}")
         return value
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUIET_PATHS = frozenset({"/healthz", "/metrics"})
+_HEARTBEAT = re.compile(r"/mcx-service-registration/v1/services/[^/]+/heartbeat")
 # A JSON string escape of U+0000 (RFC 8259 7: an odd number of backslashes before "u0000"); a raw
 # NUL byte is not valid JSON and the parser refuses it.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -249,6 +250,15 @@ def problem_for(exc: Exception, method: str) -> ProblemError | None:
 # ---------------------------------------------------------------- observability
 
 
+def routine_request(method: str, path: str, status: int) -> bool:
+    """Requests logged at debug, not info: health checks, scrapes and successful heartbeats (every
+    MC service instance's PUT .../heartbeat each heartbeatPeriod) say nothing an operator reads; a
+    refused heartbeat (404: the instance was removed) still does."""
+    if path in _QUIET_PATHS:
+        return True
+    return method == "PUT" and status == 204 and _HEARTBEAT.fullmatch(path) is not None
+
+
 class ObservabilityMiddleware:
     """The outermost layer of every app: request id, one structured log line and Prometheus
     metrics per request, the ProblemDetails rendering of every error, and a 500 that never leaks
@@ -312,7 +322,7 @@ class ObservabilityMiddleware:
         if duration is None:
             duration = self._durations[api] = self.metrics.http_duration.labels(api)
         duration.observe(elapsed)
-        log = _log.debug if path in _QUIET_PATHS else _log.info
+        log = _log.debug if routine_request(method, path, status) else _log.info
         log("request", method=method, path=path, status=status, duration_ms=round(elapsed * 1000, 3))
 
     def _request_id(self, scope: Scope) -> str:

@@ -26,6 +26,10 @@ def _listener_options(fn: Any) -> Any:
     options = [
         click.option("--listen", help="Control plane HOST:PORT (default 127.0.0.1:7480)."),
         click.option(
+            "--sas-listen",
+            help="Access server (data plane) HOST:PORT (default 127.0.0.1:7481; the access role).",
+        ),
+        click.option(
             "--tls-cert",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="PEM certificate.",
@@ -81,6 +85,7 @@ def up(cli: CliContext, /, samples: bool, samples_port: int, **listener: Any) ->
     $ asgate up
     $ asgate up --samples                         # what `make run` runs
     $ asgate up --listen 0.0.0.0:7480 --tls-cert cert.pem --tls-key key.pem
+    $ asgate up --sas-listen 0.0.0.0:8481
     """
     if samples:
         from asgate.samples import LOOPBACK_ALLOWED
@@ -167,7 +172,10 @@ def serve(cli: CliContext, /, role_names: tuple[str, ...], **listener: Any) -> N
     \b
     $ asgate serve msgin5g --listen 0.0.0.0:7490
     $ asgate serve idm
+    $ asgate serve access --listen 0.0.0.0:7491 --sas-listen 0.0.0.0:8481
     """
+    if listener.get("sas_listen") is not None and "access" not in role_names:
+        raise click.UsageError("--sas-listen is the access server's address: add the role 'access'")
     _start(cli, list(role_names), **listener)
 
 
