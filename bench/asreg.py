@@ -37,7 +37,7 @@ from asgate.idm.passwords import hash_secret  # noqa: E402
 from asgate.msgin5g.models import Registration  # noqa: E402
 from asgate.store import Store  # noqa: E402
 from asgate.store.ids import new_id  # noqa: E402
-from common import free_port, machine, start_asgate, stop, write_results, wrk  # noqa: E402
+from common import free_port, machine, require, start_asgate, stop, write_results, wrk  # noqa: E402
 
 PG_URL = os.environ.get("ASGATE_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 N_IDS = 10_000
@@ -140,8 +140,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=int, default=10)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is needed: apt-get install wrk")
+    require("wrk", "taskset")
     runs = [one(backend, stored, args) for backend in args.backends for stored in args.stored]
     report = {"benchmark": "asreg", "machine": machine(), "runs": runs}
     for backend in args.backends:

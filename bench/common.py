@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,26 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PEERS = ROOT.parent / "shared" / "bench-peers"
+PEERS = ROOT / "bench" / "peers"  # the peers' configurations (nginx, Envoy), kept in the repository
+
+# The programs the benchmarks run, and where they come from (Debian packages).
+TOOLS = {"nginx": "nginx-light", "wrk": "wrk", "taskset": "util-linux"}
+
+
+def missing_tools(*tools: str) -> str | None:
+    """Why a benchmark needing ``tools`` cannot run here (None when every one is on PATH)."""
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    if not absent:
+        return None
+    packages = " ".join(dict.fromkeys(TOOLS[tool] for tool in absent))
+    return f"{', '.join(absent)} not found (apt-get install -y {packages})"
+
+
+def require(*tools: str) -> None:
+    """Stop the benchmark, saying what is missing and how to get it, before anything starts."""
+    reason = missing_tools(*tools)
+    if reason is not None:
+        raise SystemExit(f"skipped: {reason}")
 
 
 def machine() -> dict[str, Any]:

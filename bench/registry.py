@@ -55,7 +55,7 @@ from asgate.registry.models import (  # noqa: E402
 from asgate.registry.service import RegistryService  # noqa: E402
 from asgate.runtime import Runtime  # noqa: E402
 from asgate.settings import Settings  # noqa: E402
-from common import asgate, machine, start_asgate, stop, wait_port, write_results, wrk  # noqa: E402
+from common import asgate, machine, require, start_asgate, stop, wait_port, write_results, wrk  # noqa: E402
 from sas import BACKEND, nginx  # noqa: E402
 
 API, SAS, ETCD = 7590, 7591, 2379
@@ -604,9 +604,7 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=10_000, help="subscribed applications in the fan-out")
     parser.add_argument("--samples", type=int, default=200, help="propagation samples")
     args = parser.parse_args()
-    for tool in ("nginx", "wrk", "taskset"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing (apt-get install -y nginx-light wrk util-linux)")
+    require("nginx", "wrk", "taskset")
     report: dict[str, Any] = {"benchmark": "registry", "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as tmp_name, nginx(Path(tmp_name)):
         tmp = Path(tmp_name)

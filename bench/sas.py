@@ -1,7 +1,7 @@
 """The service access server against nginx and Envoy, side by side in one run, same backend.
 
 Every candidate proxies to the same backend, nginx's fixed JSON answer on 127.0.0.1:9001
-(``shared/bench-peers/nginx.conf``):
+(``bench/peers/nginx.conf``):
 
 - **nginx** (:9002): a plain keep-alive reverse proxy, one worker;
 - **Envoy** (:9004, ``--concurrency 1``): ``jwt_authn`` checking the same ES256 tokens against the
@@ -55,6 +55,7 @@ from common import (  # noqa: E402
     PEERS,
     asgate,
     machine,
+    require,
     start_asgate,
     stop,
     wait_port,
@@ -583,9 +584,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=50)
     args = parser.parse_args()
-    for tool in ("nginx", "wrk", "taskset"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing (apt-get install -y nginx-light wrk util-linux)")
+    require("nginx", "wrk", "taskset")
     report: dict[str, Any] = {"benchmark": "sas", "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="sas-bench-") as tmp_name, nginx(Path(tmp_name)):
         tmp = Path(tmp_name)

@@ -4,7 +4,7 @@
     .venv/bin/python bench/sas_engine.py --rounds 5 --duration 10
     .venv/bin/python bench/sas_engine.py --gate mypkg.gates:make_gate -H "authorization: Bearer ..."
 
-The backend is nginx's own fixed JSON answer on 127.0.0.1:9001 (``shared/bench-peers/nginx.conf``,
+The backend is nginx's own fixed JSON answer on 127.0.0.1:9001 (``bench/peers/nginx.conf``,
 copied to a temporary folder); nginx proxies to it on :9002 and the engine on :9010. nginx and the
 engine run on core 0, ``wrk`` on core 1; the candidates alternate and medians are reported.
 
@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PEERS, ROOT, wait_port, wrk  # noqa: E402
+from common import PEERS, ROOT, require, wait_port, wrk  # noqa: E402
 
 BACKEND, NGINX, ENGINE = 9001, 9002, 9010
 
@@ -97,9 +97,7 @@ def main() -> None:
     if args.serve:
         serve(args.gate, args.serve)
         return
-    for tool in ("nginx", "wrk", "taskset"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing (apt-get install -y nginx-light wrk util-linux)")
+    require("nginx", "wrk", "taskset")
     with tempfile.TemporaryDirectory(prefix="sas-bench-") as tmp:
         shutil.copy(PEERS / "nginx.conf", tmp)
         nginx = ["nginx", "-p", tmp, "-c", "nginx.conf", "-e", "error.log"]

@@ -42,7 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import asgate, free_port, machine, start_asgate, stop, write_results  # noqa: E402
+from common import asgate, free_port, machine, require, start_asgate, stop, write_results  # noqa: E402
 
 ADDRESSES = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(200)]
 FRESH = 10
@@ -218,6 +218,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="flood off/on cycles per kind of flood")
     parser.add_argument("--window", type=float, default=4.0, help="seconds of each off or on phase")
     args = parser.parse_args()
+    require("taskset")
     os.sched_setaffinity(0, {1})  # the clients on core 1, the server on core 0
     with tempfile.TemporaryDirectory(prefix="asgate-bench-") as tmp:
         data = Path(tmp)

@@ -3,6 +3,11 @@
 PostgreSQL tests use database ``test`` on 127.0.0.1:5432 (``ASGATE_TEST_PG_URL`` overrides), each
 test in a schema of its own that is dropped afterwards. When the server cannot be reached the
 PostgreSQL variants are skipped with the reason; `.ci/run` starts it first.
+
+The official 3GPP OpenAPI files (TS 29.538 and the TS 29.5xx files it refers to, ``rel-17/`` for the
+older release) are not in the repository: the tests that validate against them find them in
+``ASGATE_3GPP_DIR`` (default ``../shared/3gpp`` beside the repository). Without them those tests are
+skipped, and the end of the run says how many and how to provide the files.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import gc
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,10 @@ from asgate.runtime import Runtime
 from asgate.settings import Settings
 
 PG_URL = os.environ.get("ASGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+THREEGPP_DIR = Path(
+    os.environ.get("ASGATE_3GPP_DIR") or Path(__file__).resolve().parents[2] / "shared" / "3gpp"
+)
+NO_3GPP = "needs the official 3GPP OpenAPI files"  # every such skip says it; the summary counts them
 _pg_state: dict[str, str | None] = {}
 
 
@@ -35,7 +43,7 @@ _pg_state: dict[str, str | None] = {}
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up the developer's own ASGATE_* settings."""
     for key in list(os.environ):
-        if key.startswith("ASGATE_") and key != "ASGATE_TEST_PG_URL":
+        if key.startswith("ASGATE_") and key not in ("ASGATE_TEST_PG_URL", "ASGATE_3GPP_DIR"):
             monkeypatch.delenv(key)
 
 
@@ -192,8 +200,31 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def official_3gpp(name: str) -> Path:
+    """The official 3GPP file ``name`` (relative to ``ASGATE_3GPP_DIR``); without it the test is skipped
+    and counted in the summary."""
+    path = THREEGPP_DIR / name
+    if not path.is_file():
+        pytest.skip(f"{NO_3GPP}: {path} is missing")
+    return path
+
+
 @pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    if not (SHARED / "3gpp").is_dir():
-        pytest.skip(f"the 3GPP contracts are not beside the project ({SHARED})")
-    yield SHARED
+def threegpp_dir() -> Path:
+    """The folder of official 3GPP files (the test is skipped without TS 29.538 in it)."""
+    official_3gpp("TS29538_MSGS_ASRegistration.yaml")
+    return THREEGPP_DIR
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line naming the tests that did not run for want of the 3GPP files, and how to provide them."""
+    skipped = {r.nodeid for r in terminalreporter.stats.get("skipped", []) if NO_3GPP in str(r.longrepr)}
+    if skipped:
+        tests = f"{len(skipped)} test{'s' if len(skipped) > 1 else ''}"
+        terminalreporter.write_line(
+            f"{tests} did not run (3GPP conformance): the official 3GPP OpenAPI files are not in "
+            f"{THREEGPP_DIR}; set ASGATE_3GPP_DIR to the folder holding TS29538_MSGS_ASRegistration.yaml "
+            "(README, Tests)",
+            yellow=True,
+            bold=True,
+        )

@@ -14,14 +14,14 @@ from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.settings import Settings
 from tests import contract
-from tests.conftest import Provision, TokenFor, bearer
+from tests.conftest import Provision, TokenFor, bearer, official_3gpp
 
 BASE = "/msgs-asregistration/v1/registrations"
 
 
 @pytest.fixture
-def spec(shared_dir: Path) -> Path:
-    return shared_dir / "3gpp" / "TS29538_MSGS_ASRegistration.yaml"
+def spec() -> Path:
+    return official_3gpp("TS29538_MSGS_ASRegistration.yaml")
 
 
 @pytest.fixture
@@ -128,8 +128,8 @@ async def test_a_restarted_as_registering_again_replaces_its_registration(
     assert await rt.store.registrations.count() == 1
 
 
-async def test_rel17_clients_are_served(http: httpx.AsyncClient, token: str, shared_dir: Path) -> None:
-    rel17 = shared_dir / "3gpp" / "rel-17" / "TS29538_MSGS_ASRegistration.yaml"
+async def test_rel17_clients_are_served(http: httpx.AsyncClient, token: str) -> None:
+    rel17 = official_3gpp("rel-17/TS29538_MSGS_ASRegistration.yaml")
     response = await http.post(BASE, json={"asSvcId": "AS1", "appId": "legacy-app"}, headers=bearer(token))
     contract.check(rel17, response)
     assert response.status_code == 201

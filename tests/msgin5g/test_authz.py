@@ -9,7 +9,7 @@ import pytest
 
 from asgate.runtime import Runtime
 from tests import contract
-from tests.conftest import Provision, TokenFor, bearer
+from tests.conftest import Provision, TokenFor, bearer, official_3gpp
 
 BASE = "/msgs-asregistration/v1/registrations"
 
@@ -29,8 +29,8 @@ async def tokens(provision: Provision, token_for: TokenFor) -> dict[str, str]:
 
 
 @pytest.fixture
-def spec(shared_dir: Path) -> Path:
-    return shared_dir / "3gpp" / "TS29538_MSGS_ASRegistration.yaml"
+def spec() -> Path:
+    return official_3gpp("TS29538_MSGS_ASRegistration.yaml")
 
 
 REGISTER_CASES = [

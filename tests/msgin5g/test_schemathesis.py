@@ -20,6 +20,7 @@ import pytest
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
+from tests.conftest import official_3gpp
 from tests.live import live_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("process")]
@@ -69,16 +70,14 @@ def _run(spec: Path, url: str, *headers: str, seed: str, cwd: Path) -> subproces
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("release", ["rel-18", "rel-17"])
 def test_fuzzing_finds_no_server_error_and_no_nonconforming_response(
-    tmp_path: Path, database: dict[str, Any], shared_dir: Path, release: str
+    tmp_path: Path, database: dict[str, Any], threegpp_dir: Path, release: str
 ) -> None:
-    spec = (
-        shared_dir / "3gpp" / ("rel-17/" if release == "rel-17" else "") / "TS29538_MSGS_ASRegistration.yaml"
-    )
+    spec = official_3gpp(("rel-17/" if release == "rel-17" else "") + "TS29538_MSGS_ASRegistration.yaml")
     if release == "rel-17":  # its $refs point at TS29571 beside it; give it the Rel-18 common data
         (tmp_path / "spec").mkdir()
         for name in ("TS29538_MSGS_ASRegistration.yaml",):
             (tmp_path / "spec" / name).write_text(spec.read_text())
-        for common in (shared_dir / "3gpp").glob("TS29*.yaml"):
+        for common in threegpp_dir.glob("TS29*.yaml"):
             if common.name.startswith(("TS29571", "TS29510", "TS29514", "TS29572")):
                 (tmp_path / "spec" / common.name).write_text(common.read_text())
         spec = tmp_path / "spec" / "TS29538_MSGS_ASRegistration.yaml"

@@ -26,12 +26,12 @@ import pytest
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
+from tests.conftest import official_3gpp
 from tests.live import LiveServer, live_server
 from tests.registry.conftest import gm_registration
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("process")]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
-SHARED_3GPP = Path(__file__).resolve().parents[3] / "shared" / "3gpp"
 SEED = os.environ.get("ASGATE_FUZZ_SEED", "74807481")
 SECONDS_PER_API = 12  # schemathesis --max-time: the fuzzing phase stops there
 
@@ -146,10 +146,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def _document(server: LiveServer, api: str) -> str:
     if api != "msgs-asregistration":
         return f"{server.url}/openapi/{api}.yaml"  # as served, references resolved by the server
-    official = SHARED_3GPP / "TS29538_MSGS_ASRegistration.yaml"
-    if not official.is_file():
-        pytest.skip(f"the official TS 29.538 document is not beside the project ({official})")
-    return str(official)
+    return str(official_3gpp("TS29538_MSGS_ASRegistration.yaml"))
 
 
 def _fuzz(server: LiveServer, api: str, cwd: Path) -> subprocess.CompletedProcess[str]:
