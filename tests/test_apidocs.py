@@ -159,10 +159,10 @@ async def test_without_the_idm_authorize_posts_to_the_issuer(make_settings: Call
 
 @pytest.fixture
 async def with_3gpp(
-    make_settings: Callable[..., Settings], shared_dir: Path
+    make_settings: Callable[..., Settings], threegpp_dir: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with (
-        Runtime.open(make_settings(docs_3gpp_dir=shared_dir / "3gpp")) as rt,
+        Runtime.open(make_settings(docs_3gpp_dir=threegpp_dir)) as rt,
         control_app(rt) as app,
     ):
         transport = httpx.ASGITransport(app=app)
@@ -171,7 +171,7 @@ async def with_3gpp(
 
 
 async def test_docs_serve_the_official_ts_29538_document_from_docs_3gpp_dir(
-    with_3gpp: httpx.AsyncClient, shared_dir: Path
+    with_3gpp: httpx.AsyncClient, threegpp_dir: Path
 ) -> None:
     index = (await with_3gpp.get("/docs")).text
     assert f"{BASE}/docs/msgs-asregistration" in _links(index, f"{BASE}/docs")
@@ -187,7 +187,7 @@ async def test_docs_serve_the_official_ts_29538_document_from_docs_3gpp_dir(
     assert flows["clientCredentials"]["tokenUrl"] == f"{BASE}/oauth2/token"  # not '{tokenUrl}'
     # Its references resolve beside it, to the 3GPP files themselves.
     common = await with_3gpp.get("/openapi/TS29571_CommonData.yaml")
-    assert common.text == (shared_dir / "3gpp" / "TS29571_CommonData.yaml").read_text(encoding="utf-8")
+    assert common.text == (threegpp_dir / "TS29571_CommonData.yaml").read_text(encoding="utf-8")
     for name in ("TS29999_Nothing", "..%2F..%2Fetc%2Fpasswd", "TS29571_CommonData.yaml%00"):
         assert (await with_3gpp.get(f"/openapi/{name}.yaml")).status_code in {400, 404}, name
 
