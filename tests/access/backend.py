@@ -158,7 +158,8 @@ class Backend:
         self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
     ) -> None:
         count, size = int(q.get("n", "5")), int(q.get("size", "1000"))
-        await self._send(conn, writer, 200, [("content-type", "text/plain")], *[b"x" * size] * count)
+        bodies = [b"x" * size] * count if seen.method != "HEAD" else []
+        await self._send(conn, writer, 200, [("content-type", "text/plain")], *bodies)
 
     async def _on_slow(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
