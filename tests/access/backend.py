@@ -196,6 +196,15 @@ class Backend:
         writer.close()
         raise ConnectionError("closed by design")
 
+    async def _on_head_body(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
+    ) -> None:
+        # A broken backend: content after the head of its answer to HEAD (RFC 9110 9.3.2 forbids it).
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+        await writer.drain()
+        writer.close()
+        raise ConnectionError("closed by design")
+
     async def _on_early(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
     ) -> None:
