@@ -343,6 +343,7 @@ class SegmentRouter:
     routes, instead of trying every route's pattern in turn."""
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self.routes = tuple(routes)
         groups: dict[str, list[BaseRoute]] = {}
         for route in routes:
             path = getattr(route, "path", "")

@@ -158,7 +158,8 @@ class Backend:
         self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
     ) -> None:
         count, size = int(q.get("n", "5")), int(q.get("size", "1000"))
-        await self._send(conn, writer, 200, [("content-type", "text/plain")], *[b"x" * size] * count)
+        bodies = [b"x" * size] * count if seen.method != "HEAD" else []
+        await self._send(conn, writer, 200, [("content-type", "text/plain")], *bodies)
 
     async def _on_slow(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
@@ -191,6 +192,15 @@ class Backend:
     ) -> None:
         # RFC 9112 6.3 (8): no length, no chunking: the body ends when the connection closes.
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil-close-body")
+        await writer.drain()
+        writer.close()
+        raise ConnectionError("closed by design")
+
+    async def _on_head_body(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, seen: Seen, q: dict[str, str]
+    ) -> None:
+        # A broken backend: content after the head of its answer to HEAD (RFC 9110 9.3.2 forbids it).
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
         await writer.drain()
         writer.close()
         raise ConnectionError("closed by design")

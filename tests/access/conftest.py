@@ -144,8 +144,10 @@ class Raw:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def response(self, timeout: float = 3.0) -> tuple[int, dict[str, str], bytes]:
-        """One response (Content-Length, chunked, or until close)."""
+    async def response(
+        self, timeout: float = 3.0, head_only: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One response (Content-Length, chunked, or until close); none after a HEAD (RFC 9112 6.3)."""
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
@@ -154,7 +156,9 @@ class Raw:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
+        if head_only:
+            body = b""
+        elif "content-length" in headers:
             body = await asyncio.wait_for(self.reader.readexactly(int(headers["content-length"])), timeout)
         elif headers.get("transfer-encoding") == "chunked":
             body = await asyncio.wait_for(self._chunks(), timeout)

@@ -216,6 +216,33 @@ async def test_head_has_no_body_and_keeps_the_connection_usable(
     assert status == 200 and json.loads(body)["method"] == "GET"
 
 
+async def test_a_chunked_answer_to_head_ends_at_its_head_on_both_connections(
+    sas: Sas, raw: Callable[[], Awaitable[Raw]]
+) -> None:
+    # RFC 9112 6.3 (1): the backend's Transfer-Encoding announces a body that never comes.
+    client = await raw()
+    for _ in range(2):
+        await client.send(b"HEAD /1/chunked?n=3&size=10 HTTP/1.1\r\nhost: s\r\n\r\n")
+        status, headers, body = await client.response(timeout=2, head_only=True)
+        assert status == 200 and headers["content-type"] == "text/plain"
+        await client.send(b"GET /1/chunked?n=3&size=10 HTTP/1.1\r\nhost: s\r\n\r\n")
+        status, _, body = await client.response(timeout=2)
+        assert (status, body) == (200, b"x" * 30)
+    assert sas.backends[0].connections == 1  # and the backend connection was reused
+
+
+async def test_content_a_backend_sends_after_a_head_answer_never_reaches_the_client(
+    sas: Sas, raw: Callable[[], Awaitable[Raw]]
+) -> None:
+    client = await raw()
+    await client.send(b"HEAD /1/head-body HTTP/1.1\r\nhost: s\r\n\r\n")
+    status, headers, _ = await client.response(timeout=2, head_only=True)
+    assert (status, headers["content-length"]) == (200, "5")
+    await client.send(b"GET /1/echo HTTP/1.1\r\nhost: s\r\n\r\n")
+    assert await asyncio.wait_for(client.reader.readexactly(9), 2) == b"HTTP/1.1 "  # not "hello"
+    assert (await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), 2)).startswith(b"200 ")
+
+
 async def test_http10_clients_get_a_closed_connection_or_keep_alive_when_asked(
     sas: Sas, raw: Callable[[], Awaitable[Raw]]
 ) -> None:

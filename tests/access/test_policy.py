@@ -70,6 +70,17 @@ GRANTS: dict[tuple[str, str], list[AllowedService] | None] = {
         (ALICE, "GET", "/groups/g1", None, "ok"),
         (ALICE, "POST", "/broadcast", None, "ok"),
         (ALICE, "DELETE", "/groups/g1", None, "OPERATION_NOT_AUTHORIZED"),
+        (ALICE, "HEAD", "/groups", None, "ok"),  # RFC 9110 9.3.2: allowed wherever GET is
+        (ALICE, "HEAD", "/groups/g1", None, "ok"),
+        (ALICE, "HEAD", "/broadcast", None, "OPERATION_NOT_AUTHORIZED"),  # POST only
+        (ALICE, "HEAD", "/admin", None, "RESOURCE_NOT_AUTHORIZED"),
+        (
+            Caller("console-1", {"mcptt_id": "bob@mc.example"}),
+            "HEAD",
+            "/groups/g1",
+            None,
+            "USER_NOT_AUTHORIZED",
+        ),
         (ALICE, "GET", "/groups/g1/members", None, "RESOURCE_NOT_AUTHORIZED"),
         (ALICE, "GET", "/admin", None, "RESOURCE_NOT_AUTHORIZED"),
         (ALICE, "GET", "/groupsX", None, "RESOURCE_NOT_AUTHORIZED"),

@@ -19,6 +19,7 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 
 from asgate.settings import Settings
+from tests.access.conftest import Raw
 from tests.access.system import ALICE, System, bearer, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sas-system")]
@@ -58,6 +59,44 @@ async def test_10x5_an_authorized_application_reaches_the_service(system: System
         assert "server" not in response.headers and "via" not in response.headers
         assert "127.0.0.1:" not in json.dumps(dict(response.headers)).replace(str(system.sas_port), "")
         assert response.headers["x-sample-instance"] in ("gm-1", "gm-2")
+
+
+async def test_head_is_allowed_wherever_get_is_and_answered_without_a_body(system: System) -> None:
+    profile = await system.authorize("GM", serviceName="sample-gm")
+    index, base = profile["appProfileIndex"], profile["serviceLocationInformation"]
+    token = system.user_token()
+    created = await system.http.post(f"{base}/groups", json={"groupId": "fire-1"}, headers=bearer(token))
+    assert created.status_code == 201, created.text
+    client = await Raw.open(system.sas_port)
+    try:
+
+        async def ask(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+            auth = f"Host: sas\r\nAuthorization: Bearer {token}\r\n"
+            await client.send(f"{method} /{index}{path} HTTP/1.1\r\n{auth}\r\n".encode())
+            return await client.response(timeout=5, head_only=method == "HEAD")
+
+        # RFC 9110 9.3.2: the GET's status and headers, Content-Length included, and no content;
+        # the connection carries on, on both sides (the next response is not read as a body).
+        get = await ask("GET", "/groups")
+        head = await ask("HEAD", "/groups")
+        assert (get[0], head[0]) == (200, 200) and head[2] == b""
+        assert head[1]["content-length"] == get[1]["content-length"] == str(len(get[2]))
+        assert head[1]["content-type"] == get[1]["content-type"] == "application/json"
+        again = await ask("GET", "/groups/fire-1")
+        assert again[0] == 200 and json.loads(again[2])["groupId"] == "fire-1"
+        # Refused like the GET would be: a resource whose operations have no GET.
+        refused = await ask("HEAD", "/groups/fire-1/members/bob@mc.example")
+        assert refused[0] == 403 and refused[1]["content-type"] == "application/problem+json"
+        assert int(refused[1]["content-length"]) > 0 and refused[2] == b""
+        last = await ask("GET", "/groups")
+        assert last[0] == 200 and last[2] == get[2]
+    finally:
+        await client.close()
+    # Forwarded as HEAD, not turned into a GET.
+    recorder = (await system.authorize("GM", serviceName="recorder"))["serviceLocationInformation"]
+    answered = await system.http.head(f"{recorder}/items", headers=bearer(token))
+    assert answered.status_code == 204
+    assert [(r.method, r.path) for r in system.recorder.requests] == [("HEAD", "/rec/items")]
 
 
 async def test_priority_is_checked_applied_and_indicated(system: System) -> None:

@@ -48,7 +48,15 @@ def _route(name: str, uri: str, operations: Iterable[str] | None) -> Route:
     parts = _VARIABLE.split(uri)
     variables = _VARIABLE.findall(uri)
     regex = "".join(re.escape(part) + ("[^/]+" if i < len(variables) else "") for i, part in enumerate(parts))
-    return Route(name, re.compile(regex.rstrip("/") + "/?"), frozenset(operations) if operations else None)
+    return Route(name, re.compile(regex.rstrip("/") + "/?"), _methods(operations))
+
+
+def _methods(operations: Iterable[str] | None) -> frozenset[str] | None:
+    """RFC 9110 9.3.2: HEAD is GET without the content, so it is allowed wherever GET is."""
+    if not operations:
+        return None
+    methods = frozenset(operations)
+    return methods | {"HEAD"} if "GET" in methods else methods
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,14 @@ class UpstreamConnection(asyncio.Protocol):
             self.sink.upstream_head(status, self)
 
     def on_body(self, data: bytes) -> None:
+        if self.head_only:
+            # RFC 9110 9.3.2: content after the head of an answer to HEAD is the backend's error;
+            # dropped, and where its message ends is a guess: the connection is not used again.
+            if not self.closed:
+                self.closed = True
+                if self.transport is not None:
+                    self.transport.close()
+            return
         if self.sink is not None:
             self.sink.upstream_body(data)
 
