@@ -95,7 +95,7 @@ async def test_an_untrusted_client_or_redirect_gets_an_error_page_never_a_redire
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"scope": "3gpp:mc:ptt_service"}, "invalid_scope"),
         ({"scope": "openid msgs-admin"}, "invalid_scope"),
-        ({"nonce": None}, "invalid_request"),
+        ({"nonce": "x" * 513}, "invalid_request"),
         ({"prompt": "none"}, "login_required"),
     ],
 )

@@ -158,7 +158,7 @@ def test_untrusted_requests_are_never_redirected(
         ({"scope": None}, "invalid_scope", "s1"),
         ({"scope": "openid 3gpp:mc:data_service"}, "invalid_scope", "s1"),  # not held by the client
         ({"state": None}, "invalid_request", None),
-        ({"nonce": None}, "invalid_request", "s1"),
+        ({"nonce": ""}, "invalid_request", "s1"),
         ({"nonce": "n" * 513}, "invalid_request", "s1"),
         ({"code_challenge": None}, "invalid_request", "s1"),  # RFC 7636 4.4.1
         ({"code_challenge_method": None}, "invalid_request", "s1"),  # "plain" by default: refused
@@ -178,6 +178,20 @@ def test_invalid_requests_are_redirected_with_the_error(
     assert caught.value.error == error
     assert caught.value.redirect_uri == "http://127.0.0.1:4000/cb"
     assert caught.value.state == state
+
+
+def test_nonce_is_optional_unless_the_client_is_registered_to_require_it() -> None:
+    # OIDC Core 3.1.2.1: nonce is OPTIONAL for the code flow; PKCE stays required.
+    assert oidc.validate_authorization(_items(nonce=None), CLIENT).nonce is None
+    strict = CLIENT.model_copy(update={"attributes": {"require_nonce": True}})
+    assert strict.requires_nonce and not CLIENT.requires_nonce
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(nonce=None), strict)
+    assert caught.value.error == "invalid_request" and "nonce is required" in caught.value.description
+    assert oidc.validate_authorization(_items(), strict).nonce == "n1"
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(nonce=None, code_challenge=None), CLIENT)
+    assert "PKCE" in caught.value.description
 
 
 def test_a_repeated_parameter_is_an_error_and_a_repeated_state_is_not_echoed() -> None:
@@ -292,3 +306,8 @@ def test_secrets_are_stored_as_digests() -> None:
     secret = oidc.new_secret()
     assert len(secret) == 43 and oidc.digest(secret) != secret and len(oidc.digest(secret)) == 64
     assert oidc.new_secret() != secret
+
+
+def test_at_hash_matches_the_oidc_core_example() -> None:
+    # OIDC Core A.3 (the example's access token and at_hash).
+    assert oidc.at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y") == "77QmUPtjPfzWtF2AnpK9RQ"

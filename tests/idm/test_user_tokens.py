@@ -12,12 +12,13 @@ import jwt
 import pytest
 
 from asgate.auth import TokenValidator
+from asgate.idm import oidc
 from asgate.idm.models import User
 from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.settings import Settings
 from tests.conftest import Provision, bearer
-from tests.idm.conftest import REDIRECT, VERIFIER, AddUser, Login, exchange
+from tests.idm.conftest import REDIRECT, VERIFIER, AddUser, Login, authorize_url, exchange, query
 
 pytestmark = pytest.mark.usefixtures("console", "portal")
 
@@ -43,6 +44,26 @@ async def _tokens(http: httpx.AsyncClient, login: Login, **kw: str) -> dict[str,
     response = await exchange(http, (await login(**kw))["code"])
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def test_a_login_without_nonce_gets_an_id_token_without_one_unless_the_client_requires_it(
+    http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
+) -> None:
+    # OIDC Core 3.1.2.1: nonce is optional in the code flow (PKCE binds the code to the client).
+    body = await _tokens(http, login, nonce=None)
+    id_claims = await _verified(http, body["id_token"], audience="console-1")
+    assert id_claims["sub"] == alice.user_id and "nonce" not in id_claims
+    assert id_claims["at_hash"] == oidc.at_hash(body["access_token"])  # still marked as an ID token
+    # A client registered with --require-nonce is refused without one, by redirect.
+    await rt.store.clients.update("console-1", attributes={"require_nonce": True})
+    refused = await http.get(authorize_url(nonce=None))
+    assert refused.status_code == 302
+    answer = query(refused.headers["location"])
+    assert answer["error"] == "invalid_request" and "nonce" in answer["error_description"]
+    assert answer["state"] == "st-123"
+    # ... and its nonce, when given, is echoed.
+    body = await _tokens(http, login)
+    assert (await _verified(http, body["id_token"], audience="console-1"))["nonce"] == "n-456"
 
 
 async def test_full_login_refresh_reuse_and_revocation(

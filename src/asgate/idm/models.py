@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from asgate.wire import WireModel
 
+# Client attribute: its authorization requests must carry a nonce (OIDC Core 3.1.2.1 makes it optional).
+REQUIRE_NONCE = "require_nonce"
+
 
 class Client(BaseModel):
     """An OAuth2 client. ``secret_hash`` never leaves the process (see :meth:`public`)."""
@@ -29,6 +32,11 @@ class Client(BaseModel):
     attributes: dict[str, Any] = {}
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def requires_nonce(self) -> bool:
+        """Its authorization requests must carry a ``nonce`` (``clients add --require-nonce``)."""
+        return self.attributes.get(REQUIRE_NONCE) is True
 
     def public(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"secret_hash"})
@@ -85,7 +93,7 @@ class AuthorizationRequest:
     redirect_uri: str
     scopes: tuple[str, ...]
     state: str
-    nonce: str
+    nonce: str | None  # OIDC Core 3.1.2.1: optional for the code flow
     code_challenge: str  # RFC 7636 4.2, method S256
 
 
@@ -108,7 +116,7 @@ class CodeGrant:
 
     family: Family
     redirect_uri: str
-    nonce: str
+    nonce: str | None
     code_challenge: str
 
 

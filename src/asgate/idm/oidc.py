@@ -29,7 +29,7 @@ _SCOPE_NEEDS = {"ptt": "mcptt_id", "video": "mcvideo_id", "data": "mcdata_id"}
 USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES})
 # TS 33.180 B.4 / TS 24.482: the authentication method of the login page.
 ACR_PASSWORD = "3gpp:acr:password"  # noqa: S105 - a method name, not a password
-ID_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "acr")
+ID_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "acr", "at_hash")
 USERINFO_CLAIMS = ("name", "preferred_username", "mcptt_id", "mcvideo_id", "mcdata_id")
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256), no padding
@@ -114,6 +114,13 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
+def at_hash(access_token: str) -> str:
+    """OIDC Core 3.1.3.6 / 3.3.2.11 for ES256: base64url of the left half of SHA-256 of the token.
+    It also marks every ID token as one (``looks_like_id_token``), with or without ``nonce``."""
+    half = hashlib.sha256(access_token.encode("ascii")).digest()[:16]
+    return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
+
+
 def verify_pkce(verifier: str | None, challenge: str) -> bool:
     """RFC 7636 4.6, S256 only; a missing or malformed verifier fails."""
     if not verifier or not _VERIFIER.match(verifier):
@@ -140,7 +147,7 @@ def validate_authorization(items: Sequence[tuple[str, str]], client: Client | No
     params, repeated = _single(items)
     client, redirect_uri = _trusted(params, repeated, client)
     try:
-        _check_protocol(params, repeated)
+        _check_protocol(params, repeated, require_nonce=client.requires_nonce)
         scopes = requested_scopes(params.get("scope"), client)
     except _Refused as exc:
         state = None if "state" in repeated else params.get("state")
@@ -150,7 +157,7 @@ def validate_authorization(items: Sequence[tuple[str, str]], client: Client | No
         redirect_uri=redirect_uri,
         scopes=scopes,
         state=params["state"],
-        nonce=params["nonce"],
+        nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
     )
 
@@ -177,7 +184,7 @@ def _trusted(params: dict[str, str], repeated: set[str], client: Client | None) 
     return client, redirect_uri
 
 
-def _check_protocol(params: dict[str, str], repeated: set[str]) -> None:
+def _check_protocol(params: dict[str, str], repeated: set[str], *, require_nonce: bool) -> None:
     if repeated:  # RFC 6749 3.1: parameters must not be repeated
         raise _Refused(f"parameter {sorted(repeated)[0]!r} is repeated")
     if "request" in params or "request_uri" in params:  # OIDC Core 6
@@ -186,9 +193,13 @@ def _check_protocol(params: dict[str, str], repeated: set[str]) -> None:
     response_type = params.get("response_type")
     if response_type != "code":
         raise _Refused("response_type must be code", "unsupported_response_type" if response_type else None)
-    for name in ("state", "nonce"):
-        if not params.get(name) or len(params[name]) > _MAX_PARAM:
-            raise _Refused(f"{name} is required (at most {_MAX_PARAM} characters)")
+    if not params.get("state") or len(params["state"]) > _MAX_PARAM:
+        raise _Refused(f"state is required (at most {_MAX_PARAM} characters)")
+    # OIDC Core 3.1.2.1: nonce is OPTIONAL for the code flow (PKCE binds the code), unless the
+    # client is registered to require it; when given it is echoed in the ID token.
+    nonce = params.get("nonce")
+    if (nonce is None and require_nonce) or (nonce is not None and not 0 < len(nonce) <= _MAX_PARAM):
+        raise _Refused(f"nonce is required (at most {_MAX_PARAM} characters)")
     challenge = params.get("code_challenge")
     if not challenge:  # RFC 7636 4.4.1
         raise _Refused("code challenge required (PKCE, RFC 7636)")

@@ -253,6 +253,7 @@ class OidcService:
                 now=int(now.timestamp()),
                 ttl=ttl,
             )
+            claims["at_hash"] = oidc.at_hash(access)
             id_token = self._tokens.sign(claims, typ="JWT")
         if first:
             refresh_token = oidc.new_secret()
