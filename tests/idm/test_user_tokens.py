@@ -335,6 +335,30 @@ async def test_userinfo_needs_a_user_token_with_openid(
     assert (await http.get("/userinfo")).status_code == 401
 
 
+async def test_userinfo_takes_the_token_in_the_header_or_a_posted_form_but_not_both(
+    http: httpx.AsyncClient, alice: User, login: Login
+) -> None:
+    token = (await _tokens(http, login))["access_token"]
+    by_get = await http.get("/userinfo", headers=bearer(token))
+    assert by_get.status_code == 200 and by_get.json()["sub"] == alice.user_id
+    by_post = await http.post("/userinfo", headers=bearer(token))
+    assert by_post.status_code == 200 and by_post.json() == by_get.json()
+    # RFC 6750 2.2: the form-encoded body parameter.
+    by_form = await http.post("/userinfo", data={"access_token": token})
+    assert by_form.status_code == 200 and by_form.json() == by_get.json()
+    assert by_form.headers["cache-control"] == "no-store"
+    # RFC 6750 2: never more than one method at once.
+    both = await http.post("/userinfo", data={"access_token": token}, headers=bearer(token))
+    assert both.status_code == 400 and 'error="invalid_request"' in both.headers["www-authenticate"]
+    assert "not two" in both.json()["detail"]
+    in_uri = await http.get("/userinfo", params={"access_token": token}, headers=bearer(token))
+    assert in_uri.status_code == 400
+    # A bad posted token is refused like a bad header.
+    forged = await http.post("/userinfo", data={"access_token": token[:-4] + "AAAA"})
+    assert forged.status_code == 401 and forged.json()["cause"] == "INVALID_TOKEN"
+    assert (await http.post("/userinfo", data={"other": "x"})).status_code == 401
+
+
 async def test_client_credentials_never_grant_user_scopes(http: httpx.AsyncClient) -> None:
     # console-1 holds 3gpp:mc:* scopes, but only a user's login grants them.
     data = {"grant_type": "client_credentials", "scope": "3gpp:mc:ptt_service"}

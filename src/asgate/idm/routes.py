@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from asgate.auth.guard import REALM, bearer_token, invalid_request
 from asgate.background import Background
 from asgate.idm import csrf, oidc
 from asgate.idm.models import Client, TokenResponse
@@ -182,7 +183,7 @@ class IdmRole:
 
     # OIDC Core 5.3: claims about the user behind an access token.
     async def userinfo(self, request: Request) -> Response:
-        principal = await self.rt.authenticate(request, oidc.OPENID)
+        principal = await self.rt.authenticate.principal(await _userinfo_token(request), oidc.OPENID)
         claims = await self.oidc.userinfo(principal)
         return Response(json.dumps(claims), media_type=JSON, headers=_NO_STORE)
 
@@ -255,6 +256,36 @@ class IdmRole:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
         }
+
+
+async def _userinfo_token(request: Request) -> str:
+    """RFC 6750 2: the access token in the ``Authorization`` header (GET or POST) or, on a POST, in an
+    ``application/x-www-form-urlencoded`` body's ``access_token`` (2.2); never by two methods at once,
+    never in the URI (RFC 9700 2.4 and 6750 2.3 discourage it: refused)."""
+    if "access_token" in request.query_params:
+        raise invalid_request("send the access token in the Authorization header, not in the URI")
+    header = bearer_token(request)
+    posted: str | None = None
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if request.method == "POST" and media == _FORM:
+        try:
+            form = await _read_form(request)
+        except OAuthError as exc:
+            raise invalid_request(exc.description) from None
+        posted = form.get("access_token")
+        if posted is not None and not posted:
+            raise invalid_request("access_token is empty")
+    if posted is not None and "authorization" in request.headers:
+        raise invalid_request("use one method of sending the access token, not two (RFC 6750 2)")
+    token = header or posted
+    if token is None:
+        raise ProblemError(
+            401,
+            Cause.INVALID_TOKEN,
+            "a bearer access token is required",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        )
+    return token
 
 
 def _source(request: Request) -> str:
