@@ -166,6 +166,7 @@ def test_untrusted_requests_are_never_redirected(
         ({"code_challenge": "short"}, "invalid_request", "s1"),
         ({"code_challenge": RFC_CHALLENGE[:-1] + "="}, "invalid_request", "s1"),
         ({"prompt": "none"}, "login_required", "s1"),
+        ({"response_mode": "fragment"}, "unsupported_response_mode", "s1"),
         ({"request": "eyJ..."}, "request_not_supported", "s1"),
         ({"request_uri": "https://x/r"}, "request_uri_not_supported", "s1"),
     ],
@@ -192,6 +193,17 @@ def test_nonce_is_optional_unless_the_client_is_registered_to_require_it() -> No
     with pytest.raises(AuthorizeError) as caught:
         oidc.validate_authorization(_items(nonce=None, code_challenge=None), CLIENT)
     assert "PKCE" in caught.value.description
+
+
+def test_the_response_mode_is_kept_and_used_for_errors() -> None:
+    assert oidc.validate_authorization(_items(), CLIENT).response_mode == "query"
+    assert oidc.validate_authorization(_items(response_mode="form_post"), CLIENT).response_mode == "form_post"
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(response_mode="form_post", scope="openid msgs-admin"), CLIENT)
+    assert caught.value.error == "invalid_scope" and caught.value.response_mode == "form_post"
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(response_mode="fragment"), CLIENT)
+    assert caught.value.response_mode == "query"
 
 
 def test_a_repeated_parameter_is_an_error_and_a_repeated_state_is_not_echoed() -> None:

@@ -377,6 +377,7 @@ async def test_discovery_describes_the_openid_provider(http: httpx.AsyncClient, 
     assert meta["revocation_endpoint"] == f"{issuer}/oauth2/revoke"
     assert meta["userinfo_endpoint"] == f"{issuer}/userinfo"
     assert meta["response_types_supported"] == ["code"]
+    assert meta["response_modes_supported"] == ["query", "form_post"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert set(meta["grant_types_supported"]) == {"authorization_code", "client_credentials", "refresh_token"}
     assert {"openid", "3gpp:mc:ptt_service", "3gpp:mc:data_group_management_service"} <= set(

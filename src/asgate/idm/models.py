@@ -95,6 +95,7 @@ class AuthorizationRequest:
     state: str
     nonce: str | None  # OIDC Core 3.1.2.1: optional for the code flow
     code_challenge: str  # RFC 7636 4.2, method S256
+    response_mode: str = "query"  # or "form_post" (OAuth 2.0 Form Post Response Mode)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -35,6 +36,9 @@ USERINFO_CLAIMS = ("name", "preferred_username", "mcptt_id", "mcvideo_id", "mcda
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256), no padding
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
 _MAX_PARAM = 512
+# OAuth 2.0 Multiple Response Type Encoding Practices 2.1 and Form Post Response Mode 2.
+QUERY, FORM_POST = "query", "form_post"
+RESPONSE_MODES = (QUERY, FORM_POST)
 
 
 class AuthorizeError(Exception):
@@ -42,13 +46,33 @@ class AuthorizeError(Exception):
     the user sees an error page (the redirect URI or the client could not be trusted)."""
 
     def __init__(
-        self, error: str, description: str, *, redirect_uri: str | None = None, state: str | None = None
+        self,
+        error: str,
+        description: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+        response_mode: str = QUERY,
     ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.redirect_uri = redirect_uri
         self.state = state
+        self.response_mode = response_mode
+
+
+@dataclass(frozen=True)
+class AuthorizationResponse:
+    """What goes back to the client's ``redirect_uri`` (RFC 6749 4.1.2 / 4.1.2.1): by a redirect
+    with the parameters in the query, or (``form_post``) by a form the browser POSTs there."""
+
+    redirect_uri: str
+    params: dict[str, str]
+    response_mode: str = QUERY
+
+    def location(self) -> str:
+        return redirect_to(self.redirect_uri, self.params)
 
 
 def new_secret() -> str:
@@ -151,7 +175,11 @@ def validate_authorization(items: Sequence[tuple[str, str]], client: Client | No
         scopes = requested_scopes(params.get("scope"), client)
     except _Refused as exc:
         state = None if "state" in repeated else params.get("state")
-        raise AuthorizeError(exc.error, str(exc), redirect_uri=redirect_uri, state=state) from None
+        asked = params.get("response_mode")
+        mode = asked if asked in RESPONSE_MODES and "response_mode" not in repeated else QUERY
+        raise AuthorizeError(
+            exc.error, str(exc), redirect_uri=redirect_uri, state=state, response_mode=mode or QUERY
+        ) from None
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -159,6 +187,7 @@ def validate_authorization(items: Sequence[tuple[str, str]], client: Client | No
         state=params["state"],
         nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
+        response_mode=params.get("response_mode", QUERY),
     )
 
 
@@ -190,6 +219,9 @@ def _check_protocol(params: dict[str, str], repeated: set[str], *, require_nonce
     if "request" in params or "request_uri" in params:  # OIDC Core 6
         name = "request" if "request" in params else "request_uri"
         raise _Refused(f"{name} is not supported", f"{name}_not_supported")
+    mode = params.get("response_mode")
+    if mode is not None and mode not in RESPONSE_MODES:  # never silently ignored
+        raise _Refused(f"response_mode {mode[:40]!r} is not supported", "unsupported_response_mode")
     response_type = params.get("response_type")
     if response_type != "code":
         raise _Refused("response_type must be code", "unsupported_response_type" if response_type else None)

@@ -21,7 +21,7 @@ from asgate.idm import csrf, oidc
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
-from asgate.idm.pages import LoginForm, error_page, login_page
+from asgate.idm.pages import LoginForm, error_page, form_post_page, login_page
 from asgate.idm.passwords import SecretVerifier, hash_concurrency
 from asgate.idm.service import ClientThrottle, OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle
@@ -143,7 +143,7 @@ class IdmRole:
             await self.oidc.audit_refused_form(source, refused)
             return error_page(refused, 403, Cause.CROSS_SITE_REQUEST)
         try:
-            location = await self.oidc.login(
+            answer = await self.oidc.login(
                 form.get("handle", ""), form.get("username", ""), form.get("password", ""), source
             )
         except OAuthError as exc:
@@ -156,8 +156,7 @@ class IdmRole:
             return response
         except AuthorizeError as exc:
             return _authorize_error(exc, self.tokens.issuer, 303)
-        # 303: the browser follows with a GET (RFC 9110 15.4.4), never re-posting the password.
-        return RedirectResponse(location, 303, headers=_NO_STORE)
+        return _answer(answer, 303)
 
     async def token(self, request: Request) -> Response:
         try:
@@ -246,7 +245,7 @@ class IdmRole:
             "revocation_endpoint_auth_methods_supported": auth_methods,
             "scopes_supported": [oidc.OPENID, *oidc.MC_SCOPES, *KNOWN_SCOPES],
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            "response_modes_supported": list(oidc.RESPONSE_MODES),
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
             "subject_types_supported": ["public"],
@@ -351,5 +350,16 @@ def _authorize_error(exc: AuthorizeError, issuer: str, status: int) -> Response:
     """RFC 6749 4.1.2.1: to the client by redirect when its redirect URI is trusted, else a page."""
     if exc.redirect_uri is None:
         return error_page(exc.description)
-    params = {"error": exc.error, "error_description": exc.description, "state": exc.state, "iss": issuer}
-    return RedirectResponse(oidc.redirect_to(exc.redirect_uri, params), status, headers=_NO_STORE)
+    params = {"error": exc.error, "error_description": exc.description, "iss": issuer}
+    if exc.state is not None:
+        params["state"] = exc.state
+    return _answer(oidc.AuthorizationResponse(exc.redirect_uri, params, exc.response_mode), status)
+
+
+def _answer(answer: oidc.AuthorizationResponse, status: int) -> Response:
+    """RFC 6749 4.1.2: a redirect with the parameters in the query (303 after the login POST: the
+    browser follows with a GET, RFC 9110 15.4.4, never re-posting the password), or, for
+    ``response_mode=form_post``, a page whose form the browser POSTs to the redirect URI."""
+    if answer.response_mode == oidc.FORM_POST:
+        return form_post_page(answer.redirect_uri, answer.params)
+    return RedirectResponse(answer.location(), status, headers=_NO_STORE)

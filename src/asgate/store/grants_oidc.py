@@ -52,6 +52,7 @@ class OidcGrantStore:
             "nonce": _nonce_column(request.nonce),
             "code_challenge": request.code_challenge,
             "expires_at": expires_at,
+            "response_mode": request.response_mode,
         }
         async with self._engine.begin() as conn:
             await conn.execute(insert(requests).values(**row))
@@ -76,6 +77,7 @@ class OidcGrantStore:
             state=row["state"],
             nonce=row["nonce"] or None,
             code_challenge=row["code_challenge"],
+            response_mode=row["response_mode"],
         )
 
     # ------------------------------------------------------------ authorization codes

@@ -40,6 +40,8 @@ oauth_requests = Table(
     Column("nonce", Text, nullable=False),
     Column("code_challenge", String(128), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    # How the answer goes back: "query" (redirect) or "form_post" (OAuth 2.0 Form Post Response Mode).
+    Column("response_mode", String(16), nullable=False, server_default="query"),
 )
 
 # One login of one user at one client: the codes and refresh tokens it yields share its fate
