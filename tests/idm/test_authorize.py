@@ -58,6 +58,12 @@ async def test_the_login_page_is_a_safe_accessible_form(http: httpx.AsyncClient)
     assert "console-1 app" in html and "use MCPTT for you" in html and "use MCData for you" in html
 
 
+async def test_the_standard_scopes_are_described_in_words(http: httpx.AsyncClient, rt: Runtime) -> None:
+    await rt.store.clients.update("console-1", scopes=("3gpp:mc:ptt_service", "email", "phone"))
+    html = (await _page(http, scope="openid 3gpp:mc:ptt_service email phone")).text
+    assert "see your e-mail address" in html and "see your phone number" in html
+
+
 async def test_every_page_shows_a_new_handle(http: httpx.AsyncClient) -> None:
     first = parse_login_page((await _page(http)).text).fields["handle"]
     second = parse_login_page((await _page(http)).text).fields["handle"]

@@ -359,6 +359,53 @@ async def test_userinfo_takes_the_token_in_the_header_or_a_posted_form_but_not_b
     assert (await http.post("/userinfo", data={"other": "x"})).status_code == 401
 
 
+async def test_standard_scopes_release_the_users_name_email_and_phone(
+    http: httpx.AsyncClient, rt: Runtime, add_user: AddUser, login: Login
+) -> None:
+    await add_user("carol", email="carol@example.com", phone_number="+4930123456")
+    scope = "openid 3gpp:mc:ptt_service"
+    # Not allowed to the client yet: refused like any scope it does not hold.
+    refused = await http.get(authorize_url(scope=f"{scope} email"))
+    assert query(refused.headers["location"])["error"] == "invalid_scope"
+    client = await rt.store.clients.get("console-1")
+    assert client is not None
+    await rt.store.clients.update("console-1", scopes=(*client.scopes, *oidc.STANDARD_SCOPES))
+    body = await _tokens(http, login, username="carol", scope=f"{scope} email phone profile")
+    assert body["scope"] == f"{scope} email phone profile"
+    id_claims = await _verified(http, body["id_token"], audience="console-1")
+    assert (id_claims["email"], id_claims["phone_number"], id_claims["name"]) == (
+        "carol@example.com",
+        "+4930123456",
+        "Carol",
+    )
+    info = (await http.post("/userinfo", data={"access_token": body["access_token"]})).json()
+    assert (info["email"], info["phone_number"], info["name"]) == (
+        "carol@example.com",
+        "+4930123456",
+        "Carol",
+    )
+    # Only the scopes granted: without email and phone, neither claim.
+    body = await _tokens(http, login, username="carol", scope=f"{scope} offline_access")
+    id_claims = await _verified(http, body["id_token"], audience="console-1")
+    assert not {"email", "phone_number", "name"} & set(id_claims) and body["refresh_token"]
+    info = (await http.get("/userinfo", headers=bearer(body["access_token"]))).json()
+    assert not {"email", "phone_number"} & set(info)
+    # A refresh narrowed to fewer scopes drops their claims from the new ID token.
+    first = await _tokens(http, login, username="carol", scope=f"{scope} email phone")
+    narrowed = (await _refresh(http, first["refresh_token"], scope=f"{scope} phone")).json()
+    refreshed = await _verified(http, narrowed["id_token"], audience="console-1")
+    assert "email" not in refreshed and refreshed["phone_number"] == "+4930123456"
+    # Never to a client alone, even one that holds them.
+    await rt.store.clients.update("portal", scopes=("mcx-registry", "email"))
+    data = {"grant_type": "client_credentials", "scope": "email"}
+    alone = await http.post("/oauth2/token", data=data, auth=("portal", "portal-secret"))
+    assert alone.status_code == 400 and alone.json()["error"] == "invalid_scope"
+    default = await http.post(
+        "/oauth2/token", data={"grant_type": "client_credentials"}, auth=("portal", "portal-secret")
+    )
+    assert default.status_code == 200 and default.json()["scope"] == "mcx-registry"
+
+
 async def test_client_credentials_never_grant_user_scopes(http: httpx.AsyncClient) -> None:
     # console-1 holds 3gpp:mc:* scopes, but only a user's login grants them.
     data = {"grant_type": "client_credentials", "scope": "3gpp:mc:ptt_service"}
@@ -384,5 +431,7 @@ async def test_discovery_describes_the_openid_provider(http: httpx.AsyncClient, 
         meta["scopes_supported"]
     )
     assert {"mcptt_id", "mcvideo_id", "mcdata_id", "nonce", "auth_time"} <= set(meta["claims_supported"])
+    assert {"name", "email", "phone_number", "at_hash"} <= set(meta["claims_supported"])
+    assert {"openid", "profile", "email", "phone", "offline_access"} <= set(meta["scopes_supported"])
     assert "none" in meta["token_endpoint_auth_methods_supported"]
     assert meta["authorization_response_iss_parameter_supported"] is True

@@ -3,6 +3,7 @@ MC users."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -70,6 +71,8 @@ class User(BaseModel):
     username: str
     password_hash: str = Field(repr=False)
     display_name: str | None = None
+    email: str | None = None  # OIDC Core 5.1, for the email scope
+    phone_number: str | None = None  # OIDC Core 5.1, for the phone scope
     mcptt_id: str | None = None
     mcvideo_id: str | None = None
     mcdata_id: str | None = None
@@ -80,6 +83,17 @@ class User(BaseModel):
     def mc_claims(self) -> dict[str, str]:
         """The MC service IDs the user has, as the TS 33.180 B.2.1 claims."""
         return {name: value for name in MC_ID_CLAIMS if (value := getattr(self, name))}
+
+    def standard_claims(self, scopes: Iterable[str]) -> dict[str, str]:
+        """OIDC Core 5.4: ``name`` for ``profile``, ``email`` for ``email``, ``phone_number`` for
+        ``phone``, each only when the user has it."""
+        granted = set(scopes)
+        wanted = (
+            ("profile", "name", self.display_name),
+            ("email", "email", self.email),
+            ("phone", "phone_number", self.phone_number),
+        )
+        return {claim: value for scope, claim, value in wanted if scope in granted and value}
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"password_hash"})

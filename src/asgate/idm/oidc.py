@@ -27,11 +27,22 @@ MC_SCOPES = tuple(
 )
 # The MC service ID a user needs for a service's scopes (TS 33.180 B.2.1: mcptt_id for MCPTT, ...).
 _SCOPE_NEEDS = {"ptt": "mcptt_id", "video": "mcvideo_id", "data": "mcdata_id"}
-USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES})
+# OIDC Core 5.4 and 11: the standard scopes a client may be allowed (``clients add --scope email``).
+# offline_access does not govern refresh tokens: every login gets one (the SDK relies on it).
+STANDARD_SCOPES = ("profile", "email", "phone", "offline_access")
+USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES, *STANDARD_SCOPES})
 # TS 33.180 B.4 / TS 24.482: the authentication method of the login page.
 ACR_PASSWORD = "3gpp:acr:password"  # noqa: S105 - a method name, not a password
 ID_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "acr", "at_hash")
-USERINFO_CLAIMS = ("name", "preferred_username", "mcptt_id", "mcvideo_id", "mcdata_id")
+USERINFO_CLAIMS = (
+    "name",
+    "preferred_username",
+    "email",
+    "phone_number",
+    "mcptt_id",
+    "mcvideo_id",
+    "mcdata_id",
+)
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256), no padding
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
@@ -307,6 +318,7 @@ def id_token_claims(
     nonce: str | None,
     now: int,
     ttl: int,
+    scopes: Iterable[str] = (),
 ) -> dict[str, Any]:
     """OIDC Core 2 and TS 33.180 B.2.1 (``mcptt_id``, ``mcvideo_id``, ``mcdata_id``). After a
     refresh there is no ``nonce`` and ``auth_time`` stays the login's (OIDC Core 12.2)."""
@@ -320,15 +332,17 @@ def id_token_claims(
         "auth_time": auth_time,
         "acr": ACR_PASSWORD,
         **user.mc_claims(),
+        **user.standard_claims(scopes),
     }
     if nonce is not None:
         claims["nonce"] = nonce
     return claims
 
 
-def userinfo(user: User) -> dict[str, Any]:
-    """OIDC Core 5.3.2: ``sub`` and the user's claims."""
+def userinfo(user: User, scopes: Iterable[str] = ()) -> dict[str, Any]:
+    """OIDC Core 5.3.2: ``sub`` and the user's claims; ``email`` and ``phone_number`` only for the
+    scopes granted (``name`` and ``preferred_username`` always, as before the standard scopes)."""
     info: dict[str, Any] = {"sub": user.user_id, "preferred_username": user.username, **user.mc_claims()}
     if user.display_name:
         info["name"] = user.display_name
-    return info
+    return {**info, **user.standard_claims(scopes)}

@@ -254,6 +254,7 @@ class OidcService:
                 nonce=nonce,
                 now=int(now.timestamp()),
                 ttl=ttl,
+                scopes=scopes,
             )
             claims["at_hash"] = oidc.at_hash(access)
             id_token = self._tokens.sign(claims, typ="JWT")
@@ -311,7 +312,7 @@ class OidcService:
                 "the access token does not stand for an active MC user",
                 headers={"WWW-Authenticate": 'Bearer realm="asgate", error="invalid_token"'},
             )
-        return oidc.userinfo(user)
+        return oidc.userinfo(user, principal.scopes)
 
     # ------------------------------------------------------------ audit
 

@@ -89,9 +89,20 @@ def _origin(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# OIDC Core 5.4 and 11: the standard scopes, in words.
+_STANDARD_WORDS = {
+    "profile": "see your name",
+    "email": "see your e-mail address",
+    "phone": "see your phone number",
+    "offline_access": "keep access while you are away",
+}
+
+
 def describe_scope(scope: str) -> str:
     if scope == "openid":
         return _SCOPE_WORDS["openid"]
+    if scope in _STANDARD_WORDS:
+        return _STANDARD_WORDS[scope]
     if scope.startswith("3gpp:mc:"):
         service, _, kind = scope.removeprefix("3gpp:mc:").partition("_")
         if service in _SCOPE_WORDS and kind in _SCOPE_WORDS:

@@ -243,7 +243,7 @@ class IdmRole:
             "grant_types_supported": sorted(self.grants),
             "token_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
-            "scopes_supported": [oidc.OPENID, *oidc.MC_SCOPES, *KNOWN_SCOPES],
+            "scopes_supported": [oidc.OPENID, *oidc.STANDARD_SCOPES, *oidc.MC_SCOPES, *KNOWN_SCOPES],
             "response_types_supported": ["code"],
             "response_modes_supported": list(oidc.RESPONSE_MODES),
             "code_challenge_methods_supported": ["S256"],

@@ -18,6 +18,9 @@ mc_users = Table(
     Column("username", String(128), nullable=False, unique=True),
     Column("password_hash", String(256), nullable=False),
     Column("display_name", String(256), nullable=True),
+    # OIDC Core 5.1 ``email`` and ``phone_number``, released for the email and phone scopes.
+    Column("email", String(256), nullable=True),
+    Column("phone_number", String(64), nullable=True),
     # TS 33.180 B.2.1: the MC service IDs, each identifying one user.
     Column("mcptt_id", String(256), nullable=True, unique=True),
     Column("mcvideo_id", String(256), nullable=True, unique=True),
