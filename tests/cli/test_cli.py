@@ -29,6 +29,22 @@ def test_clients_add_prints_a_generated_secret_that_works(
     assert "secret_hash" not in shown and secret.group(1) not in json.dumps(shown)
 
 
+def test_clients_can_be_registered_to_require_a_nonce(asgate: Callable[..., Result]) -> None:
+    uri = "http://127.0.0.1/cb"
+    asgate("clients", "add", "con", "--public", "--scope", "3gpp:mc:ptt_service", "--redirect-uri", uri)
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == {}
+    asgate("clients", "update", "con", "--require-nonce")
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == {
+        "require_nonce": True
+    }
+    asgate("clients", "update", "con", "--no-require-nonce")
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == {}
+    asgate("clients", "add", "con2", "--public", "--scope", "x", "--redirect-uri", uri, "--require-nonce")
+    assert json.loads(asgate("clients", "show", "con2", "--json").output)["attributes"] == {
+        "require_nonce": True
+    }
+
+
 def test_clients_list_update_reset_remove(asgate: Callable[..., Result]) -> None:
     asgate("clients", "add", "as-1", "--scope", "msgs-asregistration", "--as-svc-id", "AS1", "--secret", "s1")
     asgate(

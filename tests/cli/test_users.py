@@ -79,6 +79,18 @@ def test_users_list_update_and_remove(asgate: Asgate) -> None:
     assert [u["username"] for u in json.loads(asgate("users", "list", "--json").output)] == ["alice"]
 
 
+def test_users_have_an_email_address_and_a_phone_number(asgate: Asgate) -> None:
+    asgate("users", "add", "carol", "--email", "carol@example.com", "--phone", "+4930123456",
+           "--password", "password-1")  # fmt: skip
+    shown = json.loads(asgate("users", "show", "carol", "--json").output)
+    assert (shown["email"], shown["phone_number"]) == ("carol@example.com", "+4930123456")
+    asgate("users", "update", "carol", "--email", "c@example.org", "--phone", "")
+    shown = json.loads(asgate("users", "show", "carol", "--json").output)
+    assert (shown["email"], shown["phone_number"]) == ("c@example.org", None)
+    assert "e-mail address like" in asgate("users", "update", "carol", "--email", "no-at", code=2).output
+    assert "E.164" in asgate("users", "update", "carol", "--phone", "030 123456", code=2).output
+
+
 def test_users_errors_are_one_line_with_a_non_zero_exit(asgate: Asgate) -> None:
     asgate("users", "add", "alice", "--mcptt-id", "alice@mc.example", "--password", "password-1")
     assert "user 'alice' already exists" in asgate("users", "add", "alice", code=1).output

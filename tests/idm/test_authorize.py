@@ -3,8 +3,12 @@ the single-use form handle, credentials, brute-force protection."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from html import unescape
 
 import httpx
 import pytest
@@ -15,7 +19,7 @@ from asgate.idm.models import Client
 from asgate.problem import ProblemError
 from asgate.runtime import Runtime
 from asgate.settings import Settings
-from tests.idm.conftest import REDIRECT, AddUser, Login, authorize_url, query
+from tests.idm.conftest import REDIRECT, AddUser, Login, authorize_url, exchange, query
 
 pytestmark = pytest.mark.usefixtures("console", "alice")
 
@@ -52,6 +56,12 @@ async def test_the_login_page_is_a_safe_accessible_form(http: httpx.AsyncClient)
     assert set(form.fields) == {"handle", "csrf", "username", "password"} and len(form.fields["handle"]) == 43
     assert form.fields["password"] == ""  # never filled in by the server
     assert "console-1 app" in html and "use MCPTT for you" in html and "use MCData for you" in html
+
+
+async def test_the_standard_scopes_are_described_in_words(http: httpx.AsyncClient, rt: Runtime) -> None:
+    await rt.store.clients.update("console-1", scopes=("3gpp:mc:ptt_service", "email", "phone"))
+    html = (await _page(http, scope="openid 3gpp:mc:ptt_service email phone")).text
+    assert "see your e-mail address" in html and "see your phone number" in html
 
 
 async def test_every_page_shows_a_new_handle(http: httpx.AsyncClient) -> None:
@@ -95,7 +105,7 @@ async def test_an_untrusted_client_or_redirect_gets_an_error_page_never_a_redire
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"scope": "3gpp:mc:ptt_service"}, "invalid_scope"),
         ({"scope": "openid msgs-admin"}, "invalid_scope"),
-        ({"nonce": None}, "invalid_request"),
+        ({"nonce": "x" * 513}, "invalid_request"),
         ({"prompt": "none"}, "login_required"),
     ],
 )
@@ -238,3 +248,53 @@ async def test_removing_the_client_voids_its_pending_logins(http: httpx.AsyncCli
 
 def test_the_fixture_client_is_public(console: Client) -> None:
     assert console.secret_hash is None and console.created_at <= datetime.now(UTC)
+
+
+def _form_post(response: httpx.Response) -> tuple[str, dict[str, str], str]:
+    """The form_post page's form: its action, its hidden fields, and the CSP."""
+    html = response.text
+    action = re.search(r'<form method="post" action="([^"]*)">', html)
+    assert action is not None, html
+    fields = {
+        unescape(k): unescape(v)
+        for k, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', html)
+    }
+    return unescape(action.group(1)), fields, response.headers["content-security-policy"]
+
+
+async def test_response_mode_form_post_posts_the_code_to_the_redirect_uri(http: httpx.AsyncClient) -> None:
+    page = await _page(http, response_mode="form_post")
+    handle = parse_login_page(page.text).fields["handle"]
+    answer = await _post(http, handle, "alice", "alice-password")
+    assert answer.status_code == 200 and "location" not in answer.headers
+    assert answer.headers["cache-control"] == "no-store" and answer.headers["x-frame-options"] == "DENY"
+    action, fields, csp = _form_post(answer)
+    assert action == REDIRECT and set(fields) == {"code", "state", "iss"} and fields["state"] == "st-123"
+    # The CSP lets the page submit its form to the application, and run only its own script.
+    assert "form-action 'self' http://127.0.0.1:53117;" in csp and "default-src 'none'" in csp
+    script = re.search(r"<script>(.*?)</script>", answer.text, re.S)
+    assert script is not None and "submit()" in script.group(1)
+    digest = base64.b64encode(hashlib.sha256(script.group(1).encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in csp
+    assert (await exchange(http, fields["code"])).status_code == 200
+
+
+async def test_errors_follow_the_requested_response_mode(http: httpx.AsyncClient) -> None:
+    refused = await _page(http, response_mode="form_post", prompt="none")
+    assert refused.status_code == 200
+    action, fields, _ = _form_post(refused)
+    assert action == REDIRECT and fields["error"] == "login_required" and fields["state"] == "st-123"
+    # An unknown response mode is never ignored: an error redirect (in the query, the default mode).
+    unknown = await _page(http, response_mode="fragment")
+    assert unknown.status_code == 302
+    assert query(unknown.headers["location"])["error"] == "unsupported_response_mode"
+    explicit = await _page(http, response_mode="query")
+    assert explicit.status_code == 200 and parse_login_page(explicit.text).fields["handle"]
+
+
+async def test_a_disabled_user_is_refused_by_form_post_too(http: httpx.AsyncClient, rt: Runtime) -> None:
+    await rt.store.users.update("alice", disabled=True)
+    page = await _page(http, response_mode="form_post")
+    answer = await _post(http, parse_login_page(page.text).fields["handle"], "alice", "alice-password")
+    _, fields, _ = _form_post(answer)
+    assert fields["error"] == "access_denied" and "code" not in fields

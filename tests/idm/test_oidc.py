@@ -158,7 +158,7 @@ def test_untrusted_requests_are_never_redirected(
         ({"scope": None}, "invalid_scope", "s1"),
         ({"scope": "openid 3gpp:mc:data_service"}, "invalid_scope", "s1"),  # not held by the client
         ({"state": None}, "invalid_request", None),
-        ({"nonce": None}, "invalid_request", "s1"),
+        ({"nonce": ""}, "invalid_request", "s1"),
         ({"nonce": "n" * 513}, "invalid_request", "s1"),
         ({"code_challenge": None}, "invalid_request", "s1"),  # RFC 7636 4.4.1
         ({"code_challenge_method": None}, "invalid_request", "s1"),  # "plain" by default: refused
@@ -166,6 +166,7 @@ def test_untrusted_requests_are_never_redirected(
         ({"code_challenge": "short"}, "invalid_request", "s1"),
         ({"code_challenge": RFC_CHALLENGE[:-1] + "="}, "invalid_request", "s1"),
         ({"prompt": "none"}, "login_required", "s1"),
+        ({"response_mode": "fragment"}, "unsupported_response_mode", "s1"),
         ({"request": "eyJ..."}, "request_not_supported", "s1"),
         ({"request_uri": "https://x/r"}, "request_uri_not_supported", "s1"),
     ],
@@ -178,6 +179,31 @@ def test_invalid_requests_are_redirected_with_the_error(
     assert caught.value.error == error
     assert caught.value.redirect_uri == "http://127.0.0.1:4000/cb"
     assert caught.value.state == state
+
+
+def test_nonce_is_optional_unless_the_client_is_registered_to_require_it() -> None:
+    # OIDC Core 3.1.2.1: nonce is OPTIONAL for the code flow; PKCE stays required.
+    assert oidc.validate_authorization(_items(nonce=None), CLIENT).nonce is None
+    strict = CLIENT.model_copy(update={"attributes": {"require_nonce": True}})
+    assert strict.requires_nonce and not CLIENT.requires_nonce
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(nonce=None), strict)
+    assert caught.value.error == "invalid_request" and "nonce is required" in caught.value.description
+    assert oidc.validate_authorization(_items(), strict).nonce == "n1"
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(nonce=None, code_challenge=None), CLIENT)
+    assert "PKCE" in caught.value.description
+
+
+def test_the_response_mode_is_kept_and_used_for_errors() -> None:
+    assert oidc.validate_authorization(_items(), CLIENT).response_mode == "query"
+    assert oidc.validate_authorization(_items(response_mode="form_post"), CLIENT).response_mode == "form_post"
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(response_mode="form_post", scope="openid msgs-admin"), CLIENT)
+    assert caught.value.error == "invalid_scope" and caught.value.response_mode == "form_post"
+    with pytest.raises(AuthorizeError) as caught:
+        oidc.validate_authorization(_items(response_mode="fragment"), CLIENT)
+    assert caught.value.response_mode == "query"
 
 
 def test_a_repeated_parameter_is_an_error_and_a_repeated_state_is_not_echoed() -> None:
@@ -292,3 +318,8 @@ def test_secrets_are_stored_as_digests() -> None:
     secret = oidc.new_secret()
     assert len(secret) == 43 and oidc.digest(secret) != secret and len(oidc.digest(secret)) == 64
     assert oidc.new_secret() != secret
+
+
+def test_at_hash_matches_the_oidc_core_example() -> None:
+    # OIDC Core A.3 (the example's access token and at_hash).
+    assert oidc.at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y") == "77QmUPtjPfzWtF2AnpK9RQ"

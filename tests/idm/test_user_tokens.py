@@ -12,12 +12,13 @@ import jwt
 import pytest
 
 from asgate.auth import TokenValidator
+from asgate.idm import oidc
 from asgate.idm.models import User
 from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.settings import Settings
 from tests.conftest import Provision, bearer
-from tests.idm.conftest import REDIRECT, VERIFIER, AddUser, Login, exchange
+from tests.idm.conftest import REDIRECT, VERIFIER, AddUser, Login, authorize_url, exchange, query
 
 pytestmark = pytest.mark.usefixtures("console", "portal")
 
@@ -43,6 +44,26 @@ async def _tokens(http: httpx.AsyncClient, login: Login, **kw: str) -> dict[str,
     response = await exchange(http, (await login(**kw))["code"])
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def test_a_login_without_nonce_gets_an_id_token_without_one_unless_the_client_requires_it(
+    http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
+) -> None:
+    # OIDC Core 3.1.2.1: nonce is optional in the code flow (PKCE binds the code to the client).
+    body = await _tokens(http, login, nonce=None)
+    id_claims = await _verified(http, body["id_token"], audience="console-1")
+    assert id_claims["sub"] == alice.user_id and "nonce" not in id_claims
+    assert id_claims["at_hash"] == oidc.at_hash(body["access_token"])  # still marked as an ID token
+    # A client registered with --require-nonce is refused without one, by redirect.
+    await rt.store.clients.update("console-1", attributes={"require_nonce": True})
+    refused = await http.get(authorize_url(nonce=None))
+    assert refused.status_code == 302
+    answer = query(refused.headers["location"])
+    assert answer["error"] == "invalid_request" and "nonce" in answer["error_description"]
+    assert answer["state"] == "st-123"
+    # ... and its nonce, when given, is echoed.
+    body = await _tokens(http, login)
+    assert (await _verified(http, body["id_token"], audience="console-1"))["nonce"] == "n-456"
 
 
 async def test_full_login_refresh_reuse_and_revocation(
@@ -314,6 +335,77 @@ async def test_userinfo_needs_a_user_token_with_openid(
     assert (await http.get("/userinfo")).status_code == 401
 
 
+async def test_userinfo_takes_the_token_in_the_header_or_a_posted_form_but_not_both(
+    http: httpx.AsyncClient, alice: User, login: Login
+) -> None:
+    token = (await _tokens(http, login))["access_token"]
+    by_get = await http.get("/userinfo", headers=bearer(token))
+    assert by_get.status_code == 200 and by_get.json()["sub"] == alice.user_id
+    by_post = await http.post("/userinfo", headers=bearer(token))
+    assert by_post.status_code == 200 and by_post.json() == by_get.json()
+    # RFC 6750 2.2: the form-encoded body parameter.
+    by_form = await http.post("/userinfo", data={"access_token": token})
+    assert by_form.status_code == 200 and by_form.json() == by_get.json()
+    assert by_form.headers["cache-control"] == "no-store"
+    # RFC 6750 2: never more than one method at once.
+    both = await http.post("/userinfo", data={"access_token": token}, headers=bearer(token))
+    assert both.status_code == 400 and 'error="invalid_request"' in both.headers["www-authenticate"]
+    assert "not two" in both.json()["detail"]
+    in_uri = await http.get("/userinfo", params={"access_token": token}, headers=bearer(token))
+    assert in_uri.status_code == 400
+    # A bad posted token is refused like a bad header.
+    forged = await http.post("/userinfo", data={"access_token": token[:-4] + "AAAA"})
+    assert forged.status_code == 401 and forged.json()["cause"] == "INVALID_TOKEN"
+    assert (await http.post("/userinfo", data={"other": "x"})).status_code == 401
+
+
+async def test_standard_scopes_release_the_users_name_email_and_phone(
+    http: httpx.AsyncClient, rt: Runtime, add_user: AddUser, login: Login
+) -> None:
+    await add_user("carol", email="carol@example.com", phone_number="+4930123456")
+    scope = "openid 3gpp:mc:ptt_service"
+    # Not allowed to the client yet: refused like any scope it does not hold.
+    refused = await http.get(authorize_url(scope=f"{scope} email"))
+    assert query(refused.headers["location"])["error"] == "invalid_scope"
+    client = await rt.store.clients.get("console-1")
+    assert client is not None
+    await rt.store.clients.update("console-1", scopes=(*client.scopes, *oidc.STANDARD_SCOPES))
+    body = await _tokens(http, login, username="carol", scope=f"{scope} email phone profile")
+    assert body["scope"] == f"{scope} email phone profile"
+    id_claims = await _verified(http, body["id_token"], audience="console-1")
+    assert (id_claims["email"], id_claims["phone_number"], id_claims["name"]) == (
+        "carol@example.com",
+        "+4930123456",
+        "Carol",
+    )
+    info = (await http.post("/userinfo", data={"access_token": body["access_token"]})).json()
+    assert (info["email"], info["phone_number"], info["name"]) == (
+        "carol@example.com",
+        "+4930123456",
+        "Carol",
+    )
+    # Only the scopes granted: without email and phone, neither claim.
+    body = await _tokens(http, login, username="carol", scope=f"{scope} offline_access")
+    id_claims = await _verified(http, body["id_token"], audience="console-1")
+    assert not {"email", "phone_number", "name"} & set(id_claims) and body["refresh_token"]
+    info = (await http.get("/userinfo", headers=bearer(body["access_token"]))).json()
+    assert not {"email", "phone_number"} & set(info)
+    # A refresh narrowed to fewer scopes drops their claims from the new ID token.
+    first = await _tokens(http, login, username="carol", scope=f"{scope} email phone")
+    narrowed = (await _refresh(http, first["refresh_token"], scope=f"{scope} phone")).json()
+    refreshed = await _verified(http, narrowed["id_token"], audience="console-1")
+    assert "email" not in refreshed and refreshed["phone_number"] == "+4930123456"
+    # Never to a client alone, even one that holds them.
+    await rt.store.clients.update("portal", scopes=("mcx-registry", "email"))
+    data = {"grant_type": "client_credentials", "scope": "email"}
+    alone = await http.post("/oauth2/token", data=data, auth=("portal", "portal-secret"))
+    assert alone.status_code == 400 and alone.json()["error"] == "invalid_scope"
+    default = await http.post(
+        "/oauth2/token", data={"grant_type": "client_credentials"}, auth=("portal", "portal-secret")
+    )
+    assert default.status_code == 200 and default.json()["scope"] == "mcx-registry"
+
+
 async def test_client_credentials_never_grant_user_scopes(http: httpx.AsyncClient) -> None:
     # console-1 holds 3gpp:mc:* scopes, but only a user's login grants them.
     data = {"grant_type": "client_credentials", "scope": "3gpp:mc:ptt_service"}
@@ -332,11 +424,14 @@ async def test_discovery_describes_the_openid_provider(http: httpx.AsyncClient, 
     assert meta["revocation_endpoint"] == f"{issuer}/oauth2/revoke"
     assert meta["userinfo_endpoint"] == f"{issuer}/userinfo"
     assert meta["response_types_supported"] == ["code"]
+    assert meta["response_modes_supported"] == ["query", "form_post"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert set(meta["grant_types_supported"]) == {"authorization_code", "client_credentials", "refresh_token"}
     assert {"openid", "3gpp:mc:ptt_service", "3gpp:mc:data_group_management_service"} <= set(
         meta["scopes_supported"]
     )
     assert {"mcptt_id", "mcvideo_id", "mcdata_id", "nonce", "auth_time"} <= set(meta["claims_supported"])
+    assert {"name", "email", "phone_number", "at_hash"} <= set(meta["claims_supported"])
+    assert {"openid", "profile", "email", "phone", "offline_access"} <= set(meta["scopes_supported"])
     assert "none" in meta["token_endpoint_auth_methods_supported"]
     assert meta["authorization_response_iss_parameter_supported"] is True

@@ -28,6 +28,13 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return token.strip()
 
 
+def invalid_request(detail: str) -> ProblemError:
+    """RFC 6750 3.1 ``invalid_request`` (400), e.g. a token sent by two methods at once."""
+    return ProblemError(
+        400, Cause.INVALID_MSG_FORMAT, detail, headers={"WWW-Authenticate": _challenge("invalid_request")}
+    )
+
+
 def client_certificate_name(scope: Any) -> str | None:
     """The verified TLS client certificate's common name, if the listener asked for one."""
     tls = scope.get("extensions", {}).get("tls") or {}
@@ -62,6 +69,10 @@ class Authenticator:
                 "a bearer access token is required",
                 headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
             )
+        return await self.principal(token, scope)
+
+    async def principal(self, token: str, scope: str | None) -> Principal:
+        """A bearer token however it was sent (header, or RFC 6750 2.2 form body): 401/403 as above."""
         try:
             principal = await self.validator.validate(token)
         except TokenError as exc:

@@ -17,7 +17,7 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
-from asgate.idm.models import Client
+from asgate.idm.models import REQUIRE_NONCE, Client
 from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.registry.pools import parse_pattern
 from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError, ReservedClientIdError
@@ -48,6 +48,11 @@ def clients() -> None:
 @click.option("--public", is_flag=True, help="A public client (no secret; authorization code + PKCE only).")
 @click.option("--name", help="Display name.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Allowed redirect URI (repeatable).")
+@click.option(
+    "--require-nonce",
+    is_flag=True,
+    help="Its OpenID Connect authorization requests must carry a nonce (optional by default).",
+)
 @json_option
 @pass_cli
 def add(
@@ -60,6 +65,7 @@ def add(
     public: bool,
     name: str | None,
     redirect_uris: tuple[str, ...],
+    require_nonce: bool,
     as_json: bool,
 ) -> None:
     """Add a client; prints the secret when it was generated (it is stored only as a hash).
@@ -83,6 +89,7 @@ def add(
         redirect_uris=redirect_uris,
         as_svc_ids=tuple(dict.fromkeys(as_svc_ids)),
         service_pools=service_pools,
+        attributes={REQUIRE_NONCE: True} if require_nonce else {},
         created_at=now,
         updated_at=now,
     )
@@ -172,6 +179,11 @@ def show(cli: CliContext, client_id: str, as_json: bool) -> None:
     help="Pool (pattern, as listed) it may no longer serve: refused at once, heartbeats included.",
 )
 @click.option("--name")
+@click.option(
+    "--require-nonce/--no-require-nonce",
+    default=None,
+    help="Whether its OpenID Connect authorization requests must carry a nonce.",
+)
 @pass_cli
 def update(
     cli: CliContext,
@@ -183,8 +195,9 @@ def update(
     add_pool: tuple[str, ...],
     remove_pool: tuple[str, ...],
     name: str | None,
+    require_nonce: bool | None,
 ) -> None:
-    """Change a client's scopes, AS Service IDs, pools or name.
+    """Change a client's scopes, AS Service IDs, pools, name or nonce requirement.
 
     \b
     $ asgate clients update as-1 --add-as-svc-id AS2 --remove-as-svc-id AS1
@@ -211,6 +224,9 @@ def update(
                 changes["service_pools"] = pools
             if name is not None:
                 changes["name"] = name
+            if require_nonce is not None:
+                attributes = {k: v for k, v in current.attributes.items() if k != REQUIRE_NONCE}
+                changes["attributes"] = {**attributes, REQUIRE_NONCE: True} if require_nonce else attributes
             try:
                 updated = await store.clients.update(client_id, **changes)
             except AsSvcIdTakenError as exc:

@@ -57,6 +57,28 @@ def _mc_options(fn: Any) -> Any:
     return fn
 
 
+_EMAIL = re.compile(r"^[^\s@]{1,128}@[^\s@]{1,127}$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{1,14}$")  # E.164, as OIDC Core 5.1 recommends for phone_number
+
+
+def _email(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value and not _EMAIL.match(value):
+        raise click.BadParameter("an e-mail address like alice@example.com")
+    return value
+
+
+def _phone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value and not _PHONE.match(value):
+        raise click.BadParameter("an E.164 number like +4930123456 (+, country code, digits)")
+    return value
+
+
+def _contact_options(fn: Any) -> Any:
+    """OIDC Core 5.4: released in ID tokens and /userinfo for the email and phone scopes."""
+    fn = click.option("--phone", callback=_phone, help='Phone number, E.164 (+4930123456); "" clears it.')(fn)
+    return click.option("--email", callback=_email, help='E-mail address; "" clears it.')(fn)
+
+
 password_option = click.option(
     "--password", callback=_password, help="Use this password instead of generating one (it shows in `ps`)."
 )
@@ -72,6 +94,7 @@ def users() -> None:
 @_mc_options
 @password_option
 @click.option("--name", help="Display name.")
+@_contact_options
 @click.option("--disabled", is_flag=True, help="Create the user disabled (cannot sign in).")
 @json_option
 @pass_cli
@@ -83,6 +106,8 @@ def add(
     mcdata_id: str | None,
     password: str | None,
     name: str | None,
+    email: str | None,
+    phone: str | None,
     disabled: bool,
     as_json: bool,
 ) -> None:
@@ -90,6 +115,7 @@ def add(
 
     \b
     $ asgate users add alice --mcptt-id alice@mc.example --name "Alice Example"
+    $ asgate users add carol --mcptt-id carol@mc.example --email carol@example.com --phone +4930123456
     $ asgate users add bob --mcptt-id bob@mc.example --mcdata-id bob@mc.example --password 'long secret'
     """
     generated = None if password else _generate()
@@ -99,6 +125,8 @@ def add(
         username=username,
         password_hash=hash_secret(password or generated or ""),
         display_name=name,
+        email=email or None,
+        phone_number=phone or None,
         mcptt_id=mcptt_id or None,
         mcvideo_id=mcvideo_id or None,
         mcdata_id=mcdata_id or None,
@@ -180,6 +208,7 @@ def show(cli: CliContext, username: str, as_json: bool) -> None:
 @click.argument("username")
 @_mc_options
 @click.option("--name", help='Display name ("" clears it).')
+@_contact_options
 @click.option("--disable/--enable", "disabled", default=None, help="Disabling ends the user's logins.")
 @pass_cli
 def update(
@@ -189,10 +218,13 @@ def update(
     mcvideo_id: str | None,
     mcdata_id: str | None,
     name: str | None,
+    email: str | None,
+    phone: str | None,
     disabled: bool | None,
 ) -> None:
-    """Change a user's MC service IDs, display name or state. Disabling revokes every refresh token
-    of the user at once; access tokens already issued expire on their own (idm_user_token_ttl).
+    """Change a user's MC service IDs, display name, e-mail address, phone number or state.
+    Disabling revokes every refresh token of the user at once; access tokens already issued expire
+    on their own (idm_user_token_ttl).
 
     \b
     $ asgate users update alice --mcvideo-id alice@mc.example
@@ -206,6 +238,8 @@ def update(
             ("mcvideo_id", mcvideo_id),
             ("mcdata_id", mcdata_id),
             ("display_name", name),
+            ("email", email),
+            ("phone_number", phone),
         )
         if value is not None
     }

@@ -3,6 +3,7 @@ MC users."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from asgate.wire import WireModel
+
+# Client attribute: its authorization requests must carry a nonce (OIDC Core 3.1.2.1 makes it optional).
+REQUIRE_NONCE = "require_nonce"
 
 
 class Client(BaseModel):
@@ -29,6 +33,11 @@ class Client(BaseModel):
     attributes: dict[str, Any] = {}
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def requires_nonce(self) -> bool:
+        """Its authorization requests must carry a ``nonce`` (``clients add --require-nonce``)."""
+        return self.attributes.get(REQUIRE_NONCE) is True
 
     def public(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"secret_hash"})
@@ -62,6 +71,8 @@ class User(BaseModel):
     username: str
     password_hash: str = Field(repr=False)
     display_name: str | None = None
+    email: str | None = None  # OIDC Core 5.1, for the email scope
+    phone_number: str | None = None  # OIDC Core 5.1, for the phone scope
     mcptt_id: str | None = None
     mcvideo_id: str | None = None
     mcdata_id: str | None = None
@@ -72,6 +83,17 @@ class User(BaseModel):
     def mc_claims(self) -> dict[str, str]:
         """The MC service IDs the user has, as the TS 33.180 B.2.1 claims."""
         return {name: value for name in MC_ID_CLAIMS if (value := getattr(self, name))}
+
+    def standard_claims(self, scopes: Iterable[str]) -> dict[str, str]:
+        """OIDC Core 5.4: ``name`` for ``profile``, ``email`` for ``email``, ``phone_number`` for
+        ``phone``, each only when the user has it."""
+        granted = set(scopes)
+        wanted = (
+            ("profile", "name", self.display_name),
+            ("email", "email", self.email),
+            ("phone", "phone_number", self.phone_number),
+        )
+        return {claim: value for scope, claim, value in wanted if scope in granted and value}
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"password_hash"})
@@ -85,8 +107,9 @@ class AuthorizationRequest:
     redirect_uri: str
     scopes: tuple[str, ...]
     state: str
-    nonce: str
+    nonce: str | None  # OIDC Core 3.1.2.1: optional for the code flow
     code_challenge: str  # RFC 7636 4.2, method S256
+    response_mode: str = "query"  # or "form_post" (OAuth 2.0 Form Post Response Mode)
 
 
 @dataclass(frozen=True)
@@ -108,7 +131,7 @@ class CodeGrant:
 
     family: Family
     redirect_uri: str
-    nonce: str
+    nonce: str | None
     code_challenge: str
 
 

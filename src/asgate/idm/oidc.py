@@ -12,6 +12,7 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -26,15 +27,29 @@ MC_SCOPES = tuple(
 )
 # The MC service ID a user needs for a service's scopes (TS 33.180 B.2.1: mcptt_id for MCPTT, ...).
 _SCOPE_NEEDS = {"ptt": "mcptt_id", "video": "mcvideo_id", "data": "mcdata_id"}
-USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES})
+# OIDC Core 5.4 and 11: the standard scopes a client may be allowed (``clients add --scope email``).
+# offline_access does not govern refresh tokens: every login gets one (the SDK relies on it).
+STANDARD_SCOPES = ("profile", "email", "phone", "offline_access")
+USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES, *STANDARD_SCOPES})
 # TS 33.180 B.4 / TS 24.482: the authentication method of the login page.
 ACR_PASSWORD = "3gpp:acr:password"  # noqa: S105 - a method name, not a password
-ID_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "acr")
-USERINFO_CLAIMS = ("name", "preferred_username", "mcptt_id", "mcvideo_id", "mcdata_id")
+ID_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "acr", "at_hash")
+USERINFO_CLAIMS = (
+    "name",
+    "preferred_username",
+    "email",
+    "phone_number",
+    "mcptt_id",
+    "mcvideo_id",
+    "mcdata_id",
+)
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256), no padding
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
 _MAX_PARAM = 512
+# OAuth 2.0 Multiple Response Type Encoding Practices 2.1 and Form Post Response Mode 2.
+QUERY, FORM_POST = "query", "form_post"
+RESPONSE_MODES = (QUERY, FORM_POST)
 
 
 class AuthorizeError(Exception):
@@ -42,13 +57,33 @@ class AuthorizeError(Exception):
     the user sees an error page (the redirect URI or the client could not be trusted)."""
 
     def __init__(
-        self, error: str, description: str, *, redirect_uri: str | None = None, state: str | None = None
+        self,
+        error: str,
+        description: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+        response_mode: str = QUERY,
     ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.redirect_uri = redirect_uri
         self.state = state
+        self.response_mode = response_mode
+
+
+@dataclass(frozen=True)
+class AuthorizationResponse:
+    """What goes back to the client's ``redirect_uri`` (RFC 6749 4.1.2 / 4.1.2.1): by a redirect
+    with the parameters in the query, or (``form_post``) by a form the browser POSTs there."""
+
+    redirect_uri: str
+    params: dict[str, str]
+    response_mode: str = QUERY
+
+    def location(self) -> str:
+        return redirect_to(self.redirect_uri, self.params)
 
 
 def new_secret() -> str:
@@ -114,6 +149,13 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
+def at_hash(access_token: str) -> str:
+    """OIDC Core 3.1.3.6 / 3.3.2.11 for ES256: base64url of the left half of SHA-256 of the token.
+    It also marks every ID token as one (``looks_like_id_token``), with or without ``nonce``."""
+    half = hashlib.sha256(access_token.encode("ascii")).digest()[:16]
+    return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
+
+
 def verify_pkce(verifier: str | None, challenge: str) -> bool:
     """RFC 7636 4.6, S256 only; a missing or malformed verifier fails."""
     if not verifier or not _VERIFIER.match(verifier):
@@ -140,18 +182,23 @@ def validate_authorization(items: Sequence[tuple[str, str]], client: Client | No
     params, repeated = _single(items)
     client, redirect_uri = _trusted(params, repeated, client)
     try:
-        _check_protocol(params, repeated)
+        _check_protocol(params, repeated, require_nonce=client.requires_nonce)
         scopes = requested_scopes(params.get("scope"), client)
     except _Refused as exc:
         state = None if "state" in repeated else params.get("state")
-        raise AuthorizeError(exc.error, str(exc), redirect_uri=redirect_uri, state=state) from None
+        asked = params.get("response_mode")
+        mode = asked if asked in RESPONSE_MODES and "response_mode" not in repeated else QUERY
+        raise AuthorizeError(
+            exc.error, str(exc), redirect_uri=redirect_uri, state=state, response_mode=mode or QUERY
+        ) from None
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
         scopes=scopes,
         state=params["state"],
-        nonce=params["nonce"],
+        nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
+        response_mode=params.get("response_mode", QUERY),
     )
 
 
@@ -177,18 +224,25 @@ def _trusted(params: dict[str, str], repeated: set[str], client: Client | None) 
     return client, redirect_uri
 
 
-def _check_protocol(params: dict[str, str], repeated: set[str]) -> None:
+def _check_protocol(params: dict[str, str], repeated: set[str], *, require_nonce: bool) -> None:
     if repeated:  # RFC 6749 3.1: parameters must not be repeated
         raise _Refused(f"parameter {sorted(repeated)[0]!r} is repeated")
     if "request" in params or "request_uri" in params:  # OIDC Core 6
         name = "request" if "request" in params else "request_uri"
         raise _Refused(f"{name} is not supported", f"{name}_not_supported")
+    mode = params.get("response_mode")
+    if mode is not None and mode not in RESPONSE_MODES:  # never silently ignored
+        raise _Refused(f"response_mode {mode[:40]!r} is not supported", "unsupported_response_mode")
     response_type = params.get("response_type")
     if response_type != "code":
         raise _Refused("response_type must be code", "unsupported_response_type" if response_type else None)
-    for name in ("state", "nonce"):
-        if not params.get(name) or len(params[name]) > _MAX_PARAM:
-            raise _Refused(f"{name} is required (at most {_MAX_PARAM} characters)")
+    if not params.get("state") or len(params["state"]) > _MAX_PARAM:
+        raise _Refused(f"state is required (at most {_MAX_PARAM} characters)")
+    # OIDC Core 3.1.2.1: nonce is OPTIONAL for the code flow (PKCE binds the code), unless the
+    # client is registered to require it; when given it is echoed in the ID token.
+    nonce = params.get("nonce")
+    if (nonce is None and require_nonce) or (nonce is not None and not 0 < len(nonce) <= _MAX_PARAM):
+        raise _Refused(f"nonce is required (at most {_MAX_PARAM} characters)")
     challenge = params.get("code_challenge")
     if not challenge:  # RFC 7636 4.4.1
         raise _Refused("code challenge required (PKCE, RFC 7636)")
@@ -264,6 +318,7 @@ def id_token_claims(
     nonce: str | None,
     now: int,
     ttl: int,
+    scopes: Iterable[str] = (),
 ) -> dict[str, Any]:
     """OIDC Core 2 and TS 33.180 B.2.1 (``mcptt_id``, ``mcvideo_id``, ``mcdata_id``). After a
     refresh there is no ``nonce`` and ``auth_time`` stays the login's (OIDC Core 12.2)."""
@@ -277,15 +332,17 @@ def id_token_claims(
         "auth_time": auth_time,
         "acr": ACR_PASSWORD,
         **user.mc_claims(),
+        **user.standard_claims(scopes),
     }
     if nonce is not None:
         claims["nonce"] = nonce
     return claims
 
 
-def userinfo(user: User) -> dict[str, Any]:
-    """OIDC Core 5.3.2: ``sub`` and the user's claims."""
+def userinfo(user: User, scopes: Iterable[str] = ()) -> dict[str, Any]:
+    """OIDC Core 5.3.2: ``sub`` and the user's claims; ``email`` and ``phone_number`` only for the
+    scopes granted (``name`` and ``preferred_username`` always, as before the standard scopes)."""
     info: dict[str, Any] = {"sub": user.user_id, "preferred_username": user.username, **user.mc_claims()}
     if user.display_name:
         info["name"] = user.display_name
-    return info
+    return {**info, **user.standard_claims(scopes)}

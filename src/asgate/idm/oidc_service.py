@@ -94,8 +94,10 @@ class OidcService:
         await self._store.oidc.save_request(oidc.digest(handle), request, expires)
         return PendingLogin(handle, request, client_name)
 
-    async def login(self, handle: str, username: str, password: str, source: str) -> str:
-        """Check the user's credentials for the pending request ``handle``; return the URL that
+    async def login(
+        self, handle: str, username: str, password: str, source: str
+    ) -> oidc.AuthorizationResponse:
+        """Check the user's credentials for the pending request ``handle``; return the answer that
         sends the code to the client (RFC 6749 4.1.2). Raises :class:`LoginRefusedError` (show
         the form again), :class:`AuthorizeError` (error page or error redirect)."""
         request = await self._store.oidc.take_request(oidc.digest(handle), self._now())
@@ -129,13 +131,13 @@ class OidcService:
                 "the user account is disabled",
                 redirect_uri=request.redirect_uri,
                 state=request.state,
+                response_mode=request.response_mode,
             )
         code = await self._issue_code(request, user)
         await self._audit(username, "login", f"client/{request.client_id}", "ok")
         # RFC 9207: ``iss`` tells the client which server answered (mix-up defence).
-        return oidc.redirect_to(
-            request.redirect_uri, {"code": code, "state": request.state, "iss": self._tokens.issuer}
-        )
+        params = {"code": code, "state": request.state, "iss": self._tokens.issuer}
+        return oidc.AuthorizationResponse(request.redirect_uri, params, request.response_mode)
 
     async def _issue_code(self, request: AuthorizationRequest, user: User) -> str:
         now = self._now()
@@ -252,7 +254,9 @@ class OidcService:
                 nonce=nonce,
                 now=int(now.timestamp()),
                 ttl=ttl,
+                scopes=scopes,
             )
+            claims["at_hash"] = oidc.at_hash(access)
             id_token = self._tokens.sign(claims, typ="JWT")
         if first:
             refresh_token = oidc.new_secret()
@@ -308,7 +312,7 @@ class OidcService:
                 "the access token does not stand for an active MC user",
                 headers={"WWW-Authenticate": 'Bearer realm="asgate", error="invalid_token"'},
             )
-        return oidc.userinfo(user)
+        return oidc.userinfo(user, principal.scopes)
 
     # ------------------------------------------------------------ audit
 

@@ -51,13 +51,14 @@ def _template() -> tuple[Template, str]:
     return Template(text), digest
 
 
-def _headers(form_target: str | None) -> dict[str, str]:
+def _headers(form_target: str | None, script: str | None = None) -> dict[str, str]:
     _, style_hash = _template()
     # form-action: browsers apply it to the redirect that follows the POST, so the client's
     # redirect URI origin is allowed besides 'self'.
     targets = "'self'" + (f" {form_target}" if form_target else "")
+    scripts = f"script-src '{_sha256(script)}'; " if script else ""
     csp = (
-        f"default-src 'none'; style-src 'sha256-{style_hash}'; form-action {targets}; "
+        f"default-src 'none'; style-src 'sha256-{style_hash}'; {scripts}form-action {targets}; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
     return {
@@ -69,15 +70,39 @@ def _headers(form_target: str | None) -> dict[str, str]:
     }
 
 
-def _page(title: str, body: str, status: int, form_target: str | None = None) -> HTMLResponse:
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def _page(
+    title: str, body: str, status: int, form_target: str | None = None, script: str | None = None
+) -> HTMLResponse:
     template, _ = _template()
-    html = template.substitute(title=escape(title), body=body)
-    return HTMLResponse(html, status, headers=_headers(form_target))
+    html = template.substitute(
+        title=escape(title), body=body + (f"\n<script>{script}</script>" if script else "")
+    )
+    return HTMLResponse(html, status, headers=_headers(form_target, script))
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# OIDC Core 5.4 and 11: the standard scopes, in words.
+_STANDARD_WORDS = {
+    "profile": "see your name",
+    "email": "see your e-mail address",
+    "phone": "see your phone number",
+    "offline_access": "keep access while you are away",
+}
 
 
 def describe_scope(scope: str) -> str:
     if scope == "openid":
         return _SCOPE_WORDS["openid"]
+    if scope in _STANDARD_WORDS:
+        return _STANDARD_WORDS[scope]
     if scope.startswith("3gpp:mc:"):
         service, _, kind = scope.removeprefix("3gpp:mc:").partition("_")
         if service in _SCOPE_WORDS and kind in _SCOPE_WORDS:
@@ -107,8 +132,25 @@ def login_page(form: LoginForm, status: int = 200) -> HTMLResponse:
 <input id="password" name="password" type="password" autocomplete="current-password" required{described}>
 <button type="submit">Sign in</button>
 </form>"""
-    parts = urlsplit(form.redirect_uri)
-    return _page("Sign in", body, status, f"{parts.scheme}://{parts.netloc}")
+    return _page("Sign in", body, status, _origin(form.redirect_uri))
+
+
+# The one script asgate's pages run: submit the form_post answer at once (the button stays for
+# browsers without script). Allowed by its hash in the Content-Security-Policy, nothing else is.
+_SUBMIT = "document.forms[0].submit();"
+
+
+def form_post_page(redirect_uri: str, params: dict[str, str]) -> HTMLResponse:
+    """OAuth 2.0 Form Post Response Mode 2: an auto-submitting form POSTing ``params`` to the
+    client's (registered, already matched) redirect URI; ``form-action`` allows only its origin."""
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">\n' for k, v in params.items()
+    )
+    body = f"""<h1>Returning to the application</h1>
+<form method="post" action="{escape(redirect_uri)}">
+{fields}<noscript><button type="submit">Continue</button></noscript>
+</form>"""
+    return _page("Returning to the application", body, 200, _origin(redirect_uri), _SUBMIT)
 
 
 def error_page(message: str, status: int = 400, cause: str | None = None) -> HTMLResponse:

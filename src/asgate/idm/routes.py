@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from asgate.auth.guard import REALM, bearer_token, invalid_request
 from asgate.background import Background
 from asgate.idm import csrf, oidc
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
-from asgate.idm.pages import LoginForm, error_page, login_page
+from asgate.idm.pages import LoginForm, error_page, form_post_page, login_page
 from asgate.idm.passwords import SecretVerifier, hash_concurrency
 from asgate.idm.service import ClientThrottle, OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle
@@ -142,7 +143,7 @@ class IdmRole:
             await self.oidc.audit_refused_form(source, refused)
             return error_page(refused, 403, Cause.CROSS_SITE_REQUEST)
         try:
-            location = await self.oidc.login(
+            answer = await self.oidc.login(
                 form.get("handle", ""), form.get("username", ""), form.get("password", ""), source
             )
         except OAuthError as exc:
@@ -155,8 +156,7 @@ class IdmRole:
             return response
         except AuthorizeError as exc:
             return _authorize_error(exc, self.tokens.issuer, 303)
-        # 303: the browser follows with a GET (RFC 9110 15.4.4), never re-posting the password.
-        return RedirectResponse(location, 303, headers=_NO_STORE)
+        return _answer(answer, 303)
 
     async def token(self, request: Request) -> Response:
         try:
@@ -182,7 +182,7 @@ class IdmRole:
 
     # OIDC Core 5.3: claims about the user behind an access token.
     async def userinfo(self, request: Request) -> Response:
-        principal = await self.rt.authenticate(request, oidc.OPENID)
+        principal = await self.rt.authenticate.principal(await _userinfo_token(request), oidc.OPENID)
         claims = await self.oidc.userinfo(principal)
         return Response(json.dumps(claims), media_type=JSON, headers=_NO_STORE)
 
@@ -243,9 +243,9 @@ class IdmRole:
             "grant_types_supported": sorted(self.grants),
             "token_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
-            "scopes_supported": [oidc.OPENID, *oidc.MC_SCOPES, *KNOWN_SCOPES],
+            "scopes_supported": [oidc.OPENID, *oidc.STANDARD_SCOPES, *oidc.MC_SCOPES, *KNOWN_SCOPES],
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            "response_modes_supported": list(oidc.RESPONSE_MODES),
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
             "subject_types_supported": ["public"],
@@ -255,6 +255,36 @@ class IdmRole:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
         }
+
+
+async def _userinfo_token(request: Request) -> str:
+    """RFC 6750 2: the access token in the ``Authorization`` header (GET or POST) or, on a POST, in an
+    ``application/x-www-form-urlencoded`` body's ``access_token`` (2.2); never by two methods at once,
+    never in the URI (RFC 9700 2.4 and 6750 2.3 discourage it: refused)."""
+    if "access_token" in request.query_params:
+        raise invalid_request("send the access token in the Authorization header, not in the URI")
+    header = bearer_token(request)
+    posted: str | None = None
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if request.method == "POST" and media == _FORM:
+        try:
+            form = await _read_form(request)
+        except OAuthError as exc:
+            raise invalid_request(exc.description) from None
+        posted = form.get("access_token")
+        if posted is not None and not posted:
+            raise invalid_request("access_token is empty")
+    if posted is not None and "authorization" in request.headers:
+        raise invalid_request("use one method of sending the access token, not two (RFC 6750 2)")
+    token = header or posted
+    if token is None:
+        raise ProblemError(
+            401,
+            Cause.INVALID_TOKEN,
+            "a bearer access token is required",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        )
+    return token
 
 
 def _source(request: Request) -> str:
@@ -320,5 +350,16 @@ def _authorize_error(exc: AuthorizeError, issuer: str, status: int) -> Response:
     """RFC 6749 4.1.2.1: to the client by redirect when its redirect URI is trusted, else a page."""
     if exc.redirect_uri is None:
         return error_page(exc.description)
-    params = {"error": exc.error, "error_description": exc.description, "state": exc.state, "iss": issuer}
-    return RedirectResponse(oidc.redirect_to(exc.redirect_uri, params), status, headers=_NO_STORE)
+    params = {"error": exc.error, "error_description": exc.description, "iss": issuer}
+    if exc.state is not None:
+        params["state"] = exc.state
+    return _answer(oidc.AuthorizationResponse(exc.redirect_uri, params, exc.response_mode), status)
+
+
+def _answer(answer: oidc.AuthorizationResponse, status: int) -> Response:
+    """RFC 6749 4.1.2: a redirect with the parameters in the query (303 after the login POST: the
+    browser follows with a GET, RFC 9110 15.4.4, never re-posting the password), or, for
+    ``response_mode=form_post``, a page whose form the browser POSTs to the redirect URI."""
+    if answer.response_mode == oidc.FORM_POST:
+        return form_post_page(answer.redirect_uri, answer.params)
+    return RedirectResponse(answer.location(), status, headers=_NO_STORE)

@@ -139,8 +139,9 @@ class TokenService:
 
     @staticmethod
     def grant_scopes(client: Client, scope: str | None) -> list[str]:
-        # TS 33.180 B.4: `openid` and the `3gpp:mc:*` scopes authorize acting for an MC user; they
-        # are granted only through the user's login (authorization code), never to the client alone.
+        # TS 33.180 B.4: `openid`, the `3gpp:mc:*` and the standard OIDC scopes (profile, email,
+        # phone, offline_access) stand for an MC user; they are granted only through the user's
+        # login (authorization code), never to the client alone.
         held = [s for s in client.scopes if s not in USER_ONLY_SCOPES]
         requested = scope.split() if scope else held
         user_only = [s for s in requested if s in USER_ONLY_SCOPES]

@@ -49,9 +49,10 @@ class OidcGrantStore:
             "redirect_uri": request.redirect_uri,
             "scopes": list(request.scopes),
             "state": request.state,
-            "nonce": request.nonce,
+            "nonce": _nonce_column(request.nonce),
             "code_challenge": request.code_challenge,
             "expires_at": expires_at,
+            "response_mode": request.response_mode,
         }
         async with self._engine.begin() as conn:
             await conn.execute(insert(requests).values(**row))
@@ -74,8 +75,9 @@ class OidcGrantStore:
             redirect_uri=row["redirect_uri"],
             scopes=tuple(row["scopes"]),
             state=row["state"],
-            nonce=row["nonce"],
+            nonce=row["nonce"] or None,
             code_challenge=row["code_challenge"],
+            response_mode=row["response_mode"],
         )
 
     # ------------------------------------------------------------ authorization codes
@@ -91,7 +93,7 @@ class OidcGrantStore:
                     code_hash=code_hash,
                     family_id=family.family_id,
                     redirect_uri=request.redirect_uri,
-                    nonce=request.nonce,
+                    nonce=_nonce_column(request.nonce),
                     code_challenge=request.code_challenge,
                     expires_at=expires_at,
                 )
@@ -125,7 +127,7 @@ class OidcGrantStore:
                 problem = GrantProblem.REVOKED
         if problem is not None:  # raised after the commit: the revocation must stick
             raise GrantRejectedError(problem, family)
-        return CodeGrant(family, row["redirect_uri"], row["nonce"], row["code_challenge"])
+        return CodeGrant(family, row["redirect_uri"], row["nonce"] or None, row["code_challenge"])
 
     # ------------------------------------------------------------ refresh tokens
 
@@ -251,3 +253,9 @@ def _family(row: RowMapping) -> Family:
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
     )
+
+
+def _nonce_column(nonce: str | None) -> str:
+    """The ``nonce`` columns are NOT NULL; a request without one (OIDC Core 3.1.2.1: optional) is
+    stored as the empty string, which a given nonce never is (the request is refused)."""
+    return nonce or ""

@@ -18,6 +18,9 @@ mc_users = Table(
     Column("username", String(128), nullable=False, unique=True),
     Column("password_hash", String(256), nullable=False),
     Column("display_name", String(256), nullable=True),
+    # OIDC Core 5.1 ``email`` and ``phone_number``, released for the email and phone scopes.
+    Column("email", String(256), nullable=True),
+    Column("phone_number", String(64), nullable=True),
     # TS 33.180 B.2.1: the MC service IDs, each identifying one user.
     Column("mcptt_id", String(256), nullable=True, unique=True),
     Column("mcvideo_id", String(256), nullable=True, unique=True),
@@ -40,6 +43,8 @@ oauth_requests = Table(
     Column("nonce", Text, nullable=False),
     Column("code_challenge", String(128), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    # How the answer goes back: "query" (redirect) or "form_post" (OAuth 2.0 Form Post Response Mode).
+    Column("response_mode", String(16), nullable=False, server_default="query"),
 )
 
 # One login of one user at one client: the codes and refresh tokens it yields share its fate
