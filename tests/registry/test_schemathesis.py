@@ -24,6 +24,7 @@ import asgate.registry
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
+from tests.fuzz import ACCESS_CONFIG, CONFIG
 from tests.live import LiveServer, live_server
 from tests.registry.conftest import gm_registration
 
@@ -44,34 +45,6 @@ APIS = {
     "mcx-registry-sync": (REGISTRY_DOCS / "sync.yaml", "sas", "mcx-access-profiles"),
     "mcx-access-profiles": (ACCESS_DOCS / "access-profiles.yaml", "sas", "mcx-access-profiles"),
 }
-
-CONFIG = """
-# A random If-Match is answered 412 (RFC 9110 13.1.1): not a refusal of valid data.
-[checks.positive_data_acceptance]
-expected-statuses = ["2xx", "401", "403", "404", "409", "412", "429"]
-
-# A WebSocket: a plain GET, which is all an HTTP fuzzer sends, is 426 Upgrade Required.
-[[operations]]
-include-path = "/notifications"
-checks.positive_data_acceptance.expected-statuses = ["426"]
-
-# An instance address or a URI the address policies refuse (loopback, metadata, non-canonical numeric
-# hosts) is schema-valid, as no format can say "not loopback": 400 naming the field.
-[[operations]]
-include-path-regex = "^/(services|authorizations|apps/)"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429"]
-
-# A CSC-15 change's payload is checked against its kind and key, which OpenAPI 3.0 cannot tie together.
-[[operations]]
-include-path = "/changes"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
-"""
-# mcx-access-profiles only (other APIs have paths of these names): the payload must name the key.
-ACCESS_CONFIG = """
-[[operations]]
-include-path-regex = "^/(app-profiles|user-authorizations|service-pools)/"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
-"""
 
 
 async def _provision(database: dict[str, str]) -> None:

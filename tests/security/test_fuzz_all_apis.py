@@ -27,6 +27,7 @@ from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
 from tests.conftest import official_3gpp
+from tests.fuzz import ACCESS_CONFIG, CONFIG
 from tests.live import LiveServer, live_server
 from tests.registry.conftest import gm_registration
 
@@ -45,43 +46,6 @@ CLIENTS = {
     "mcx-registry-sync": ("sas", ("mcx-access-profiles",), ()),
     "mcx-access-profiles": ("sas", ("mcx-access-profiles",), ()),
 }
-
-CONFIG = """
-# Valid data may still meet a state the generator cannot know: a random If-Match is 412
-# (RFC 9110 13.1.1), an id that names nothing is 404, a resource already there is 409.
-[checks.positive_data_acceptance]
-expected-statuses = ["2xx", "401", "403", "404", "409", "412", "429"]
-
-# A WebSocket: a plain GET, which is all an HTTP fuzzer sends, is 426 Upgrade Required (RFC 9110
-# 15.5.22), documented as the operation's default response.
-[[operations]]
-include-path = "/notifications"
-checks.positive_data_acceptance.expected-statuses = ["426"]
-
-# An instance address or a URI the address policies refuse (loopback, metadata, non-canonical numeric
-# hosts) is schema-valid, as no format can say "not loopback": 400 naming the field.
-[[operations]]
-include-path-regex = "^/(services|authorizations|apps/)"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429"]
-
-# TS 29.538's targetUri is a TS 29.571 Uri (a plain string): one the outbound URI policy refuses
-# (no scheme, loopback, metadata) is schema-valid all the same, and 400 naming /targetUri.
-[[operations]]
-include-name = "POST /registrations"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
-
-# A CSC-15 change's payload is checked against its kind and key, which OpenAPI 3.0 cannot tie
-# together; and a batch that does not continue the access server's sequence is 409 with any body.
-[[operations]]
-include-path = "/changes"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
-"""
-# mcx-access-profiles only (other APIs have paths of these names): the payload must name the key.
-ACCESS_CONFIG = """
-[[operations]]
-include-path-regex = "^/(app-profiles|user-authorizations|service-pools)/"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "409"]
-"""
 
 
 async def _provision(database: dict[str, str]) -> None:
