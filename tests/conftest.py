@@ -30,6 +30,7 @@ from asgate.idm.passwords import hash_secret
 from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.settings import Settings
+from tests.browser import NO_CHROMIUM, browser, page_errors  # noqa: F401 - fixtures for every test package
 
 PG_URL = os.environ.get("ASGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 THREEGPP_DIR = Path(
@@ -39,11 +40,14 @@ NO_3GPP = "needs the official 3GPP OpenAPI files"  # every such skip says it; th
 _pg_state: dict[str, str | None] = {}
 
 
+_KEPT_ENV = ("ASGATE_TEST_PG_URL", "ASGATE_3GPP_DIR", "ASGATE_CHROMIUM")
+
+
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up the developer's own ASGATE_* settings."""
     for key in list(os.environ):
-        if key.startswith("ASGATE_") and key not in ("ASGATE_TEST_PG_URL", "ASGATE_3GPP_DIR"):
+        if key.startswith("ASGATE_") and key not in _KEPT_ENV:
             monkeypatch.delenv(key)
 
 
@@ -225,6 +229,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{tests} did not run (3GPP conformance): the official 3GPP OpenAPI files are not in "
             f"{THREEGPP_DIR}; set ASGATE_3GPP_DIR to the folder holding TS29538_MSGS_ASRegistration.yaml "
             "(README, Tests)",
+            yellow=True,
+            bold=True,
+        )
+    skipped = {r.nodeid for r in terminalreporter.stats.get("skipped", []) if NO_CHROMIUM in str(r.longrepr)}
+    if skipped:
+        tests = f"{len(skipped)} test{'s' if len(skipped) > 1 else ''}"
+        terminalreporter.write_line(
+            f"{tests} did not run (real browser): no chromium executable; `apt-get install chromium` "
+            "(.ci/run does) or set ASGATE_CHROMIUM (README, Tests)",
             yellow=True,
             bold=True,
         )
