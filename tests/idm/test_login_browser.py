@@ -5,6 +5,7 @@ WCAG 2.2 AA contrast in light and dark mode."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
-from tests.browser import watch
+from tests.browser import NO_CHROMIUM, chromium_path, watch
+from tests.idm import screenshots
 from tests.idm.native import (
     CLAIMED_HTTPS,
     LONG_NAME,
@@ -195,3 +197,18 @@ async def test_the_page_can_be_zoomed_and_names_its_language_and_fields(
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.textContent") == "Sign in"
     assert page_errors == []
+
+
+def test_the_screenshot_script_renders_both_schemes_at_phone_size(tmp_path: Path) -> None:
+    """`python -m tests.idm.screenshots` keeps working (docs/images/login-phone*.png come from it)."""
+    if chromium_path() is None:
+        pytest.skip(
+            f"{NO_CHROMIUM}: no chromium executable (apt-get install chromium, or set ASGATE_CHROMIUM)"
+        )
+    assert screenshots.main(["--out", str(tmp_path)]) == 0
+    for name in ("login-phone.png", "login-phone-dark.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", png[16:24]) == (360, 740)  # IHDR width, height
+    # Light and dark are different pictures.
+    assert (tmp_path / "login-phone.png").read_bytes() != (tmp_path / "login-phone-dark.png").read_bytes()
