@@ -44,16 +44,19 @@
     texts.push({ text, ratio: ratio(blend(fg, bg), bg) });
   }
   const page = background(document.querySelector("main"));
+  const components = [];
+  const measure = (what, colour, behind) => components.push({ what, ratio: ratio(rgba(colour), behind) });
   const input = document.querySelector("#username");
+  if (input) measure("input border", getComputedStyle(input).borderTopColor, background(input.parentElement));
   const button = document.querySelector("button");
+  if (button) components.push({ what: "button", ratio: ratio(background(button), page) });
   const focused = document.activeElement;
+  if (focused && focused !== document.body) {
+    const style = getComputedStyle(focused);
+    if (style.outlineStyle === "none") components.push({ what: "focus outline", ratio: 0 });
+    else measure("focus outline", style.outlineColor, page);
+  }
   const error = document.querySelector(".error");
-  const components = [
-    { what: "input border", ratio: ratio(rgba(getComputedStyle(input).borderTopColor), background(input.parentElement)) },
-    { what: "button", ratio: ratio(background(button), page) },
-    { what: "focus outline", ratio: ratio(rgba(getComputedStyle(focused).outlineColor), page) },
-  ];
-  if (error) components.push({ what: "error bar", ratio: ratio(rgba(getComputedStyle(error).borderLeftColor), page) });
-  if (getComputedStyle(focused).outlineStyle === "none") components.push({ what: "no focus outline", ratio: 0 });
+  if (error) measure("error bar", getComputedStyle(error).borderLeftColor, page);
   return { texts, components };
 }

@@ -178,6 +178,26 @@ async def test_text_and_controls_meet_wcag_aa_contrast(
     assert page_errors == []
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_error_page_meets_wcag_aa_contrast_too(
+    browser: Browser, page_errors: list[str], server: LiveServer, scheme: str
+) -> None:
+    context = await _context(browser, page_errors, viewport={"width": 320, "height": 740})
+    page = await context.new_page()
+    await page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+    # An unregistered redirect URI: a page, never a redirect (RFC 6749 4.1.2.1).
+    response = await page.goto(Request(server.url, "com.example.other:/cb").url)
+    assert response is not None and response.status == 400
+    found = await page.evaluate(_CONTRAST)
+    texts = {t["text"]: t["ratio"] for t in found["texts"]}
+    assert "the redirect_uri is not registered for this application" in texts
+    assert {text: ratio for text, ratio in texts.items() if ratio < 4.5} == {}, f"{scheme}: text below 4.5:1"
+    assert [c for c in found["components"] if c["ratio"] < 3] == []
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Chromium logs the document's own 400 as a console error; nothing else may appear.
+    assert [e for e in page_errors if "status of 400" not in e] == []
+
+
 async def test_the_page_can_be_zoomed_and_names_its_language_and_fields(
     browser: Browser, page_errors: list[str], server: LiveServer
 ) -> None:
