@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check fmt bench clean venv
+.PHONY: run test check fmt bench screenshots clean venv
 
 venv: $(STAMP)
 
@@ -40,6 +40,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# docs/images/login-phone*.png: the login page at 360x740, light and dark (needs chromium).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.idm.screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -45,6 +45,45 @@ def test_clients_can_be_registered_to_require_a_nonce(asgate: Callable[..., Resu
     }
 
 
+def test_clients_register_the_redirect_uris_of_native_apps(asgate: Callable[..., Result]) -> None:
+    """RFC 8252: a private-use scheme, a claimed https URI and a loopback listener; update adds and
+    removes them."""
+    native = ("com.example.console:/oauth2redirect", "http://127.0.0.1/cb", "http://[::1]/cb")
+    flags = [a for uri in native for a in ("--redirect-uri", uri)]
+    asgate("clients", "add", "con", "--public", "--scope", "3gpp:mc:ptt_service", *flags)
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["redirect_uris"] == list(native)
+    claimed = "https://console.example/oauth2redirect"
+    asgate("clients", "update", "con", "--add-redirect-uri", claimed, "--remove-redirect-uri", native[2])
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["redirect_uris"] == [
+        native[0],
+        native[1],
+        claimed,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("myapp:/cb", "reverse domain name"),  # RFC 8252 8.4: scheme squatting
+        ("javascript:alert(1)", "reverse domain name"),
+        ("http://localhost:8080/cb", "instead of localhost"),  # RFC 8252 8.3
+        ("http://console.example/cb", "only to a loopback IP literal"),
+        ("https://console.example/cb#top", "no fragment"),
+    ],
+)
+def test_clients_refuse_redirect_uris_rfc_8252_rules_out(
+    asgate: Callable[..., Result], uri: str, reason: str
+) -> None:
+    added = asgate("clients", "add", "con", "--public", "--scope", "x", "--redirect-uri", uri, code=2)
+    assert reason in added.output and "--redirect-uri" in added.output
+    asgate("clients", "add", "con", "--public", "--scope", "x", "--redirect-uri", "http://127.0.0.1/cb")
+    updated = asgate("clients", "update", "con", "--add-redirect-uri", uri, code=2)
+    assert reason in updated.output
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["redirect_uris"] == [
+        "http://127.0.0.1/cb"
+    ]
+
+
 def test_clients_list_update_reset_remove(asgate: Callable[..., Result]) -> None:
     asgate("clients", "add", "as-1", "--scope", "msgs-asregistration", "--as-svc-id", "AS1", "--secret", "s1")
     asgate(

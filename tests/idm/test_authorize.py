@@ -298,3 +298,21 @@ async def test_a_disabled_user_is_refused_by_form_post_too(http: httpx.AsyncClie
     answer = await _post(http, parse_login_page(page.text).fields["handle"], "alice", "alice-password")
     _, fields, _ = _form_post(answer)
     assert fields["error"] == "access_denied" and "code" not in fields
+
+
+PRIVATE_USE = "com.example.console:/oauth2redirect"  # RFC 8252 7.1, what AppAuth registers
+
+
+async def test_a_private_use_scheme_redirect_completes_sign_in(http: httpx.AsyncClient, rt: Runtime) -> None:
+    await rt.store.clients.update("console-1", redirect_uris=("http://127.0.0.1/cb", PRIVATE_USE))
+    page = await _page(http, redirect_uri=PRIVATE_USE)
+    # A scheme-source: "com.example.console://" is no valid source and Chromium blocked the form.
+    assert "form-action 'self' com.example.console:;" in page.headers["content-security-policy"]
+    answer = await _post(http, parse_login_page(page.text).fields["handle"], "alice", "alice-password")
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location.startswith(PRIVATE_USE + "?code=")
+    params = query(location)
+    assert params["state"] == "st-123" and params["iss"] == rt.settings.token_issuer
+    token = await exchange(http, params["code"], redirect_uri=PRIVATE_USE)
+    assert token.status_code == 200 and token.json()["id_token"]

@@ -323,3 +323,92 @@ def test_secrets_are_stored_as_digests() -> None:
 def test_at_hash_matches_the_oidc_core_example() -> None:
     # OIDC Core A.3 (the example's access token and at_hash).
     assert oidc.at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y") == "77QmUPtjPfzWtF2AnpK9RQ"
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("com.example.console:/oauth2redirect", None),  # RFC 8252 7.1
+        ("com.example.console://callback", None),  # the authority form some SDKs use
+        ("https://console.example/oauth2redirect", None),  # RFC 8252 7.2 (claimed https)
+        ("https://app.example/cb?x=1", None),
+        ("http://127.0.0.1/cb", None),  # RFC 8252 7.3
+        ("http://127.0.0.1:8400/cb", None),
+        ("http://[::1]/cb", None),
+        ("myapp:/cb", "reverse domain name"),  # RFC 8252 8.4: no period, refused
+        ("javascript:alert(1)", "reverse domain name"),
+        ("data:text/html,hi", "reverse domain name"),
+        ("file:///etc/passwd", "reverse domain name"),
+        ("Com.Example.App:/cb", "lower-case scheme"),
+        ("http://localhost:4000/cb", "instead of localhost"),  # RFC 8252 8.3
+        ("http://app.localhost/cb", "instead of localhost"),
+        ("http://console.example/cb", "only to a loopback IP literal"),
+        ("http://10.0.0.1/cb", "only to a loopback IP literal"),
+        ("https://console.example/cb#x", "no fragment"),
+        ("com.example.app:/cb#x", "no fragment"),
+        ("https://user@console.example/cb", "no user name"),
+        ("http://u:p@127.0.0.1/cb", "no user name"),
+        ("https://console.example:99999/cb", "port"),
+        ("https://Console.Example/cb", "lower-case ASCII"),
+        ("https://bücher.example/cb", "non-ASCII"),
+        ("https://console.example/c b", "white space"),
+        ("com.example.app:/cb;\tx", "white space"),
+        ("https:///cb", "lower-case ASCII"),
+        ("/oauth2redirect", "absolute"),
+        ("", "1 to 2000"),
+        ("https://console.example/" + "a" * 2000, "1 to 2000"),
+    ],
+)
+def test_which_redirect_uris_can_be_registered(uri: str, problem: str | None) -> None:
+    found = oidc.redirect_uri_problem(uri)
+    assert found is None if problem is None else problem in (found or "")
+
+
+NATIVE = Client(
+    client_id="native",
+    redirect_uris=("com.example.console:/oauth2redirect", "https://console.example/oauth2redirect"),
+    created_at=NOW,
+    updated_at=NOW,
+)
+
+
+@pytest.mark.parametrize(
+    ("requested", "ok"),
+    [
+        ("com.example.console:/oauth2redirect", True),
+        ("com.example.console:/oauth2redirect/", False),  # exact, as any non-loopback URI
+        ("com.example.console://oauth2redirect", False),
+        ("com.example.consolex:/oauth2redirect", False),
+        ("COM.EXAMPLE.CONSOLE:/oauth2redirect", False),
+        ("com.example.console:/oauth2redirect?x=1", False),
+        ("https://console.example/oauth2redirect", True),
+        ("https://console.example:8443/oauth2redirect", False),  # the port matters off loopback
+        ("http://console.example/oauth2redirect", False),
+    ],
+)
+def test_private_use_and_claimed_https_redirects_match_exactly(requested: str, ok: bool) -> None:
+    assert oidc.redirect_uri_matches(NATIVE.redirect_uris, requested) is ok
+
+
+def test_the_answer_to_a_private_use_redirect_keeps_its_form() -> None:
+    params = {"code": "c", "state": "s", "iss": "https://idm.example"}
+    assert (
+        oidc.redirect_to("com.example.console:/oauth2redirect", params)
+        == "com.example.console:/oauth2redirect?code=c&state=s&iss=https%3A%2F%2Fidm.example"
+    )
+
+
+def test_an_authorization_request_for_a_registered_private_use_redirect_is_valid() -> None:
+    items = _items(client_id="native", redirect_uri="com.example.console:/oauth2redirect")
+    request = oidc.validate_authorization(
+        items, NATIVE.model_copy(update={"scopes": ("3gpp:mc:ptt_service",)})
+    )
+    assert request.redirect_uri == "com.example.console:/oauth2redirect"
+
+
+def test_a_redirect_uri_stored_before_registration_was_checked_is_never_used() -> None:
+    legacy = NATIVE.model_copy(update={"redirect_uris": ("javascript:alert(1)", "http://console.example/cb")})
+    for uri in legacy.redirect_uris:
+        with pytest.raises(AuthorizeError) as caught:
+            oidc.validate_authorization(_items(client_id="native", redirect_uri=uri), legacy)
+        assert caught.value.redirect_uri is None and "not allowed any more" in caught.value.description

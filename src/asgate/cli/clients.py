@@ -18,11 +18,26 @@ from asgate.cli.base import (
     run,
 )
 from asgate.idm.models import REQUIRE_NONCE, Client
+from asgate.idm.oidc import redirect_uri_problem
 from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.registry.pools import parse_pattern
 from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError, ReservedClientIdError
 
 _ACTOR = "cli"
+
+
+def _redirect_uris(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    for uri in value:
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            raise click.BadParameter(f"{uri!r}: {problem}")
+    return tuple(dict.fromkeys(value))
+
+
+_REDIRECT_HELP = (
+    "Allowed redirect URI (repeatable): https://..., a loopback listener http://127.0.0.1/PATH or "
+    "http://[::1]/PATH (any port), or a private-use scheme com.example.app:/PATH (RFC 8252)."
+)
 
 
 @click.group()
@@ -47,7 +62,7 @@ def clients() -> None:
 @click.option("--secret", help="Use this secret instead of generating one.")
 @click.option("--public", is_flag=True, help="A public client (no secret; authorization code + PKCE only).")
 @click.option("--name", help="Display name.")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Allowed redirect URI (repeatable).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, callback=_redirect_uris, help=_REDIRECT_HELP)
 @click.option(
     "--require-nonce",
     is_flag=True,
@@ -74,6 +89,8 @@ def add(
     $ asgate clients add as-1 --scope msgs-asregistration --as-svc-id AS1
     $ asgate clients add gms-1 --scope mcx-service-registration --pool GM/gm-north
     $ asgate clients add ops --scope msgs-admin --scope asgate-metrics
+    $ asgate clients add console-1 --public --scope 3gpp:mc:ptt_service \\
+        --redirect-uri com.example.console:/oauth2redirect --redirect-uri http://127.0.0.1/callback
     """
     service_pools = _patterns(pools)
     if public and secret:
@@ -180,6 +197,13 @@ def show(cli: CliContext, client_id: str, as_json: bool) -> None:
 )
 @click.option("--name")
 @click.option(
+    "--add-redirect-uri",
+    multiple=True,
+    callback=_redirect_uris,
+    help="Allow this redirect URI too (same kinds as `clients add --redirect-uri`).",
+)
+@click.option("--remove-redirect-uri", multiple=True, help="Redirect URI (as listed) no longer allowed.")
+@click.option(
     "--require-nonce/--no-require-nonce",
     default=None,
     help="Whether its OpenID Connect authorization requests must carry a nonce.",
@@ -195,13 +219,16 @@ def update(
     add_pool: tuple[str, ...],
     remove_pool: tuple[str, ...],
     name: str | None,
+    add_redirect_uri: tuple[str, ...],
+    remove_redirect_uri: tuple[str, ...],
     require_nonce: bool | None,
 ) -> None:
-    """Change a client's scopes, AS Service IDs, pools, name or nonce requirement.
+    """Change a client's scopes, AS Service IDs, pools, redirect URIs, name or nonce requirement.
 
     \b
     $ asgate clients update as-1 --add-as-svc-id AS2 --remove-as-svc-id AS1
     $ asgate clients update gms-1 --add-pool GM/gm-south --remove-pool GM/gm-north
+    $ asgate clients update console-1 --add-redirect-uri https://console.example/oauth2redirect
     """
     added_pools = _patterns(add_pool)
 
@@ -222,6 +249,13 @@ def update(
             )
             if pools != current.service_pools:
                 changes["service_pools"] = pools
+            redirects = tuple(
+                u
+                for u in dict.fromkeys(current.redirect_uris + add_redirect_uri)
+                if u not in remove_redirect_uri
+            )
+            if redirects != current.redirect_uris:
+                changes["redirect_uris"] = redirects
             if name is not None:
                 changes["name"] = name
             if require_nonce is not None:

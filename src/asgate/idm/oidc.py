@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 from asgate.idm.models import AuthorizationRequest, Client, User
 
@@ -104,6 +104,65 @@ def _loopback(host: str | None) -> bool:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")  # RFC 3986 3.1, lower case
+_HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$")
+_MAX_REDIRECT_URI = 2000
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot be registered as a redirect URI, or ``None`` when it can. The three kinds
+    of RFC 8252 and the web's:
+
+    - ``https://host/path`` (a web server, or a claimed https redirect, RFC 8252 7.2);
+    - ``http://127.0.0.1/path`` or ``http://[::1]/path`` (a loopback listener, 7.3; any port is
+      accepted at the authorization request). ``http`` to any other host is refused (RFC 6749
+      3.1.2.1, RFC 8252 8.3), ``localhost`` too: it is NOT RECOMMENDED (8.3), may resolve elsewhere,
+      and is never matched on any port;
+    - a private-use scheme (7.1) in reverse-domain form (``com.example.console:/oauth2redirect``):
+      a scheme without a period is refused (8.4), so ``javascript:``, ``data:``, ``file:`` and the
+      short names other apps squat on can never be registered.
+
+    In every kind: no fragment (RFC 6749 3.1.2), no user-info, no white space or control character,
+    a lower-case scheme, a host in ASCII (A-labels) — the URI is put, as it stands, into the login
+    page's Content-Security-Policy (:func:`asgate.idm.pages.form_action_source`)."""
+    if not uri or len(uri) > _MAX_REDIRECT_URI:
+        return f"a redirect URI has 1 to {_MAX_REDIRECT_URI} characters"
+    if any(c.isspace() or not c.isprintable() or not c.isascii() for c in uri):
+        return "a redirect URI has no white space, control or non-ASCII characters (percent-encode them)"
+    if "#" in uri:
+        return "a redirect URI has no fragment (RFC 6749 3.1.2)"
+    if not _SCHEME.match(uri.partition(":")[0]):  # urlsplit lower-cases the scheme
+        return "a redirect URI is absolute, with a lower-case scheme"
+    parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    if "@" in parts.netloc:
+        return "a redirect URI has no user name or password"
+    return _kind_problem(parts)
+
+
+def _kind_problem(parts: SplitResult) -> str | None:
+    host = parts.hostname or ""
+    if parts.scheme == "https":
+        if not _HOST_NAME.match(host) or parts.netloc.lower() != parts.netloc:
+            return "an https redirect URI names its host in lower-case ASCII (A-labels for IDNs)"
+        return None
+    if parts.scheme == "http":
+        if _loopback(host):
+            return None
+        if host == "localhost" or host.endswith(".localhost"):
+            return "use http://127.0.0.1 or http://[::1] instead of localhost (RFC 8252 8.3)"
+        return "http is allowed only to a loopback IP literal: 127.0.0.1 or [::1] (RFC 8252 7.3)"
+    if "." not in parts.scheme:
+        return (
+            f"a private-use scheme is a reverse domain name, e.g. com.example.app:/oauth2redirect, "
+            f"not {parts.scheme!r} (RFC 8252 7.1, 8.4)"
+        )
+    return None
 
 
 def redirect_uri_matches(registered: Iterable[str], requested: str) -> bool:
@@ -221,6 +280,9 @@ def _trusted(params: dict[str, str], repeated: set[str], client: Client | None) 
         raise AuthorizeError("invalid_request", "the request has no redirect_uri")
     if not redirect_uri_matches(client.redirect_uris, redirect_uri):
         raise AuthorizeError("invalid_request", "the redirect_uri is not registered for this application")
+    # Registered before asgate checked registrations (``clients add`` refuses it now): never used.
+    if redirect_uri_problem(redirect_uri) is not None:
+        raise AuthorizeError("invalid_request", "the registered redirect_uri is not allowed any more")
     return client, redirect_uri
 
 

@@ -53,8 +53,9 @@ def _template() -> tuple[Template, str]:
 
 def _headers(form_target: str | None, script: str | None = None) -> dict[str, str]:
     _, style_hash = _template()
-    # form-action: browsers apply it to the redirect that follows the POST, so the client's
-    # redirect URI origin is allowed besides 'self'.
+    # form-action: Chromium applies it to the redirect that follows the POST too (and reports the
+    # block against the form's own URL), so the client's redirect URI, as a source
+    # (form_action_source), is allowed besides 'self'.
     targets = "'self'" + (f" {form_target}" if form_target else "")
     scripts = f"script-src '{_sha256(script)}'; " if script else ""
     csp = (
@@ -84,9 +85,38 @@ def _page(
     return HTMLResponse(html, status, headers=_headers(form_target, script))
 
 
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"
+# CSP3 2.3.1 source expressions: a scheme-source, and a host-source without path.
+_SCHEME_SOURCE = re.compile(r"^[a-z][a-z0-9+.-]*:$")
+_HOST_SOURCE = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def form_action_source(redirect_uri: str) -> str | None:
+    """The CSP ``form-action`` source that lets the browser follow the redirect to ``redirect_uri``
+    (registered, already matched) after the form's POST; ``None`` when none can be written (the
+    browser then stays on the page: safe, never a wider policy).
+
+    - ``https://app.example/cb`` -> its origin ``https://app.example``;
+    - a loopback listener ``http://127.0.0.1:53117/cb`` -> ``http://127.0.0.1:53117`` (the port the
+      application asked for, RFC 8252 7.3); ``http://[::1]:53117/cb`` -> ``http://*:53117``: CSP3's
+      host-source grammar has no IPv6 literal (Chromium ignores ``http://[::1]:53117`` and then
+      blocks the redirect), so the port is what narrows it;
+    - a private-use scheme ``com.example.console:/oauth2redirect`` -> the scheme-source
+      ``com.example.console:`` (``com.example.console://`` is no valid source: the form was blocked).
+    """
+    parts = urlsplit(redirect_uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        source = f"{scheme}:"
+        return source if _SCHEME_SOURCE.match(source) else None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal (only [::1] is ever registered for http)
+        host = "*"
+    source = f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+    return source if host == "*" or _HOST_SOURCE.match(source) else None
 
 
 # OIDC Core 5.4 and 11: the standard scopes, in words.
@@ -132,7 +162,7 @@ def login_page(form: LoginForm, status: int = 200) -> HTMLResponse:
 <input id="password" name="password" type="password" autocomplete="current-password" required{described}>
 <button type="submit">Sign in</button>
 </form>"""
-    return _page("Sign in", body, status, _origin(form.redirect_uri))
+    return _page("Sign in", body, status, form_action_source(form.redirect_uri))
 
 
 # The one script asgate's pages run: submit the form_post answer at once (the button stays for
@@ -150,7 +180,7 @@ def form_post_page(redirect_uri: str, params: dict[str, str]) -> HTMLResponse:
 <form method="post" action="{escape(redirect_uri)}">
 {fields}<noscript><button type="submit">Continue</button></noscript>
 </form>"""
-    return _page("Returning to the application", body, 200, _origin(redirect_uri), _SUBMIT)
+    return _page("Returning to the application", body, 200, form_action_source(redirect_uri), _SUBMIT)
 
 
 def error_page(message: str, status: int = 400, cause: str | None = None) -> HTMLResponse:
