@@ -7,10 +7,12 @@ redemptions of one code or one refresh token cannot both succeed on either backe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgate.idm.models import (
@@ -24,10 +26,36 @@ from asgate.store.schema_idm import oauth_codes as codes
 from asgate.store.schema_idm import oauth_families as families
 from asgate.store.schema_idm import oauth_refresh_tokens as refresh
 from asgate.store.schema_idm import oauth_requests as requests
+from asgate.store.schema_idm import oauth_revoked_tokens as revoked_tokens
 
-# How long a used code and a revoked family are kept after they stop working: a replay within this
-# time is recognised as a replay (and revokes), later it is merely unknown.
+# How long a used code is kept after it stops working: a replay within this time is recognised as a
+# replay (and revokes), later it is merely unknown.
 KEEP_SPENT = timedelta(hours=1)
+# How long a revoked family is kept: at least the longest access-token lifetime
+# (``idm_user_token_ttl`` <= 1 day), since its access tokens are refused for as long as its row is.
+KEEP_REVOKED = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """A revoked access token (``jti``) or login (``sid``: a family, every access token of it),
+    to be refused until ``until``."""
+
+    kind: str  # "jti" or "sid"
+    ident: str
+    revoked_at: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """A refresh token as introspection (RFC 7662) sees it."""
+
+    family: Family
+    issued_at: datetime
+    expires_at: datetime
+    rotated_at: datetime | None
+
 
 _FAMILY = tuple(families.c)
 _CODE_EXPIRES = codes.c.expires_at.label("code_expires_at")
@@ -192,6 +220,45 @@ class OidcGrantStore:
         async with self._engine.begin() as conn:
             return await _revoke_tx(conn, families.c.family_id == family_id, now) > 0
 
+    async def refresh_state(self, token_hash: str) -> RefreshState | None:
+        async with self._engine.connect() as conn:
+            query = (
+                select(*_FAMILY, refresh.c.issued_at, _REFRESH_EXPIRES, refresh.c.rotated_at)
+                .join_from(refresh, families)
+                .where(refresh.c.token_hash == token_hash)
+            )
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return RefreshState(_family(row), row["issued_at"], row["refresh_expires_at"], row["rotated_at"])
+
+    async def revoke_access(self, jti: str, client_id: str, now: datetime, expires_at: datetime) -> bool:
+        """RFC 7009 for an access token: refused by ``jti`` until it expires. False if it already was."""
+        row = {"jti": jti, "client_id": client_id, "revoked_at": now, "expires_at": expires_at}
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(revoked_tokens).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    async def revoked_since(self, since: datetime | None, now: datetime) -> list[Revoked]:
+        """Access tokens and families revoked at or after ``since`` (``None``: all) that still matter."""
+        token_query = select(revoked_tokens.c.jti, revoked_tokens.c.revoked_at, revoked_tokens.c.expires_at)
+        token_query = token_query.where(revoked_tokens.c.expires_at > now)
+        family_query = select(families.c.family_id, families.c.revoked_at).where(
+            families.c.revoked_at.is_not(None)
+        )
+        if since is not None:
+            token_query = token_query.where(revoked_tokens.c.revoked_at >= since)
+            family_query = family_query.where(families.c.revoked_at >= since)
+        async with self._engine.connect() as conn:
+            tokens = (await conn.execute(token_query)).all()
+            revoked_families = (await conn.execute(family_query)).all()
+        found = [Revoked("jti", jti, at, until) for jti, at, until in tokens]
+        found += [Revoked("sid", family_id, at, at + KEEP_REVOKED) for family_id, at in revoked_families]
+        return found
+
     async def families_of(self, user_id: str) -> list[Family]:
         async with self._engine.connect() as conn:
             query = select(families).where(families.c.user_id == user_id).order_by(families.c.auth_time)
@@ -202,13 +269,15 @@ class OidcGrantStore:
         """Delete what can no longer be used: expired requests, spent codes, ended families
         (with their refresh tokens), expired refresh tokens. Returns the number of rows deleted."""
         spent = now - KEEP_SPENT
+        revoked = now - KEEP_REVOKED
         async with self._engine.begin() as conn:
             total = 0
             for statement in (
                 delete(requests).where(requests.c.expires_at <= now),
                 delete(codes).where(codes.c.expires_at <= spent),
                 delete(refresh).where(refresh.c.expires_at <= now),
-                delete(families).where(or_(families.c.expires_at <= now, families.c.revoked_at <= spent)),
+                delete(families).where(or_(families.c.expires_at <= now, families.c.revoked_at <= revoked)),
+                delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now),
             ):
                 total += (await conn.execute(statement)).rowcount or 0
         return total

@@ -66,7 +66,8 @@ oauth_families = Table(
     Column("scopes", JsonType, nullable=False),
     Column("auth_time", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
-    Column("revoked_at", UtcDateTime(), nullable=True),
+    # Indexed: every server polls for families revoked lately (their access tokens die with them).
+    Column("revoked_at", UtcDateTime(), nullable=True, index=True),
 )
 
 # RFC 6749 4.1.2: short-lived and single use; kept after use (``used_at``) to detect a replay.
@@ -103,4 +104,15 @@ oauth_refresh_tokens = Table(
     Column("issued_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("rotated_at", UtcDateTime(), nullable=True),
+)
+
+# RFC 7009 for access tokens: the ``jti`` of a revoked access token, kept until the token expires.
+# Every server polls for rows revoked lately (asgate.auth.revocation) and refuses those tokens.
+oauth_revoked_tokens = Table(
+    "oauth_revoked_tokens",
+    metadata,
+    Column("jti", String(128), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=False, index=True),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
