@@ -3,14 +3,18 @@
 Access tokens are JWTs that the control plane and the SAS verify locally, so revoking one must
 reach every process that verifies it. The IdM writes revocations to the store (a token's ``jti``,
 or a whole login: its family, which every access token of that login names as ``sid``); each
-process keeps the set of revoked identifiers in memory and polls the store for new ones every
+process keeps the set of revoked identifiers in memory and polls its store for new ones every
 ``POLL_INTERVAL`` seconds. A check is two set lookups on claims the token already carries, so the
-SAS's hot path stays cheap, and an empty set costs one truth test.
+SAS's hot path stays cheap, and an empty set costs one truth test. An access server with a
+database of its own (a split deployment) also pulls them from the control plane
+(``GET /mcx-registry-sync/v1/revocations``, asgate.access.revocations) every ``POLL_INTERVAL``
+and copies them into its database, where its data-plane workers find them.
 
 The bound: a revocation made through this process's IdM applies at once; any other process (a
-data-plane worker, another control-plane server) refuses the token within ``POLL_INTERVAL`` plus
-one poll's duration — ``REVOCATION_BOUND`` seconds is what docs/security.md promises. While the
-store cannot be reached the set keeps what it had and the poll retries.
+data-plane worker, another control-plane server, a split access server) refuses the token within
+two polls and their round trips — ``REVOCATION_BOUND`` seconds is what docs/security.md promises.
+While the store or the control plane cannot be reached the set keeps what it had and the poll
+retries.
 
 Polls read every row revoked since the newest one seen minus ``_OVERLAP``, so a revocation whose
 transaction committed late (its ``revoked_at`` earlier than one already seen) is still picked up;
@@ -52,6 +56,9 @@ class Revocations:
         if not (self._jti or self._sid):
             return False
         return claims.get("jti") in self._jti or claims.get("sid") in self._sid
+
+    def knows(self, kind: str, ident: str) -> bool:
+        return ident in (self._jti if kind == "jti" else self._sid)
 
     def add(self, kind: str, ident: str, until: float) -> None:
         table = self._jti if kind == "jti" else self._sid

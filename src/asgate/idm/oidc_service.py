@@ -314,7 +314,7 @@ class OidcService:
         if principal.client_id != client.client_id:
             raise OAuthError("unauthorized_client", "the token was not issued to this client")
         expires = datetime.fromtimestamp(principal.expires_at, UTC)
-        await self._store.oidc.revoke_access(jti, client.client_id, self._now(), expires)
+        await self._store.oidc.revoke_access(jti, self._now(), expires)
         self._validator.revocations.add("jti", jti, principal.expires_at)
         await self._audit(client.client_id, "token.revoke", f"token/{jti}", "ok")
 

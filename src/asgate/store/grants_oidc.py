@@ -26,7 +26,7 @@ from asgate.store.schema_idm import oauth_codes as codes
 from asgate.store.schema_idm import oauth_families as families
 from asgate.store.schema_idm import oauth_refresh_tokens as refresh
 from asgate.store.schema_idm import oauth_requests as requests
-from asgate.store.schema_idm import oauth_revoked_tokens as revoked_tokens
+from asgate.store.schema_idm import oauth_revocations as revocations
 
 # How long a used code is kept after it stops working: a replay within this time is recognised as a
 # replay (and revokes), later it is merely unknown.
@@ -232,32 +232,37 @@ class OidcGrantStore:
             return None
         return RefreshState(_family(row), row["issued_at"], row["refresh_expires_at"], row["rotated_at"])
 
-    async def revoke_access(self, jti: str, client_id: str, now: datetime, expires_at: datetime) -> bool:
+    async def revoke_access(self, jti: str, now: datetime, expires_at: datetime) -> bool:
         """RFC 7009 for an access token: refused by ``jti`` until it expires. False if it already was."""
-        row = {"jti": jti, "client_id": client_id, "revoked_at": now, "expires_at": expires_at}
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(insert(revoked_tokens).values(**row))
-        except IntegrityError:
-            return False
-        return True
+        return await self.add_revocations([Revoked("jti", jti, now, expires_at)]) == 1
+
+    async def add_revocations(self, items: list[Revoked]) -> int:
+        """Record revocations learnt elsewhere (a split access server copies the control plane's);
+        those already recorded are skipped. Returns how many were new."""
+        added = 0
+        for item in items:
+            row = {
+                "kind": item.kind,
+                "ident": item.ident,
+                "revoked_at": item.revoked_at,
+                "expires_at": item.until,
+            }
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(revocations).values(**row))
+            except IntegrityError:
+                continue
+            added += 1
+        return added
 
     async def revoked_since(self, since: datetime | None, now: datetime) -> list[Revoked]:
-        """Access tokens and families revoked at or after ``since`` (``None``: all) that still matter."""
-        token_query = select(revoked_tokens.c.jti, revoked_tokens.c.revoked_at, revoked_tokens.c.expires_at)
-        token_query = token_query.where(revoked_tokens.c.expires_at > now)
-        family_query = select(families.c.family_id, families.c.revoked_at).where(
-            families.c.revoked_at.is_not(None)
-        )
+        """Revocations recorded at or after ``since`` (``None``: all) whose tokens have not expired."""
+        query = select(revocations).where(revocations.c.expires_at > now)
         if since is not None:
-            token_query = token_query.where(revoked_tokens.c.revoked_at >= since)
-            family_query = family_query.where(families.c.revoked_at >= since)
+            query = query.where(revocations.c.revoked_at >= since)
         async with self._engine.connect() as conn:
-            tokens = (await conn.execute(token_query)).all()
-            revoked_families = (await conn.execute(family_query)).all()
-        found = [Revoked("jti", jti, at, until) for jti, at, until in tokens]
-        found += [Revoked("sid", family_id, at, at + KEEP_REVOKED) for family_id, at in revoked_families]
-        return found
+            rows = (await conn.execute(query.order_by(revocations.c.revoked_at))).mappings().all()
+        return [Revoked(row["kind"], row["ident"], row["revoked_at"], row["expires_at"]) for row in rows]
 
     async def families_of(self, user_id: str) -> list[Family]:
         async with self._engine.connect() as conn:
@@ -277,7 +282,7 @@ class OidcGrantStore:
                 delete(codes).where(codes.c.expires_at <= spent),
                 delete(refresh).where(refresh.c.expires_at <= now),
                 delete(families).where(or_(families.c.expires_at <= now, families.c.revoked_at <= revoked)),
-                delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now),
+                delete(revocations).where(revocations.c.expires_at <= now),
             ):
                 total += (await conn.execute(statement)).rowcount or 0
         return total
@@ -288,16 +293,30 @@ async def revoke_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> 
     return await _revoke_tx(conn, families.c.user_id == user_id, now)
 
 
-async def delete_user_tx(conn: AsyncConnection, user_id: str) -> None:
-    """Delete every family of a user (their codes and refresh tokens cascade)."""
+async def delete_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> None:
+    """Delete every family of a user (their codes and refresh tokens cascade); their access
+    tokens stay revoked."""
+    await _revoke_tx(conn, families.c.user_id == user_id, now)
     await conn.execute(delete(families).where(families.c.user_id == user_id))
 
 
 async def _revoke_tx(conn: AsyncConnection, where: object, now: datetime) -> int:
-    result = await conn.execute(
-        update(families).where(and_(where, families.c.revoked_at.is_(None))).values(revoked_at=now)  # type: ignore[arg-type]
+    """Revoke families, and (RFC 7009 2.1) every access token of them: a ``sid`` revocation each."""
+    # RETURNING: only the families this statement revoked (a concurrent one may have won a row).
+    statement = (
+        update(families)
+        .where(and_(where, families.c.revoked_at.is_(None)))  # type: ignore[arg-type]
+        .values(revoked_at=now)
+        .returning(families.c.family_id)
     )
-    return int(result.rowcount or 0)
+    ids = (await conn.execute(statement)).scalars().all()
+    if ids:
+        until = now + KEEP_REVOKED
+        rows = [
+            {"kind": "sid", "ident": family_id, "revoked_at": now, "expires_at": until} for family_id in ids
+        ]
+        await conn.execute(insert(revocations), rows)
+    return len(ids)
 
 
 def _family_row(family: Family) -> dict[str, object]:

@@ -66,8 +66,7 @@ oauth_families = Table(
     Column("scopes", JsonType, nullable=False),
     Column("auth_time", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
-    # Indexed: every server polls for families revoked lately (their access tokens die with them).
-    Column("revoked_at", UtcDateTime(), nullable=True, index=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
 )
 
 # RFC 6749 4.1.2: short-lived and single use; kept after use (``used_at``) to detect a replay.
@@ -106,13 +105,15 @@ oauth_refresh_tokens = Table(
     Column("rotated_at", UtcDateTime(), nullable=True),
 )
 
-# RFC 7009 for access tokens: the ``jti`` of a revoked access token, kept until the token expires.
-# Every server polls for rows revoked lately (asgate.auth.revocation) and refuses those tokens.
-oauth_revoked_tokens = Table(
-    "oauth_revoked_tokens",
+# RFC 7009 for access tokens: what every server that checks bearer tokens must refuse until
+# ``expires_at``: one access token (kind "jti") or every access token of a login (kind "sid", its
+# family). Servers poll for rows revoked lately (asgate.auth.revocation); a split access server
+# copies the control plane's rows into its own database for its data-plane workers.
+oauth_revocations = Table(
+    "oauth_revocations",
     metadata,
-    Column("jti", String(128), primary_key=True),
-    Column("client_id", String(128), nullable=False),
+    Column("kind", String(8), primary_key=True),
+    Column("ident", String(128), primary_key=True),
     Column("revoked_at", UtcDateTime(), nullable=False, index=True),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )

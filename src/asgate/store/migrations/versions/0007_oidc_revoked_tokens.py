@@ -1,5 +1,5 @@
-"""Access-token revocation (issue 9 item 1, RFC 7009): the ``jti`` of every revoked access token
-until it expires, and an index on ``oauth_families.revoked_at`` for the servers' polls.
+"""Access-token revocation (issue 9 item 1, RFC 7009): what every server that checks bearer tokens
+must refuse, one access token (``jti``) or a whole login (``sid``), until the tokens expire.
 
 Revision ID: 0007
 Revises: 0006
@@ -19,18 +19,16 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "oauth_revoked_tokens",
-        sa.Column("jti", sa.String(128), nullable=False),
-        sa.Column("client_id", sa.String(128), nullable=False),
+        "oauth_revocations",
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("ident", sa.String(128), nullable=False),
         sa.Column("revoked_at", UtcDateTime(), nullable=False),
         sa.Column("expires_at", UtcDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("jti", name="pk_oauth_revoked_tokens"),
+        sa.PrimaryKeyConstraint("kind", "ident", name="pk_oauth_revocations"),
     )
-    op.create_index("ix_oauth_revoked_tokens_revoked_at", "oauth_revoked_tokens", ["revoked_at"])
-    op.create_index("ix_oauth_revoked_tokens_expires_at", "oauth_revoked_tokens", ["expires_at"])
-    op.create_index("ix_oauth_families_revoked_at", "oauth_families", ["revoked_at"])
+    op.create_index("ix_oauth_revocations_revoked_at", "oauth_revocations", ["revoked_at"])
+    op.create_index("ix_oauth_revocations_expires_at", "oauth_revocations", ["expires_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_oauth_families_revoked_at", table_name="oauth_families")
-    op.drop_table("oauth_revoked_tokens")
+    op.drop_table("oauth_revocations")
