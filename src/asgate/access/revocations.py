@@ -59,13 +59,17 @@ class RevocationPuller:
         return len(new)
 
     async def run(self, background: Background) -> None:
+        """Pull until the role stops; a failure is logged once per outage, not every second."""
+        failing = False
         while True:
             try:
                 await self.pull()
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                _log.debug("revocation pull failed; keeping the revocations known", error=str(exc)[:200])
-            except Exception:  # noqa: BLE001 - the store may be away: the next round tries again
-                _log.exception("recording pulled revocations failed")
+            except Exception as exc:  # noqa: BLE001 - registry or store away: keep what is known, retry
+                if not failing:
+                    _log.warning("pulling revoked tokens failed; keeping those known", error=str(exc)[:200])
+                failing = True
+            else:
+                failing = False
             if not await background.pause(POLL_INTERVAL):
                 return
 

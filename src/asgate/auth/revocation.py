@@ -88,11 +88,18 @@ class Revocations:
         return len(found)
 
     async def follow(self, store: OidcGrantStore, background: Background) -> None:
-        """Poll until the process stops."""
+        """Poll until the process stops (a failure is logged once, not every second)."""
+        failing = False
         while True:
             try:
                 await self.poll(store)
             except Exception:  # noqa: BLE001 - the store may be away for a while: keep the set, retry
-                _log.warning("reading revoked tokens failed; retrying")
+                if not failing:
+                    _log.warning("reading revoked tokens failed; keeping those known, retrying")
+                failing = True
+            else:
+                if failing:
+                    _log.info("reading revoked tokens again")
+                failing = False
             if not await background.pause(POLL_INTERVAL):
                 return
