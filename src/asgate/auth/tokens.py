@@ -84,7 +84,8 @@ class TokenValidator:
         self.revocations = revocations if revocations is not None else Revocations(clock)
 
     def _revoked(self, principal: Principal) -> bool:
-        return principal.own and self.revocations.revoked(principal.claims)
+        revocations = self.revocations
+        return revocations.any and principal.own and revocations.revoked(principal.claims)
 
     def cached(self, token: str) -> Principal | None:
         """The principal of a token validated before and still valid, without any I/O (for hot
@@ -95,7 +96,9 @@ class TokenValidator:
         principal, seen = hit
         generation = self._keyring.generation if self._keyring is not None else 0
         if principal.expires_at + self._leeway > self._clock() and seen == generation:
-            return None if self._revoked(principal) else principal
+            if self.revocations.any and self._revoked(principal):
+                return None  # validate() says why
+            return principal
         return None
 
     async def validate(self, token: str) -> Principal:
