@@ -18,7 +18,8 @@ retries.
 
 Polls read every row revoked since the newest one seen minus ``_OVERLAP``, so a revocation whose
 transaction committed late (its ``revoked_at`` earlier than one already seen) is still picked up;
-adding an identifier twice is harmless.
+adding an identifier twice is harmless. Only the writers' clocks are compared (``revoked_at``
+values), never this process's: until a row is seen, every poll reads all rows still in force.
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ class Revocations:
             self.add(item.kind, item.ident, item.until.timestamp())
             if self._seen is None or item.revoked_at > self._seen:
                 self._seen = item.revoked_at
-        if self._seen is None:
-            self._seen = now - _OVERLAP  # nothing revoked yet: later polls need not read it all
         if self._clock() - self._swept > 60:
             self._swept = self._clock()
             self.sweep()
