@@ -13,6 +13,8 @@ from starlette.types import Scope
 
 from asgate.atrest import private_dir
 from asgate.auth import Authenticator, TokenValidator
+from asgate.auth.revocation import Revocations
+from asgate.background import Background
 from asgate.idm.keys import KeyRing
 from asgate.metrics import Metrics
 from asgate.resolver import PolicyResolver, proxy_hosts
@@ -55,6 +57,10 @@ class Runtime:
             observe=metrics.observe_commit,
         )
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+        # Every process that checks bearer tokens follows the revoked ones (RFC 7009).
+        revocations = Revocations()
+        background = Background()
+        background.spawn(revocations.follow(store.oidc, background), "revocations")
         try:
             validator = TokenValidator(
                 issuer=settings.token_issuer,
@@ -62,6 +68,7 @@ class Runtime:
                 keyring=keyring,
                 trusted=settings.trusted_issuers,
                 http=http,
+                revocations=revocations,
             )
             yield cls(
                 settings=settings,
@@ -75,6 +82,7 @@ class Runtime:
                 instance_policy=instance_policy(settings),
             )
         finally:
+            await background.stop()
             await http.aclose()
             await store.close()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from asgate.auth.revocation import REVOCATION_BOUND
 from asgate.client import SasKeys, verify_sas_assertion
 from tests.access.split import STARTUP, split_deployment
 from tests.access.system import bearer
@@ -67,3 +69,45 @@ async def test_the_access_server_restarts_and_serves_from_its_saved_state_while_
         anonymous = await split.http.get(f"{base}/items")
         assert (anonymous.status_code, anonymous.json()["cause"]) == (401, "INVALID_TOKEN")
         assert len(split.recorder.requests) == 2
+
+
+async def test_a_revoked_access_token_is_refused_by_a_split_access_server_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    # The access server has a database of its own and two data-plane worker processes: the
+    # revocation travels control plane -> access server (pull) -> its database -> the workers.
+    async with split_deployment(tmp_path, sas_workers="2") as split:
+        await split.add_app("console-1")
+        profile = await split.authorize("console-1")
+        base = profile["serviceLocationInformation"]
+        add = (
+            "clients",
+            "add",
+            "console-1",
+            "--public",
+            "--scope",
+            "openid",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+        )
+        await asyncio.to_thread(split.registry.cli, *add)
+        token = split.user_token("console-1")
+        other = split.user_token("console-1")
+        for each in (token, other):
+            assert (await split.http.get(f"{base}/items", headers=bearer(each))).status_code == 204
+        revoke = await split.http.post(
+            f"{split.registry.url}/oauth2/revoke", data={"token": token, "client_id": "console-1"}
+        )
+        assert revoke.status_code == 200
+        revoked_at = time.monotonic()
+        # Every worker must refuse it: ask until several answers in a row are refusals.
+        refusals = 0
+        async with asyncio.timeout(REVOCATION_BOUND):
+            while refusals < 6:
+                answer = await split.http.get(f"{base}/items", headers=bearer(token))
+                refusals = refusals + 1 if answer.status_code == 401 else 0
+                await asyncio.sleep(0.05)
+        assert time.monotonic() - revoked_at <= REVOCATION_BOUND
+        assert answer.json()["cause"] == "INVALID_TOKEN" and "revoked" in answer.json()["detail"]
+        # The other token of the same application and user still works.
+        assert (await split.http.get(f"{base}/items", headers=bearer(other))).status_code == 204

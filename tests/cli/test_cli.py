@@ -31,17 +31,21 @@ def test_clients_add_prints_a_generated_secret_that_works(
 
 def test_clients_can_be_registered_to_require_a_nonce(asgate: Callable[..., Result]) -> None:
     uri = "http://127.0.0.1/cb"
+    # A new OpenID Connect client: RS256 ID tokens and refresh tokens only with offline_access.
+    defaults = {"id_token_signed_response_alg": "RS256", "refresh_tokens": "offline_access"}
     asgate("clients", "add", "con", "--public", "--scope", "3gpp:mc:ptt_service", "--redirect-uri", uri)
-    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == {}
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == defaults
     asgate("clients", "update", "con", "--require-nonce")
     assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == {
-        "require_nonce": True
+        **defaults,
+        "require_nonce": True,
     }
     asgate("clients", "update", "con", "--no-require-nonce")
-    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == {}
+    assert json.loads(asgate("clients", "show", "con", "--json").output)["attributes"] == defaults
     asgate("clients", "add", "con2", "--public", "--scope", "x", "--redirect-uri", uri, "--require-nonce")
     assert json.loads(asgate("clients", "show", "con2", "--json").output)["attributes"] == {
-        "require_nonce": True
+        **defaults,
+        "require_nonce": True,
     }
 
 
@@ -82,6 +86,24 @@ def test_clients_refuse_redirect_uris_rfc_8252_rules_out(
     assert json.loads(asgate("clients", "show", "con", "--json").output)["redirect_uris"] == [
         "http://127.0.0.1/cb"
     ]
+
+
+def test_clients_id_token_algorithm_and_refresh_policy(asgate: Callable[..., Result]) -> None:
+    uri = "http://127.0.0.1/cb"
+    asgate("clients", "add", "con", "--public", "--scope", "x", "--redirect-uri", uri,
+           "--id-token-alg", "ES256", "--refresh-tokens", "always")  # fmt: skip
+    shown = json.loads(asgate("clients", "show", "con", "--json").output)["attributes"]
+    assert shown == {"id_token_signed_response_alg": "ES256", "refresh_tokens": "always"}
+    asgate("clients", "update", "con", "--id-token-alg", "RS256", "--refresh-tokens", "offline_access")
+    shown = json.loads(asgate("clients", "show", "con", "--json").output)["attributes"]
+    assert shown == {"id_token_signed_response_alg": "RS256", "refresh_tokens": "offline_access"}
+    assert (
+        "'HS256' is not one of"
+        in asgate("clients", "update", "con", "--id-token-alg", "HS256", code=2).output
+    )
+    # A client without a redirect URI is no OpenID Connect client: nothing set for it.
+    asgate("clients", "add", "as-9", "--scope", "msgs-asregistration")
+    assert json.loads(asgate("clients", "show", "as-9", "--json").output)["attributes"] == {}
 
 
 def test_clients_list_update_reset_remove(asgate: Callable[..., Result]) -> None:
@@ -135,13 +157,18 @@ def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
 
 def test_keys_rotate_list_retire(asgate: Callable[..., Result]) -> None:
     first = json.loads(asgate("keys", "list", "--json").output)
-    assert len(first) == 1 and first[0]["active"]
-    asgate("keys", "rotate")
+    assert [(k["alg"], k["active"]) for k in first] == [("ES256", True), ("RS256", True)]
+    asgate("keys", "rotate", "--alg", "ES256")
     second = json.loads(asgate("keys", "list", "--json").output)
-    assert [k["active"] for k in second] == [False, True]
-    assert "active key cannot be retired" in asgate("keys", "retire", "--", second[1]["kid"], code=1).output
+    assert [(k["alg"], k["active"]) for k in second] == [("ES256", False), ("RS256", True), ("ES256", True)]
+    assert "active key cannot be retired" in asgate("keys", "retire", "--", second[2]["kid"], code=1).output
     asgate("keys", "retire", "--", first[0]["kid"])
-    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").output)] == [second[1]["kid"]]
+    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").output)] == [
+        second[1]["kid"],
+        second[2]["kid"],
+    ]
+    assert "new RS256 signing key" in asgate("keys", "rotate").output  # both, by default
+    assert len(json.loads(asgate("keys", "list", "--json").output)) == 4
 
 
 @pytest.mark.slow

@@ -52,7 +52,9 @@ async def test_login_through_the_loopback_listener(idm: httpx.AsyncClient, rt: R
         "http%3A%2F%2F127.0.0.1%3A"
     )
     assert login.claims["sub"] == alice.user_id and login.claims["mcptt_id"] == "alice@mc.example"
-    assert tokens.scope == "openid 3gpp:mc:ptt_service" and tokens.refresh_token
+    # The SDK asks for offline_access (OIDC Core 11): its refresh token depends on it.
+    assert "scope=openid+3gpp%3Amc%3Aptt_service+offline_access&" in seen[0]
+    assert tokens.scope == "openid 3gpp:mc:ptt_service offline_access" and tokens.refresh_token
     principal = await rt.validator.validate(await login.token(idm))
     assert principal.subject == alice.user_id and principal.claims["mcptt_id"] == "alice@mc.example"
     # Shortly before expiry the token is refreshed (and the refresh token rotated).

@@ -159,4 +159,7 @@ async def test_discovery_and_jwks_describe_the_issuer(http: httpx.AsyncClient, r
         }
     jwks = await http.get("/oauth2/jwks")
     assert jwks.headers["content-type"] == "application/jwk-set+json"
-    assert [k["kid"] for k in jwks.json()["keys"]] == [rt.keyring.active.kid]
+    assert {(k["kid"], k["alg"]) for k in jwks.json()["keys"]} == {
+        (rt.keyring.active.kid, "ES256"),
+        (rt.keyring.active_for("RS256").kid, "RS256"),
+    }

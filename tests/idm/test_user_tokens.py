@@ -99,10 +99,9 @@ async def test_full_login_refresh_reuse_and_revocation(
     # Userinfo.
     info = await http.get("/userinfo", headers=bearer(body["access_token"]))
     assert info.status_code == 200 and info.headers["cache-control"] == "no-store"
-    assert info.json() == {
+    assert info.json() == {  # no name: the profile scope was not asked for (OIDC Core 5.4)
         "sub": alice.user_id,
         "preferred_username": "alice",
-        "name": "Alice",
         "mcptt_id": "alice@mc.example",
         "mcdata_id": "alice.data@mc.example",
     }
@@ -129,6 +128,10 @@ async def test_full_login_refresh_reuse_and_revocation(
     )
     assert revoke.status_code == 200 and revoke.content == b""
     assert (await _refresh(http, third["refresh_token"])).json()["error"] == "invalid_grant"
+    # ... and the access tokens of that login with it (RFC 7009 2.1), for every API.
+    gone = await http.get("/userinfo", headers=bearer(third["access_token"]))
+    assert gone.status_code == 401 and "revoked" in gone.headers["www-authenticate"]
+    assert (await http.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 401  # reuse
     events = [(e.action, e.outcome) for e in await rt.store.audit.scan(resource=f"user/{alice.user_id}")]
     assert ("oidc.token.refresh", "denied") in events and ("oidc.token.revoke", "ok") in events
 
@@ -306,16 +309,10 @@ async def test_revocation_rules(http: httpx.AsyncClient, alice: User, login: Log
     assert (
         await http.post("/oauth2/revoke", data={"token": "nope", "client_id": "console-1"})
     ).status_code == 200
-    # A JWT access token cannot be revoked; it expires on its own.
-    jwt_answer = await http.post(
-        "/oauth2/revoke", data={"token": tokens["access_token"], "client_id": "console-1"}
-    )
-    assert jwt_answer.status_code == 400 and jwt_answer.json()["error"] == "unsupported_token_type"
     # Another client may not revoke it; a confidential client must authenticate.
-    other = await http.post(
-        "/oauth2/revoke", data={"token": tokens["refresh_token"]}, auth=("portal", "portal-secret")
-    )
-    assert other.status_code == 400 and other.json()["error"] == "unauthorized_client"
+    for token in (tokens["refresh_token"], tokens["access_token"]):
+        other = await http.post("/oauth2/revoke", data={"token": token}, auth=("portal", "portal-secret"))
+        assert other.status_code == 400 and other.json()["error"] == "unauthorized_client"
     anonymous = await http.post(
         "/oauth2/revoke", data={"token": tokens["refresh_token"], "client_id": "portal"}
     )
@@ -323,6 +320,30 @@ async def test_revocation_rules(http: httpx.AsyncClient, alice: User, login: Log
     missing = await http.post("/oauth2/revoke", data={"client_id": "console-1"})
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
     assert (await _refresh(http, tokens["refresh_token"])).status_code == 200  # still alive
+    assert (await http.get("/userinfo", headers=bearer(tokens["access_token"]))).status_code == 200
+
+
+async def test_revoking_an_access_token_ends_it_alone(
+    http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
+) -> None:
+    tokens = await _tokens(http, login)
+    form = {"token": tokens["access_token"], "token_type_hint": "access_token", "client_id": "console-1"}
+    assert (await http.post("/oauth2/revoke", data=form)).status_code == 200
+    refused = await http.get("/userinfo", headers=bearer(tokens["access_token"]))
+    assert refused.status_code == 401 and refused.json()["cause"] == "INVALID_TOKEN"
+    assert "revoked" in refused.headers["www-authenticate"]
+    # Stored: a process that did not revoke it learns of it from the store.
+    from asgate.auth.revocation import Revocations
+
+    elsewhere = Revocations()
+    await elsewhere.poll(rt.store.oidc)
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert elsewhere.revoked(claims) and not elsewhere.revoked({**claims, "jti": "other", "sid": "other"})
+    # Revoking it again, or an expired or forged token, is no error (RFC 7009 2.2).
+    assert (await http.post("/oauth2/revoke", data=form)).status_code == 200
+    # The login goes on: its refresh token still works and gives a working access token.
+    fresh = (await _refresh(http, tokens["refresh_token"])).json()
+    assert (await http.get("/userinfo", headers=bearer(fresh["access_token"]))).status_code == 200
 
 
 async def test_userinfo_needs_a_user_token_with_openid(

@@ -205,3 +205,33 @@ async def test_pool_interfaces_list_approve_reject_and_set(
     assert [(e["actor"], e["action"]) for e in audit][-4:] == [
         ("gms-2", "pool.pending"), ("ops", "pool.reject"), ("ops", "pool.approve"), ("ops", "pool.approve")
     ]  # fmt: skip
+
+
+async def test_revocations_are_served_to_access_servers(
+    http: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    await rt.store.oidc.revoke_access("jti-1", now - timedelta(minutes=5), now + timedelta(minutes=10))
+    await rt.store.oidc.revoke_access("jti-old", now - timedelta(hours=2), now - timedelta(hours=1))
+    response = await http.get("/mcx-registry-sync/v1/revocations", headers=bearer(tokens["sas"]))
+    contract.check(DOCS / "sync.yaml", response)
+    assert response.headers["cache-control"] == "no-store"
+    # Only what is still in force: an expired token needs no revocation.
+    (item,) = response.json()["revocations"]
+    assert (item["kind"], item["id"]) == ("jti", "jti-1")
+    assert datetime.fromisoformat(item["expiresAt"]) == now + timedelta(minutes=10)
+    since = (now - timedelta(minutes=1)).isoformat()
+    later = await http.get(
+        "/mcx-registry-sync/v1/revocations", params={"since": since}, headers=bearer(tokens["sas"])
+    )
+    assert later.json() == {"revocations": []}
+    for bad in ("yesterday", "2026-12-04T10:00:00", "9" * 41):
+        refused = await http.get(
+            "/mcx-registry-sync/v1/revocations", params={"since": bad}, headers=bearer(tokens["sas"])
+        )
+        contract.check(DOCS / "sync.yaml", refused)
+        assert (refused.status_code, refused.json()["cause"]) == (400, "INVALID_QUERY_PARAM")
+    other = await http.get("/mcx-registry-sync/v1/revocations", headers=bearer(tokens["console-1"]))
+    assert (other.status_code, other.json()["cause"]) == (403, "INSUFFICIENT_SCOPE")

@@ -281,3 +281,37 @@ async def test_a_throttled_refusal_is_held_before_it_is_sent(make_settings: Call
             started = time.monotonic()
             _assert_throttled(await _token(attacker, "ghost", "guess"))
             assert time.monotonic() - started >= 0.3  # a client that retries at once is slowed
+
+
+# ---------------------------------------------------------------- introspection (issue 9)
+
+
+async def _introspect(http: httpx.AsyncClient, client_id: str, secret: str, token: str) -> httpx.Response:
+    return await http.post("/oauth2/introspect", data={"token": token}, auth=(client_id, secret))
+
+
+async def test_guessing_a_resource_servers_secret_at_introspection_is_throttled_before_any_hash(
+    app: ASGIApp, provision: Provision, hashes: list[str]
+) -> None:
+    await provision("rs-1", scopes=("token-introspection",))
+    async with _from(app, _address()) as attacker:
+        for _ in range(LIMIT):
+            assert (await _introspect(attacker, "rs-1", "guess", "t")).status_code == 401
+        _assert_throttled(await _introspect(attacker, "rs-1", "guess", "t"))
+        assert len(hashes) == LIMIT
+        # Guessing at the token endpoint counts against the same client.
+        _assert_throttled(await _token(attacker, "rs-1", "guess"))
+
+
+async def test_introspection_tells_a_client_without_the_scope_nothing(
+    app: ASGIApp, provision: Provision
+) -> None:
+    await provision("as-1", scopes=("msgs-asregistration",))
+    async with _from(app, _address()) as curious:
+        live = (await _token(curious, "as-1", "as-1-secret")).json()["access_token"]
+        for token in (live, "unknown"):
+            refused = await _introspect(curious, "as-1", "as-1-secret", token)
+            assert refused.status_code == 403 and refused.json()["error"] == "unauthorized_client"
+            assert "active" not in refused.json()  # not even whether the token exists
+        public = await curious.post("/oauth2/introspect", data={"token": live, "client_id": "console-1"})
+        assert public.status_code == 401 and "active" not in public.json()

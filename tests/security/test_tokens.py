@@ -57,6 +57,24 @@ def _signed(rt: Runtime, claims: dict[str, Any], **header: Any) -> str:
     return jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, **header})
 
 
+def _rsa_signed(rt: Runtime, claims: dict[str, Any], **header: Any) -> str:
+    key = rt.keyring.active_for("RS256")
+    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, **header})
+
+
+def _revoked(rt: Runtime) -> str:
+    """A genuine access token, then revoked (RFC 7009) as ``POST /oauth2/revoke`` does."""
+    claims = _claims(rt.settings, jti="EVIL-revoked", sid="EVIL-login")
+    rt.validator.revocations.add("jti", "EVIL-revoked", 4_000_000_000)
+    return _signed(rt, claims, typ="at+jwt")
+
+
+def _revoked_login(rt: Runtime) -> str:
+    """A genuine access token of a login whose refresh token was revoked (its ``sid``)."""
+    rt.validator.revocations.add("sid", "EVIL-ended-login", 4_000_000_000)
+    return _signed(rt, _claims(rt.settings, jti="EVIL-live", sid="EVIL-ended-login"), typ="at+jwt")
+
+
 # One per attack class; each is what an attacker can make with no credentials (or, for the
 # confused ones, with a token of the right issuer that is not an access token).
 FORGERIES: dict[str, Callable[[Runtime], str]] = {
@@ -85,6 +103,14 @@ FORGERIES: dict[str, Callable[[Runtime], str]] = {
     "untyped": lambda rt: _signed(rt, _claims(rt.settings)),
     "id-token": lambda rt: rt.keyring.sign(_claims(rt.settings, nonce="EVIL", scope=None), typ="JWT"),
     "sas-assertion-type": lambda rt: _signed(rt, _claims(rt.settings), typ="asgate-sas+jwt"),
+    # the IdM's RSA key signs ID tokens only: never an access token, typed or not
+    "at-jwt-signed-by-the-idm-rsa-key": lambda rt: _rsa_signed(rt, _claims(rt.settings), typ="at+jwt"),
+    "rs256-id-token": lambda rt: rt.keyring.sign(
+        _claims(rt.settings, nonce="EVIL", scope=None), typ="JWT", alg="RS256"
+    ),
+    # genuine, but revoked (issue 9): by its jti, or with its whole login
+    "revoked": _revoked,
+    "revoked-login": _revoked_login,
 }
 
 

@@ -172,6 +172,11 @@ async def test_password_change_and_disabling_revoke_the_users_families(store: St
     await store.oidc.issue_code("c3", third, REQUEST, LATER)
     await store.users.update("alice", disabled=True)
     assert all(f.revoked_at is not None for f in await store.oidc.families_of(alice.user_id))
+    # ... and the access tokens of each login (their sid), for every server that checks tokens.
+    revoked = await store.oidc.revoked_since(None, datetime.now(UTC))
+    assert sorted((r.kind, r.ident) for r in revoked) == sorted(
+        ("sid", f.family_id) for f in (first, second, third)
+    )
 
 
 async def test_removing_a_user_or_a_client_removes_their_grants(store: Store, alice: User) -> None:
@@ -183,6 +188,9 @@ async def test_removing_a_user_or_a_client_removes_their_grants(store: Store, al
     with pytest.raises(GrantRejectedError):
         await store.oidc.redeem_code("code1", NOW)
     assert not await store.users.remove("alice")
+    # The removed user's access tokens stay refused (their login's sid) until they expire.
+    revoked = await store.oidc.revoked_since(None, datetime.now(UTC))
+    assert [(r.kind, r.ident) for r in revoked] == [("sid", family.family_id)]
     bob = await store.users.add(_user("bob"))
     await store.oidc.issue_code("code2", _family(bob), REQUEST, LATER)
     await store.oidc.save_request("h", REQUEST, LATER)

@@ -13,6 +13,7 @@ from asgate.access.csc15 import SCOPE, Csc15Server, ProfileFetcher, SnapshotPull
 from asgate.access.gate import AuditBuffer, SasGate
 from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions, PoolOptions
+from asgate.access.revocations import RevocationPuller
 from asgate.access.server import AccessServer
 from asgate.access.state import AccessState
 from asgate.access.workers import WorkerProcesses
@@ -64,6 +65,13 @@ class AccessRole:
             audit=self.audit.add,
         )
         self.server = AccessServer(self.gate, EngineOptions.from_settings(s), self.metrics)
+        # A registry elsewhere (split deployment, a database of its own): revoked access tokens
+        # come from there too. Sharing the database (``asgate up``), the store has them already.
+        self.revocations = (
+            RevocationPuller(rt.validator.revocations, rt.store.oidc, rt.http, s.sas_registry_url, tokens)
+            if s.sas_registry_url
+            else None
+        )
         # sas_workers > 1: separate data-plane processes follow the state file this process writes.
         self.workers = WorkerProcesses(s, s.sas_workers, s.config_file) if s.sas_workers > 1 else None
         self.background = Background()
@@ -78,6 +86,8 @@ class AccessRole:
         self.puller.request()  # seed 10.X.5 pre-condition 2: the profiles, from the registry
         self.background.spawn(self.puller.run(self.background), "sas-snapshot")
         self.background.spawn(self._keep(0.05 if self.workers else 1.0), "sas-keeper")
+        if self.revocations is not None:
+            self.background.spawn(self.revocations.run(self.background), "sas-revocations")
         if self.workers is not None:
             self.state.save()
             await self.workers.start()

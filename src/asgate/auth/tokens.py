@@ -7,7 +7,8 @@ algorithm) are in :mod:`asgate.auth.jose`; a key verifies only the algorithms it
 ``alg: none``, HS256-signed-with-the-public-key and RS256-with-an-EC-key tokens fail, and every
 failure is a :class:`TokenError` with a fixed phrase (a 401), never a library's exception. A
 validated token is cached until it expires, so the signature is verified once per token, not once
-per request.
+per request. A token of asgate's own issuer that has been revoked (RFC 7009; see
+:mod:`asgate.auth.revocation`) is refused, cached or not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import base64
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ import jwt
 
 from asgate.auth import jose
 from asgate.auth.jose import TokenError as TokenError  # re-exported: the validator's error
+from asgate.auth.revocation import Revocations
 from asgate.idm.keys import ALGORITHM as SIGNING_ALGORITHM
 from asgate.idm.keys import KeyRing
 from asgate.settings import TrustedIssuer
@@ -43,6 +45,7 @@ class Principal:
     expires_at: float
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
     via: str = "token"  # or "mtls"
+    own: bool = False  # issued by asgate's own IdM (so revocable there)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -67,6 +70,7 @@ class TokenValidator:
         leeway: int = 30,
         cache_size: int = 50_000,
         clock: Callable[[], float] = time.time,
+        revocations: Revocations | None = None,
     ) -> None:
         self._issuer = issuer
         self._audience = audience
@@ -77,6 +81,11 @@ class TokenValidator:
         self._cache: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
         self._cache_size = cache_size
         self._clock = clock
+        self.revocations = revocations if revocations is not None else Revocations(clock)
+
+    def _revoked(self, principal: Principal) -> bool:
+        revocations = self.revocations
+        return revocations.any and principal.own and revocations.revoked(principal.claims)
 
     def cached(self, token: str) -> Principal | None:
         """The principal of a token validated before and still valid, without any I/O (for hot
@@ -87,6 +96,8 @@ class TokenValidator:
         principal, seen = hit
         generation = self._keyring.generation if self._keyring is not None else 0
         if principal.expires_at + self._leeway > self._clock() and seen == generation:
+            if self.revocations.any and self._revoked(principal):
+                return None  # validate() says why
             return principal
         return None
 
@@ -98,12 +109,16 @@ class TokenValidator:
             principal, seen = cached
             # A retired signing key invalidates the tokens it signed, cached or not.
             if principal.expires_at + self._leeway > now and seen == generation:
+                if self._revoked(principal):
+                    raise TokenError("the token has been revoked")
                 return principal
             del self._cache[token]
         principal = await self._verify(token, now)
         self._cache[token] = (principal, generation)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+        if self._revoked(principal):
+            raise TokenError("the token has been revoked")
         return principal
 
     async def _verify(self, token: str, now: float) -> Principal:
@@ -120,7 +135,10 @@ class TokenValidator:
             parsed.claims, issuer=issuer, audience=source.audience, now=now, leeway=self._leeway
         )
         _verify_signature(token, source.key, parsed.alg)
-        return _principal(parsed.claims, issuer, exp)
+        principal = _principal(parsed.claims, issuer, exp)
+        if issuer == self._issuer.rstrip("/"):
+            principal = replace(principal, own=True)
+        return principal
 
     async def _key_for(self, issuer: str, kid: str | None) -> _Verifier:
         if issuer == self._issuer.rstrip("/") and self._keyring is not None:

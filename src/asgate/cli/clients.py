@@ -17,7 +17,14 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
-from asgate.idm.models import REQUIRE_NONCE, Client
+from asgate.idm.models import (
+    ID_TOKEN_ALG,
+    ID_TOKEN_ALGS,
+    REFRESH_POLICIES,
+    REFRESH_TOKENS,
+    REQUIRE_NONCE,
+    Client,
+)
 from asgate.idm.oidc import redirect_uri_problem
 from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.registry.pools import parse_pattern
@@ -68,6 +75,17 @@ def clients() -> None:
     is_flag=True,
     help="Its OpenID Connect authorization requests must carry a nonce (optional by default).",
 )
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(ID_TOKEN_ALGS),
+    help="How its ID tokens are signed (default RS256 for a client with a redirect URI).",
+)
+@click.option(
+    "--refresh-tokens",
+    type=click.Choice(REFRESH_POLICIES),
+    help="When a login gets a refresh token: only with the offline_access scope (the default for a"
+    " client with a redirect URI, OIDC Core 11) or always.",
+)
 @json_option
 @pass_cli
 def add(
@@ -81,6 +99,8 @@ def add(
     name: str | None,
     redirect_uris: tuple[str, ...],
     require_nonce: bool,
+    id_token_alg: str | None,
+    refresh_tokens: str | None,
     as_json: bool,
 ) -> None:
     """Add a client; prints the secret when it was generated (it is stored only as a hash).
@@ -91,6 +111,7 @@ def add(
     $ asgate clients add ops --scope msgs-admin --scope asgate-metrics
     $ asgate clients add console-1 --public --scope 3gpp:mc:ptt_service \\
         --redirect-uri com.example.console:/oauth2redirect --redirect-uri http://127.0.0.1/callback
+    $ asgate clients add gms-1 --scope token-introspection   # may call /oauth2/introspect
     """
     service_pools = _patterns(pools)
     if public and secret:
@@ -106,7 +127,11 @@ def add(
         redirect_uris=redirect_uris,
         as_svc_ids=tuple(dict.fromkeys(as_svc_ids)),
         service_pools=service_pools,
-        attributes={REQUIRE_NONCE: True} if require_nonce else {},
+        attributes=_attributes(
+            require_nonce,
+            id_token_alg or ("RS256" if redirect_uris else None),
+            refresh_tokens or ("offline_access" if redirect_uris else None),
+        ),
         created_at=now,
         updated_at=now,
     )
@@ -208,6 +233,12 @@ def show(cli: CliContext, client_id: str, as_json: bool) -> None:
     default=None,
     help="Whether its OpenID Connect authorization requests must carry a nonce.",
 )
+@click.option("--id-token-alg", type=click.Choice(ID_TOKEN_ALGS), help="How its ID tokens are signed.")
+@click.option(
+    "--refresh-tokens",
+    type=click.Choice(REFRESH_POLICIES),
+    help="When a login gets a refresh token: with offline_access, or always.",
+)
 @pass_cli
 def update(
     cli: CliContext,
@@ -222,11 +253,15 @@ def update(
     add_redirect_uri: tuple[str, ...],
     remove_redirect_uri: tuple[str, ...],
     require_nonce: bool | None,
+    id_token_alg: str | None,
+    refresh_tokens: str | None,
 ) -> None:
-    """Change a client's scopes, AS Service IDs, pools, redirect URIs, name or nonce requirement.
+    """Change a client's scopes, AS Service IDs, pools, redirect URIs, name, nonce requirement or
+    ID-token algorithm.
 
     \b
     $ asgate clients update as-1 --add-as-svc-id AS2 --remove-as-svc-id AS1
+    $ asgate clients update console-1 --id-token-alg ES256
     $ asgate clients update gms-1 --add-pool GM/gm-south --remove-pool GM/gm-north
     $ asgate clients update console-1 --add-redirect-uri https://console.example/oauth2redirect
     """
@@ -261,6 +296,10 @@ def update(
             if require_nonce is not None:
                 attributes = {k: v for k, v in current.attributes.items() if k != REQUIRE_NONCE}
                 changes["attributes"] = {**attributes, REQUIRE_NONCE: True} if require_nonce else attributes
+            for key, value in ((ID_TOKEN_ALG, id_token_alg), (REFRESH_TOKENS, refresh_tokens)):
+                if value is not None:
+                    attributes = dict(changes.get("attributes", current.attributes))  # type: ignore[call-overload]
+                    changes["attributes"] = {**attributes, key: value}
             try:
                 updated = await store.clients.update(client_id, **changes)
             except AsSvcIdTakenError as exc:
@@ -320,6 +359,15 @@ def remove(cli: CliContext, client_id: str) -> None:
     if not run(go()):
         raise click.ClickException(f"no client {client_id!r}")
     click.echo(f"removed client {client_id}")
+
+
+def _attributes(require_nonce: bool, id_token_alg: str | None, refresh: str | None) -> dict[str, object]:
+    attributes: dict[str, object] = {REQUIRE_NONCE: True} if require_nonce else {}
+    if id_token_alg is not None:
+        attributes[ID_TOKEN_ALG] = id_token_alg
+    if refresh is not None:
+        attributes[REFRESH_TOKENS] = refresh
+    return attributes
 
 
 def _patterns(given: tuple[str, ...]) -> tuple[str, ...]:

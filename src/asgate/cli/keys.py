@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from asgate.cli.base import CliContext, emit_json, emit_table, json_option, pass_cli
-from asgate.idm.keys import KeyRing
+from asgate.idm.keys import ALGORITHMS, KeyRing
 
 
 def _ring(cli: CliContext) -> KeyRing:
@@ -18,7 +18,8 @@ def _ring(cli: CliContext) -> KeyRing:
 
 @click.group()
 def keys() -> None:
-    """Token-signing keys (ES256). The newest signs; all are published in /oauth2/jwks."""
+    """Token-signing keys: ES256 (access tokens, ID tokens of ES256 clients) and RS256 (ID tokens of
+    RS256 clients). Per algorithm the newest signs; all are published in /oauth2/jwks."""
 
 
 @keys.command("list")
@@ -31,30 +32,43 @@ def list_(cli: CliContext, as_json: bool) -> None:
     $ asgate keys list
     """
     ring = _ring(cli)
-    items = ring.keys()
-    active = ring.active.kid
+    items = ring.keys(None)
+    active = {ring.active_for(alg).kid for alg in ALGORITHMS}
     if as_json:
-        emit_json([{"kid": k.kid, "created": k.created, "active": k.kid == active} for k in items])
+        emit_json(
+            [{"kid": k.kid, "alg": k.alg, "created": k.created, "active": k.kid in active} for k in items]
+        )
         return
     emit_table(
         [
-            (k.kid, datetime.fromtimestamp(k.created, UTC).isoformat(), "active" if k.kid == active else "")
+            (
+                k.kid,
+                k.alg,
+                datetime.fromtimestamp(k.created, UTC).isoformat(),
+                "active" if k.kid in active else "",
+            )
             for k in items
         ],
-        ["KID", "CREATED", ""],
+        ["KID", "ALG", "CREATED", ""],
     )
 
 
 @keys.command("rotate")
+@click.option(
+    "--alg", type=click.Choice(ALGORITHMS), help="Rotate only this algorithm's key (default: both)."
+)
 @pass_cli
-def rotate(cli: CliContext) -> None:
-    """Create a new signing key; tokens signed by older keys stay valid until they expire.
+def rotate(cli: CliContext, alg: str | None) -> None:
+    """Create new signing keys; tokens signed by older keys stay valid until they expire.
 
     \b
     $ asgate keys rotate
+    $ asgate keys rotate --alg RS256
     """
-    key = _ring(cli).rotate()
-    click.echo(f"new signing key {key.kid} is active")
+    ring = _ring(cli)
+    for each in (alg,) if alg else ALGORITHMS:
+        key = ring.rotate(each)
+        click.echo(f"new {each} signing key {key.kid} is active")
 
 
 @keys.command("retire")

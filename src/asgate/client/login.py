@@ -41,6 +41,12 @@ _PAGE = (
 __all__ = ["UserLogin", "UserTokens", "open_system_browser", "print_url"]
 
 
+def _with_offline_access(scope: str) -> str:
+    """OIDC Core 11: a refresh token comes with ``offline_access``; the SDK refreshes, so it asks."""
+    scopes = scope.split()
+    return scope if "offline_access" in scopes else " ".join([*scopes, "offline_access"])
+
+
 @dataclass(frozen=True)
 class UserTokens:
     """The tokens of one login: an access token for the APIs, a refresh token, the ID token."""
@@ -119,7 +125,7 @@ class UserLogin:
                 "response_type": "code",
                 "client_id": self.client_id,
                 "redirect_uri": redirect_uri,
-                "scope": self.scope,
+                "scope": _with_offline_access(self.scope),
                 "state": state,
                 "nonce": nonce,
                 "code_challenge": s256(verifier),

@@ -1,8 +1,10 @@
-"""Signing keys: ES256 (P-256) keys kept as PEM files in ``{data_dir}/keys``.
+"""Signing keys: ES256 (P-256) and RS256 (RSA 2048) keys kept as PEM files in ``{data_dir}/keys``.
 
-The newest key signs; every key in the directory is published in the JWKS, so tokens signed
-before a rotation stay valid until they expire. ``kid`` is the RFC 7638 JWK thumbprint. A running
-server notices keys added or removed by ``asgate keys rotate|retire`` within a second.
+Per algorithm, the newest key signs; every key in the directory is published in the JWKS, so
+tokens signed before a rotation stay valid until they expire. ``kid`` is the RFC 7638 JWK
+thumbprint. A running server notices keys added or removed by ``asgate keys rotate|retire`` within
+a second. Access tokens and the SAS's assertions are always ES256; the RSA key signs only the ID
+tokens of clients registered for RS256 (OIDC Core 15.1, Discovery 3: relying parties expect it).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from asgate.atrest import FILE_MODE, private_dir, write_private
 
-ALGORITHM = "ES256"
+ALGORITHM = "ES256"  # access tokens, SAS assertions, and ID tokens unless a client asks for RS256
+RS256 = "RS256"
+ALGORITHMS = (ALGORITHM, RS256)
+RSA_BITS = 2048  # RFC 7518 3.3: at least 2048
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 _RELOAD_INTERVAL = 1.0
 
 
@@ -34,8 +40,12 @@ def _b64(data: bytes) -> str:
 class SigningKey:
     kid: str
     created: int
-    private_key: ec.EllipticCurvePrivateKey
+    private_key: PrivateKey
     path: Path
+
+    @property
+    def alg(self) -> str:
+        return RS256 if isinstance(self.private_key, rsa.RSAPrivateKey) else ALGORITHM
 
     @property
     def public_jwk(self) -> dict[str, Any]:
@@ -43,11 +53,18 @@ class SigningKey:
             **_thumbprint_members(self.private_key.public_key()),
             "kid": self.kid,
             "use": "sig",
-            "alg": ALGORITHM,
+            "alg": self.alg,
         }
 
 
-def _thumbprint_members(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
+def _uint(value: int) -> str:
+    return _b64(value.to_bytes((value.bit_length() + 7) // 8 or 1, "big"))
+
+
+def _thumbprint_members(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> dict[str, str]:
+    if isinstance(public_key, rsa.RSAPublicKey):  # RFC 7518 6.3.1, RFC 7638 3.2
+        rsa_numbers = public_key.public_numbers()
+        return {"e": _uint(rsa_numbers.e), "kty": "RSA", "n": _uint(rsa_numbers.n)}
     numbers = public_key.public_numbers()
     return {
         "crv": "P-256",
@@ -57,7 +74,7 @@ def _thumbprint_members(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]
     }
 
 
-def thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
+def thumbprint(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> str:
     """RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace."""
     canonical = json.dumps(_thumbprint_members(public_key), separators=(",", ":"), sort_keys=True)
     return _b64(hashlib.sha256(canonical.encode()).digest())
@@ -72,13 +89,15 @@ class KeyRing:
         self._generation = 0
 
     def ensure(self) -> None:
-        """Create the directory and a first key if there is none (first start)."""
+        """Create the directory and a first key of each algorithm if there is none (first start;
+        a data directory of an older version gets its RSA key here)."""
         private_dir(self.directory)
         for pem in self.directory.glob("*.pem"):  # keys written by an older version: owner-only
             os.chmod(pem, FILE_MODE)
         self._reload(force=True)
-        if not self._keys:
-            self.rotate()
+        for alg in ALGORITHMS:
+            if not any(key.alg == alg for key in self._keys):
+                self.rotate(alg)
 
     @property
     def generation(self) -> int:
@@ -86,35 +105,46 @@ class KeyRing:
         self._reload()
         return self._generation
 
-    def keys(self) -> list[SigningKey]:
+    def keys(self, alg: str | None = ALGORITHM) -> list[SigningKey]:
+        """The keys of one algorithm (``None``: all), oldest first."""
         self._reload()
-        return list(self._keys)
+        return [key for key in self._keys if alg is None or key.alg == alg]
 
     @property
     def active(self) -> SigningKey:
-        keys = self.keys()
+        """The ES256 key that signs access tokens now."""
+        return self.active_for(ALGORITHM)
+
+    def active_for(self, alg: str) -> SigningKey:
+        keys = self.keys(alg)
         if not keys:
-            raise RuntimeError(f"no signing key in {self.directory}; run `asgate keys rotate`")
+            raise RuntimeError(f"no {alg} signing key in {self.directory}; run `asgate keys rotate`")
         return keys[-1]
 
     def get(self, kid: str) -> SigningKey | None:
-        for key in self.keys():
+        for key in self.keys(None):
             if key.kid == kid:
                 return key
         return None
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [key.public_jwk for key in reversed(self.keys())]}
+        return {"keys": [key.public_jwk for key in reversed(self.keys(None))]}
 
-    def sign(self, claims: dict[str, Any], *, typ: str = "at+jwt") -> str:
-        key = self.active
-        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": typ})
+    def sign(self, claims: dict[str, Any], *, typ: str = "at+jwt", alg: str = ALGORITHM) -> str:
+        key = self.active_for(alg)
+        return jwt.encode(claims, key.private_key, algorithm=alg, headers={"kid": key.kid, "typ": typ})
 
-    def rotate(self) -> SigningKey:
-        """Generate a new key; it signs from now on, older ones stay published."""
+    def rotate(self, alg: str = ALGORITHM) -> SigningKey:
+        """Generate a new key for ``alg``; it signs from now on, older ones stay published."""
+        if alg not in ALGORITHMS:
+            raise ValueError(f"unknown signing algorithm {alg!r}; one of {', '.join(ALGORITHMS)}")
         private_dir(self.directory)
         self._reload(force=True)  # another process (the CLI, a server) may have added keys
-        private_key = ec.generate_private_key(ec.SECP256R1())
+        private_key: PrivateKey = (
+            ec.generate_private_key(ec.SECP256R1())
+            if alg == ALGORITHM
+            else rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+        )
         kid = thumbprint(private_key.public_key())
         created = int(time.time())
         if self._keys and created <= self._keys[-1].created:
@@ -134,7 +164,7 @@ class KeyRing:
         key = self.get(kid)
         if key is None:
             return False
-        if key.kid == self.active.kid:
+        if key.kid == self.active_for(key.alg).kid:
             raise ValueError("the active key cannot be retired; rotate first")
         key.path.unlink()
         self._reload(force=True)
@@ -157,8 +187,8 @@ class KeyRing:
         for path in sorted(self.directory.glob("*.pem")):
             created, _, _ = path.stem.partition("-")
             private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(private_key, ec.EllipticCurvePrivateKey):
-                raise ValueError(f"{path}: not an EC private key")
+            if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+                raise ValueError(f"{path}: not an EC or RSA private key")
             keys.append(SigningKey(thumbprint(private_key.public_key()), int(created), private_key, path))
         self._keys = sorted(keys, key=lambda k: k.created)
         self._stamp = stamp

@@ -15,6 +15,17 @@ from asgate.wire import WireModel
 
 # Client attribute: its authorization requests must carry a nonce (OIDC Core 3.1.2.1 makes it optional).
 REQUIRE_NONCE = "require_nonce"
+# Client attribute (OIDC Dynamic Client Registration 2): how its ID tokens are signed, RS256 or
+# ES256. ``clients add`` sets RS256 (the registration default) for a client with a redirect URI;
+# a client registered before there was a choice has none and keeps ES256 (docs/decisions.md).
+ID_TOKEN_ALG = "id_token_signed_response_alg"  # noqa: S105 - a name, not a secret
+ID_TOKEN_ALGS = ("RS256", "ES256")
+LEGACY_ID_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name
+# Client attribute: when its logins get a refresh token. "offline_access" (OIDC Core 11: only when
+# that scope was granted; what ``clients add`` sets for a client with a redirect URI) or "always"
+# (every login, what a client registered before there was a choice keeps).
+REFRESH_TOKENS = "refresh_tokens"
+REFRESH_POLICIES = ("offline_access", "always")
 
 
 class Client(BaseModel):
@@ -38,6 +49,16 @@ class Client(BaseModel):
     def requires_nonce(self) -> bool:
         """Its authorization requests must carry a ``nonce`` (``clients add --require-nonce``)."""
         return self.attributes.get(REQUIRE_NONCE) is True
+
+    @property
+    def id_token_alg(self) -> str:
+        """The algorithm of its ID tokens (``clients add|update --id-token-alg``)."""
+        alg = self.attributes.get(ID_TOKEN_ALG)
+        return alg if alg in ID_TOKEN_ALGS else LEGACY_ID_TOKEN_ALG
+
+    def gets_refresh_token(self, scopes: Iterable[str]) -> bool:
+        """Whether a login granted ``scopes`` yields a refresh token (``--refresh-tokens``)."""
+        return self.attributes.get(REFRESH_TOKENS, "always") == "always" or "offline_access" in scopes
 
     def public(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"secret_hash"})

@@ -28,8 +28,10 @@ MC_SCOPES = tuple(
 # The MC service ID a user needs for a service's scopes (TS 33.180 B.2.1: mcptt_id for MCPTT, ...).
 _SCOPE_NEEDS = {"ptt": "mcptt_id", "video": "mcvideo_id", "data": "mcdata_id"}
 # OIDC Core 5.4 and 11: the standard scopes a client may be allowed (``clients add --scope email``).
-# offline_access does not govern refresh tokens: every login gets one (the SDK relies on it).
-STANDARD_SCOPES = ("profile", "email", "phone", "offline_access")
+# offline_access governs refresh tokens (Core 11; a client may be registered to always get one)
+# and, like openid, any client with a redirect URI may ask for it.
+OFFLINE_ACCESS = "offline_access"
+STANDARD_SCOPES = ("profile", "email", "phone", OFFLINE_ACCESS)
 USER_ONLY_SCOPES = frozenset({OPENID, *MC_SCOPES, *STANDARD_SCOPES})
 # TS 33.180 B.4 / TS 24.482: the authentication method of the login page.
 ACR_PASSWORD = "3gpp:acr:password"  # noqa: S105 - a method name, not a password
@@ -209,7 +211,8 @@ def s256(verifier: str) -> str:
 
 
 def at_hash(access_token: str) -> str:
-    """OIDC Core 3.1.3.6 / 3.3.2.11 for ES256: base64url of the left half of SHA-256 of the token.
+    """OIDC Core 3.1.3.6 / 3.3.2.11 for ES256 and RS256 (both SHA-256): base64url of the left
+    half of SHA-256 of the token.
     It also marks every ID token as one (``looks_like_id_token``), with or without ``nonce``."""
     half = hashlib.sha256(access_token.encode("ascii")).digest()[:16]
     return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
@@ -327,12 +330,13 @@ class ScopeError(_Refused):
 
 def requested_scopes(scope: str | None, client: Client) -> tuple[str, ...]:
     """The scopes of an authorization request (:class:`ScopeError` if refused). ``openid`` is required
-    (OIDC Core 3.1.2.1) and any client with a redirect URI may ask for it; every other scope must
-    be one the client holds."""
+    (OIDC Core 3.1.2.1); it and ``offline_access`` (Core 11: what Auth.js, Spring and MSAL ask for
+    by default) any client with a redirect URI may ask for; every other scope must be one the
+    client holds."""
     asked = tuple(dict.fromkeys((scope or "").split()))
     if OPENID not in asked:
         raise ScopeError("scope must include openid")
-    refused = [s for s in asked if s != OPENID and s not in client.scopes]
+    refused = [s for s in asked if s not in (OPENID, OFFLINE_ACCESS) and s not in client.scopes]
     if refused:
         raise ScopeError(f"scope not allowed for this application: {' '.join(refused)}")
     return asked
@@ -365,10 +369,17 @@ def narrow(granted: Sequence[str], scope: str | None) -> tuple[str, ...]:
 # ---------------------------------------------------------------- claims
 
 
-def user_claims(user: User, client_id: str, auth_time: int) -> dict[str, Any]:
-    """Claims of a user's access token besides the RFC 9068 ones: ``azp``, ``auth_time``, ``acr``
-    and the MC service IDs (TS 33.180 B.2.2)."""
-    return {"azp": client_id, "auth_time": auth_time, "acr": ACR_PASSWORD, **user.mc_claims()}
+def user_claims(user: User, client_id: str, auth_time: int, session: str) -> dict[str, Any]:
+    """Claims of a user's access token besides the RFC 9068 ones: ``azp``, ``auth_time``, ``acr``,
+    the MC service IDs (TS 33.180 B.2.2) and ``sid``, the login (its token family) the token
+    belongs to, by which revoking the login's refresh token revokes the access token too."""
+    return {
+        "azp": client_id,
+        "auth_time": auth_time,
+        "acr": ACR_PASSWORD,
+        "sid": session,
+        **user.mc_claims(),
+    }
 
 
 def id_token_claims(
@@ -402,9 +413,8 @@ def id_token_claims(
 
 
 def userinfo(user: User, scopes: Iterable[str] = ()) -> dict[str, Any]:
-    """OIDC Core 5.3.2: ``sub`` and the user's claims; ``email`` and ``phone_number`` only for the
-    scopes granted (``name`` and ``preferred_username`` always, as before the standard scopes)."""
+    """OIDC Core 5.3.2: ``sub`` and the user's claims; ``name``, ``email`` and ``phone_number``
+    only for the scopes granted (5.4: ``profile``, ``email``, ``phone``). ``preferred_username``
+    and the MC service IDs always: an MC client needs them (TS 33.180 B.2.1)."""
     info: dict[str, Any] = {"sub": user.user_id, "preferred_username": user.username, **user.mc_claims()}
-    if user.display_name:
-        info["name"] = user.display_name
     return {**info, **user.standard_claims(scopes)}

@@ -14,7 +14,7 @@ from typing import Any
 
 from asgate.auth import jose
 from asgate.auth.jose import TokenError
-from asgate.auth.tokens import Principal
+from asgate.auth.tokens import Principal, TokenValidator
 from asgate.idm import oidc
 from asgate.idm.models import (
     AuthorizationRequest,
@@ -31,6 +31,7 @@ from asgate.idm.throttle import FailureThrottle
 from asgate.problem import Cause, ProblemError
 from asgate.settings import Settings
 from asgate.store import AuditEvent, Store
+from asgate.store.grants_oidc import KEEP_REVOKED
 from asgate.store.ids import new_id
 
 
@@ -59,12 +60,14 @@ class OidcService:
         store: Store,
         tokens: TokenService,
         settings: Settings,
+        validator: TokenValidator,
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._tokens = tokens
+        self._validator = validator
         self._s = settings
         self._clock = clock
         self._monotonic = monotonic
@@ -184,7 +187,7 @@ class OidcService:
         elif not oidc.verify_pkce(form.get("code_verifier"), grant.code_challenge):  # RFC 7636 4.6
             reason = "code_verifier does not match the code challenge"
         if reason is not None:  # the code is spent: nothing may ever be issued with it
-            await self._store.oidc.revoke_family(family.family_id, self._now())
+            await self._revoke_family(family.family_id)
             await self._audit(client.client_id, "token.code", f"user/{family.user_id}", "denied", reason)
             raise OAuthError("invalid_grant", reason)
         user = await self._active_user(client, family)
@@ -219,7 +222,7 @@ class OidcService:
     async def _active_user(self, client: Client, family: Family) -> User:
         user = await self._store.users.get(family.user_id)
         if user is None or user.disabled:
-            await self._store.oidc.revoke_family(family.family_id, self._now())
+            await self._revoke_family(family.family_id)
             raise OAuthError("invalid_grant", "the user account is disabled or removed")
         return user
 
@@ -241,7 +244,7 @@ class OidcService:
             subject=user.user_id,
             client_id=client.client_id,
             scopes=list(scopes),
-            extra=oidc.user_claims(user, client.client_id, auth_time),
+            extra=oidc.user_claims(user, client.client_id, auth_time, family.family_id),
             ttl=ttl,
         )
         id_token = None
@@ -257,8 +260,9 @@ class OidcService:
                 scopes=scopes,
             )
             claims["at_hash"] = oidc.at_hash(access)
-            id_token = self._tokens.sign(claims, typ="JWT")
-        if first:
+            id_token = self._tokens.sign(claims, typ="JWT", alg=client.id_token_alg)
+        # OIDC Core 11: a refresh token only for offline_access, unless the client always gets one.
+        if first and client.gets_refresh_token(family.scopes):
             refresh_token = oidc.new_secret()
             expires = min(now + timedelta(seconds=self._s.idm_refresh_token_ttl), family.expires_at)
             await self._store.oidc.add_refresh(family.family_id, oidc.digest(refresh_token), now, expires)
@@ -275,30 +279,44 @@ class OidcService:
     # ------------------------------------------------------------ revocation and userinfo
 
     async def revoke(self, client: Client, form: dict[str, str]) -> None:
-        """RFC 7009 2.1: revoking a refresh token revokes its family (every token of that login).
-        An unknown token is not an error (RFC 7009 2.2); a JWT access token cannot be revoked."""
+        """RFC 7009 2.1: revoking a refresh token revokes its family (every token of that login,
+        access tokens included); revoking an access token revokes it alone. An unknown, expired or
+        already revoked token is not an error (RFC 7009 2.2)."""
         token = form.get("token")
         if not token:
             raise OAuthError("invalid_request", "token is required")
         family = await self._store.oidc.refresh_family(oidc.digest(token))
         if family is None:
-            if self._is_our_jwt(token):
-                raise OAuthError(
-                    "unsupported_token_type",
-                    "access tokens are JWTs that expire on their own; revoke the refresh token",
-                )
+            if _looks_like_jwt(token):
+                await self._revoke_access(client, token)
             return
         if family.client_id != client.client_id:
             raise OAuthError("unauthorized_client", "the token was not issued to this client")
-        await self._store.oidc.revoke_family(family.family_id, self._now())
+        await self._revoke_family(family.family_id)
         await self._audit(client.client_id, "token.revoke", f"user/{family.user_id}", "ok")
 
-    def _is_our_jwt(self, token: str) -> bool:
+    async def _revoke_family(self, family_id: str, *, stored: bool = False) -> None:
+        """End a login: its refresh tokens and (RFC 7009 2.1) its access tokens, which this process
+        refuses at once and the others within the poll's bound (asgate.auth.revocation)."""
+        now = self._now()
+        if not stored:
+            await self._store.oidc.revoke_family(family_id, now)
+        self._validator.revocations.add("sid", family_id, (now + KEEP_REVOKED).timestamp())
+
+    async def _revoke_access(self, client: Client, token: str) -> None:
         try:
-            parsed = jose.parse(token)  # fixed-phrase errors for any input, never a library's
+            principal = await self._validator.validate(token)
         except TokenError:
-            return False
-        return parsed.claims.get("iss") == self._tokens.issuer
+            return  # invalid, expired or revoked already: nothing to do (RFC 7009 2.2)
+        jti = principal.claims.get("jti")
+        if not principal.own or not isinstance(jti, str):
+            return  # another issuer's token is not ours to revoke
+        if principal.client_id != client.client_id:
+            raise OAuthError("unauthorized_client", "the token was not issued to this client")
+        expires = datetime.fromtimestamp(principal.expires_at, UTC)
+        await self._store.oidc.revoke_access(jti, self._now(), expires)
+        self._validator.revocations.add("jti", jti, principal.expires_at)
+        await self._audit(client.client_id, "token.revoke", f"token/{jti}", "ok")
 
     async def userinfo(self, principal: Principal) -> dict[str, Any]:
         """OIDC Core 5.3: the user behind an access token issued for an OpenID Connect login."""
@@ -325,6 +343,8 @@ class OidcService:
         reason = exc.problem.value
         if exc.problem is GrantProblem.REUSED:  # a replay: the whole family has been revoked
             reason = "replayed; every token of this login revoked"
+            if exc.family is not None:
+                await self._revoke_family(exc.family.family_id, stored=True)
         await self._audit(client.client_id, action, resource, "denied", reason)
 
     async def _audit(
@@ -333,6 +353,14 @@ class OidcService:
         await self._store.audit.record(
             AuditEvent.now(actor, f"oidc.{action}", resource, outcome, reason=reason)
         )
+
+
+def _looks_like_jwt(token: str) -> bool:
+    try:
+        jose.parse(token)  # fixed-phrase errors for any input, never a library's
+    except TokenError:
+        return False
+    return True
 
 
 _GRANT_WORDS = {

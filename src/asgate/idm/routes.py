@@ -1,5 +1,6 @@
 """The authorization server's endpoints: token (RFC 6749), JWKS (RFC 7517), discovery (RFC 8414),
-and OpenID Connect for MC users (TS 33.180 Annex B): authorize, revoke (RFC 7009), userinfo."""
+revocation (RFC 7009), introspection (RFC 7662), and OpenID Connect for MC users (TS 33.180
+Annex B): authorize, userinfo."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from starlette.routing import BaseRoute, Route
 
 from asgate.auth.guard import REALM, bearer_token, invalid_request
 from asgate.background import Background
-from asgate.idm import csrf, oidc
+from asgate.idm import csrf, introspection, oidc
+from asgate.idm.introspection import Introspection
+from asgate.idm.keys import ALGORITHMS
 from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
@@ -34,7 +37,7 @@ _FORM = "application/x-www-form-urlencoded"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_FORM = 16 * 1024
 # Scopes of the APIs asgate serves (RFC 8414 scopes_supported); clients may hold others too.
-KNOWN_SCOPES = ("msgs-asregistration", "msgs-admin", "asgate-metrics")
+KNOWN_SCOPES = ("msgs-asregistration", "msgs-admin", "asgate-metrics", introspection.SCOPE)
 _PURGE_INTERVAL = 300.0
 _log = get_logger("asgate.idm")
 
@@ -60,7 +63,8 @@ class IdmRole:
             ),
             verifier=SecretVerifier(s.idm_hash_concurrency or hash_concurrency()),
         )
-        self.oidc = OidcService(rt.store, self.tokens, rt.settings)
+        self.oidc = OidcService(rt.store, self.tokens, rt.settings, rt.validator)
+        self.introspection = Introspection(rt.store, rt.validator, s.token_issuer)
         self.grants: dict[str, Grant] = {
             "client_credentials": self._client_credentials,
             "authorization_code": self._authorization_code,
@@ -74,6 +78,7 @@ class IdmRole:
             Route("/oauth2/authorize", self.login, methods=["POST"]),
             Route("/oauth2/token", self.token, methods=["POST"]),
             Route("/oauth2/revoke", self.revoke, methods=["POST"]),
+            Route("/oauth2/introspect", self.introspect, methods=["POST"]),
             Route("/userinfo", self.userinfo, methods=["GET", "POST"]),
             Route("/oauth2/jwks", self.jwks, methods=["GET"]),
             Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
@@ -180,6 +185,19 @@ class IdmRole:
             return self._oauth_error(exc)
         return Response(b"", 200, headers=_NO_STORE)
 
+    # RFC 7662: a resource server (a client holding token-introspection) asks about a token.
+    async def introspect(self, request: Request) -> Response:
+        try:
+            form = await _read_form(request)
+            client_id, secret, basic = client_auth(request, form)
+            client = await self.tokens.authenticate_client(
+                client_id, secret, basic=basic, source=_source(request)
+            )
+            answer = await self.introspection.introspect(client, form)
+        except OAuthError as exc:
+            return self._oauth_error(exc)
+        return Response(json.dumps(answer), 200, headers=_NO_STORE, media_type=JSON)
+
     # OIDC Core 5.3: claims about the user behind an access token.
     async def userinfo(self, request: Request) -> Response:
         principal = await self.rt.authenticate.principal(await _userinfo_token(request), oidc.OPENID)
@@ -243,13 +261,16 @@ class IdmRole:
             "grant_types_supported": sorted(self.grants),
             "token_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint": f"{issuer}/oauth2/introspect",
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": [oidc.OPENID, *oidc.STANDARD_SCOPES, *oidc.MC_SCOPES, *KNOWN_SCOPES],
             "response_types_supported": ["code"],
             "response_modes_supported": list(oidc.RESPONSE_MODES),
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["ES256"],
+            # Discovery 3: RS256 must be listed; per client (id_token_signed_response_alg).
+            "id_token_signing_alg_values_supported": sorted(ALGORITHMS, reverse=True),
             "acr_values_supported": [oidc.ACR_PASSWORD],
             "claims_supported": [*oidc.ID_CLAIMS, *oidc.USERINFO_CLAIMS],
             "request_parameter_supported": False,

@@ -182,6 +182,6 @@ class TokenService:
         }
         return self._keyring.sign(claims), ttl
 
-    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
-        """Sign other JWTs (OIDC ID tokens) with the active key."""
-        return self._keyring.sign(claims, typ=typ)
+    def sign(self, claims: dict[str, Any], *, typ: str, alg: str) -> str:
+        """Sign other JWTs (OIDC ID tokens) with the active key of ``alg``."""
+        return self._keyring.sign(claims, typ=typ, alg=alg)

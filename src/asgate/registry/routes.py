@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -115,6 +116,7 @@ class RegistryRole:
             WebSocketRoute(f"{REGISTRY}/notifications", self.notifications),
             Route(f"{REGISTRY}/notifications", self.notifications_without_upgrade, methods=["GET"]),
             Route(f"{SYNC}/snapshot", self.snapshot, methods=["GET"]),
+            Route(f"{SYNC}/revocations", self.revocations, methods=["GET"]),
             *self.admin.routes(),
         ]
 
@@ -249,6 +251,36 @@ class RegistryRole:
             return Response(json.dumps(body), media_type=JSON)
         body = await self.rt.store.transact(snapshot_tx, None)
         return Response(json.dumps(body), media_type=JSON)
+
+    # RFC 7009: the revoked access tokens an access server must refuse (asgate.auth.revocation).
+    async def revocations(self, request: Request) -> Response:
+        await self.rt.authenticate(request, SYNC_SCOPE)
+        since = _since(request.query_params.get("since"))
+        found = await self.rt.store.oidc.revoked_since(since, datetime.now(UTC))
+        items = [
+            {
+                "kind": r.kind,
+                "id": r.ident,
+                "revokedAt": r.revoked_at.isoformat(),
+                "expiresAt": r.until.isoformat(),
+            }
+            for r in found
+        ]
+        return Response(
+            json.dumps({"revocations": items}), media_type=JSON, headers={"Cache-Control": "no-store"}
+        )
+
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        since = datetime.fromisoformat(raw) if len(raw) <= 40 else None
+    except ValueError:
+        since = None
+    if since is None or since.tzinfo is None:
+        raise query_problem("since", "an RFC 3339 date-time with a UTC offset")
+    return since
 
 
 async def _every(background: Background, seconds: float, action: Callable[[], Awaitable[Any]]) -> None:

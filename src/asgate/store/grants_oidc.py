@@ -7,10 +7,12 @@ redemptions of one code or one refresh token cannot both succeed on either backe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgate.idm.models import (
@@ -24,10 +26,36 @@ from asgate.store.schema_idm import oauth_codes as codes
 from asgate.store.schema_idm import oauth_families as families
 from asgate.store.schema_idm import oauth_refresh_tokens as refresh
 from asgate.store.schema_idm import oauth_requests as requests
+from asgate.store.schema_idm import oauth_revocations as revocations
 
-# How long a used code and a revoked family are kept after they stop working: a replay within this
-# time is recognised as a replay (and revokes), later it is merely unknown.
+# How long a used code is kept after it stops working: a replay within this time is recognised as a
+# replay (and revokes), later it is merely unknown.
 KEEP_SPENT = timedelta(hours=1)
+# How long a revoked family is kept: at least the longest access-token lifetime
+# (``idm_user_token_ttl`` <= 1 day), since its access tokens are refused for as long as its row is.
+KEEP_REVOKED = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """A revoked access token (``jti``) or login (``sid``: a family, every access token of it),
+    to be refused until ``until``."""
+
+    kind: str  # "jti" or "sid"
+    ident: str
+    revoked_at: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """A refresh token as introspection (RFC 7662) sees it."""
+
+    family: Family
+    issued_at: datetime
+    expires_at: datetime
+    rotated_at: datetime | None
+
 
 _FAMILY = tuple(families.c)
 _CODE_EXPIRES = codes.c.expires_at.label("code_expires_at")
@@ -192,6 +220,50 @@ class OidcGrantStore:
         async with self._engine.begin() as conn:
             return await _revoke_tx(conn, families.c.family_id == family_id, now) > 0
 
+    async def refresh_state(self, token_hash: str) -> RefreshState | None:
+        async with self._engine.connect() as conn:
+            query = (
+                select(*_FAMILY, refresh.c.issued_at, _REFRESH_EXPIRES, refresh.c.rotated_at)
+                .join_from(refresh, families)
+                .where(refresh.c.token_hash == token_hash)
+            )
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return RefreshState(_family(row), row["issued_at"], row["refresh_expires_at"], row["rotated_at"])
+
+    async def revoke_access(self, jti: str, now: datetime, expires_at: datetime) -> bool:
+        """RFC 7009 for an access token: refused by ``jti`` until it expires. False if it already was."""
+        return await self.add_revocations([Revoked("jti", jti, now, expires_at)]) == 1
+
+    async def add_revocations(self, items: list[Revoked]) -> int:
+        """Record revocations learnt elsewhere (a split access server copies the control plane's);
+        those already recorded are skipped. Returns how many were new."""
+        added = 0
+        for item in items:
+            row = {
+                "kind": item.kind,
+                "ident": item.ident,
+                "revoked_at": item.revoked_at,
+                "expires_at": item.until,
+            }
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(revocations).values(**row))
+            except IntegrityError:
+                continue
+            added += 1
+        return added
+
+    async def revoked_since(self, since: datetime | None, now: datetime) -> list[Revoked]:
+        """Revocations recorded at or after ``since`` (``None``: all) whose tokens have not expired."""
+        query = select(revocations).where(revocations.c.expires_at > now)
+        if since is not None:
+            query = query.where(revocations.c.revoked_at >= since)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(revocations.c.revoked_at))).mappings().all()
+        return [Revoked(row["kind"], row["ident"], row["revoked_at"], row["expires_at"]) for row in rows]
+
     async def families_of(self, user_id: str) -> list[Family]:
         async with self._engine.connect() as conn:
             query = select(families).where(families.c.user_id == user_id).order_by(families.c.auth_time)
@@ -202,13 +274,15 @@ class OidcGrantStore:
         """Delete what can no longer be used: expired requests, spent codes, ended families
         (with their refresh tokens), expired refresh tokens. Returns the number of rows deleted."""
         spent = now - KEEP_SPENT
+        revoked = now - KEEP_REVOKED
         async with self._engine.begin() as conn:
             total = 0
             for statement in (
                 delete(requests).where(requests.c.expires_at <= now),
                 delete(codes).where(codes.c.expires_at <= spent),
                 delete(refresh).where(refresh.c.expires_at <= now),
-                delete(families).where(or_(families.c.expires_at <= now, families.c.revoked_at <= spent)),
+                delete(families).where(or_(families.c.expires_at <= now, families.c.revoked_at <= revoked)),
+                delete(revocations).where(revocations.c.expires_at <= now),
             ):
                 total += (await conn.execute(statement)).rowcount or 0
         return total
@@ -219,16 +293,30 @@ async def revoke_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> 
     return await _revoke_tx(conn, families.c.user_id == user_id, now)
 
 
-async def delete_user_tx(conn: AsyncConnection, user_id: str) -> None:
-    """Delete every family of a user (their codes and refresh tokens cascade)."""
+async def delete_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> None:
+    """Delete every family of a user (their codes and refresh tokens cascade); their access
+    tokens stay revoked."""
+    await _revoke_tx(conn, families.c.user_id == user_id, now)
     await conn.execute(delete(families).where(families.c.user_id == user_id))
 
 
 async def _revoke_tx(conn: AsyncConnection, where: object, now: datetime) -> int:
-    result = await conn.execute(
-        update(families).where(and_(where, families.c.revoked_at.is_(None))).values(revoked_at=now)  # type: ignore[arg-type]
+    """Revoke families, and (RFC 7009 2.1) every access token of them: a ``sid`` revocation each."""
+    # RETURNING: only the families this statement revoked (a concurrent one may have won a row).
+    statement = (
+        update(families)
+        .where(and_(where, families.c.revoked_at.is_(None)))  # type: ignore[arg-type]
+        .values(revoked_at=now)
+        .returning(families.c.family_id)
     )
-    return int(result.rowcount or 0)
+    ids = (await conn.execute(statement)).scalars().all()
+    if ids:
+        until = now + KEEP_REVOKED
+        rows = [
+            {"kind": "sid", "ident": family_id, "revoked_at": now, "expires_at": until} for family_id in ids
+        ]
+        await conn.execute(insert(revocations), rows)
+    return len(ids)
 
 
 def _family_row(family: Family) -> dict[str, object]:

@@ -104,3 +104,16 @@ oauth_refresh_tokens = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("rotated_at", UtcDateTime(), nullable=True),
 )
+
+# RFC 7009 for access tokens: what every server that checks bearer tokens must refuse until
+# ``expires_at``: one access token (kind "jti") or every access token of a login (kind "sid", its
+# family). Servers poll for rows revoked lately (asgate.auth.revocation); a split access server
+# copies the control plane's rows into its own database for its data-plane workers.
+oauth_revocations = Table(
+    "oauth_revocations",
+    metadata,
+    Column("kind", String(8), primary_key=True),
+    Column("ident", String(128), primary_key=True),
+    Column("revoked_at", UtcDateTime(), nullable=False, index=True),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)

@@ -59,7 +59,8 @@ class UserStore:
 
     async def update(self, username: str, **changes: Any) -> User | None:
         """Change fields of a user (not ``user_id``). A new password or disabling the user revokes
-        every refresh token the user holds; access tokens already issued expire on their own."""
+        every refresh token the user holds, and with them the access tokens of those logins (RFC 7009 2.1:
+        refused by every server within the revocation bound)."""
         async with self._engine.begin() as conn:
             current = await self._get_tx(conn, t.c.username == username)
             if current is None:
@@ -82,7 +83,7 @@ class UserStore:
             current = await self._get_tx(conn, t.c.username == username)
             if current is None:
                 return False
-            await delete_user_tx(conn, current.user_id)
+            await delete_user_tx(conn, current.user_id, datetime.now(UTC))
             result = await conn.execute(delete(t).where(t.c.user_id == current.user_id))
             return bool(result.rowcount)
 
