@@ -111,24 +111,27 @@ def normalise_origins(values: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def actual_headers(origin: bytes) -> list[tuple[bytes, bytes]]:
+def actual_headers(origin: bytes, *, credentials: bool = True) -> list[tuple[bytes, bytes]]:
     """What an answer to an allowed ``origin`` carries (success, upstream answer or refusal)."""
     return [
         (b"access-control-allow-origin", origin),
-        (b"access-control-allow-credentials", b"true"),
+        *([(b"access-control-allow-credentials", b"true")] if credentials else []),
         (b"access-control-expose-headers", EXPOSED),
         (b"vary", b"Origin"),
     ]
 
 
-def preflight_headers(origin: bytes, method: bytes, requested: bytes | None) -> list[tuple[bytes, bytes]]:
+def preflight_headers(
+    origin: bytes, method: bytes, requested: bytes | None, *, credentials: bool = True
+) -> list[tuple[bytes, bytes]]:
     """What a successful preflight answer carries: the method and the requested headers that are
     allowed (a header left out makes the browser stop, as it should)."""
+    allowed = allowed_headers(requested)
     return [
         (b"access-control-allow-origin", origin),
-        (b"access-control-allow-credentials", b"true"),
+        *([(b"access-control-allow-credentials", b"true")] if credentials else []),
         (b"access-control-allow-methods", method),
-        *([(b"access-control-allow-headers", allowed)] if (allowed := allowed_headers(requested)) else []),
+        *([(b"access-control-allow-headers", allowed)] if allowed else []),
         (b"access-control-max-age", MAX_AGE),
         (b"vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
     ]
@@ -141,7 +144,7 @@ def allowed_headers(requested: bytes | None) -> bytes:
     return ", ".join(n for n in names if n in ALLOWED_HEADERS).encode()
 
 
-def preflight_method(method: bytes) -> bytes | None:
+def preflight_method(method: bytes, methods: frozenset[str] = METHODS) -> bytes | None:
     """The requested method if a preflight may grant it (methods are case-sensitive tokens)."""
     text = method.decode("latin-1").strip()
-    return text.encode() if text in METHODS else None
+    return text.encode() if text in methods else None
