@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from asgate import cors, logs
 from asgate.access import priority as prio
@@ -436,10 +436,10 @@ def _query_token(query: str) -> str | None:
 
 
 def _without_token(query: str) -> str:
-    """The query an instance gets: never the user's access token."""
+    """The query an instance gets: never the user's access token (the rest exactly as sent)."""
     if "access_token" not in query:
         return query
-    return urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "access_token"])
+    return "&".join(p for p in query.split("&") if p.partition("=")[0] != "access_token")
 
 
 class AuditBuffer:
