@@ -92,6 +92,9 @@ async def test_other_origins_the_admin_apis_and_the_sign_in_page_get_no_cors(
     assert "access-control-allow-origin" not in foreign.headers
     answered = await http.get("/oauth2/jwks", headers={"Origin": "https://evil.example"})
     assert answered.status_code == 200 and "access-control-allow-origin" not in answered.headers
+    plain = await http.get("/oauth2/jwks")
+    for response in (answered, plain):  # no cache hands the allowed origin's answer to another
+        assert response.headers["vary"] == "Origin"
     ops = bearer(mint("ops", "mcx-registry-admin"))
     for path in ("/mcx-registry-admin/v1/apps", "/oauth2/authorize"):
         preflight = await http.options(path, headers=PREFLIGHT)

@@ -47,6 +47,7 @@ ALLOWED_HEADERS = frozenset(
 )
 # Response headers a browser application may read beyond the CORS-safelisted ones.
 EXPOSED = b"Location, Retry-After, WWW-Authenticate, ETag, Resource-Priority, X-Request-Id"
+VARY = (b"vary", b"Origin")
 MAX_AGE = b"600"  # seconds a browser may cache a preflight (Chromium caps it at 7200)
 
 
@@ -117,7 +118,7 @@ def actual_headers(origin: bytes, *, credentials: bool = True) -> list[tuple[byt
         (b"access-control-allow-origin", origin),
         *([(b"access-control-allow-credentials", b"true")] if credentials else []),
         (b"access-control-expose-headers", EXPOSED),
-        (b"vary", b"Origin"),
+        VARY,
     ]
 
 

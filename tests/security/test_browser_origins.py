@@ -86,6 +86,7 @@ async def test_answers_to_an_origin_not_allowed_carry_no_cors_headers(system: Sy
         for response in (answered, refused):
             assert "access-control-allow-origin" not in response.headers, origin
             assert "access-control-allow-credentials" not in response.headers, origin
+            assert "Origin" in response.headers["vary"], origin  # no cache mixes it with an allowed one
 
 
 async def test_a_preflight_never_reaches_an_instance_and_grants_no_identity_header(system: System) -> None:

@@ -151,7 +151,7 @@ class SasGate:
         if early is not None:
             return early
         decision = self._admit_nowait(head)
-        return _with_cors(decision, origin) if allowed and decision is not None else decision
+        return decision if decision is None else _with_cors(decision, origin if allowed else None)
 
     async def admit(self, head: RequestHead) -> Admit | Reject:
         origin = head.header(cors.ORIGIN)
@@ -162,7 +162,7 @@ class SasGate:
         if early is not None:
             return early
         decision = await self._admit(head)
-        return _with_cors(decision, origin) if allowed else decision
+        return _with_cors(decision, origin if allowed else None)
 
     # ------------------------------------------------------------ browsers (CORS)
 
@@ -407,10 +407,12 @@ def _ignore(status: int, started: float) -> None:
     pass
 
 
-def _with_cors(decision: Admit | Reject, origin: bytes) -> Admit | Reject:
-    """An answer to an allowed origin: every one carries the CORS headers, refusals included (a
-    browser application can read why it was refused, and when to come back)."""
-    headers = cors.actual_headers(origin)
+def _with_cors(decision: Admit | Reject, origin: bytes | None) -> Admit | Reject:
+    """An answer to a browser's cross-origin request. For an allowed ``origin`` every answer carries
+    the CORS fields, refusals included (a browser application can read why it was refused, and when
+    to come back); for any other, ``Vary: Origin`` alone, so no cache hands one origin's answer to
+    another (RFC 9111 4.1)."""
+    headers = cors.actual_headers(origin) if origin is not None else [cors.VARY]
     if isinstance(decision, Reject):
         decision.headers = [*decision.headers, *headers]
     else:
