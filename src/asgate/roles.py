@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from asgate.runtime import Runtime
 from asgate.web import build_app
+from asgate.web_cors import AllowedOrigins, CorsMiddleware
 
 
 class Role(Protocol):
@@ -59,4 +60,8 @@ async def control_app(rt: Runtime, role_names: Sequence[str] | None = None) -> A
             stack.push_async_callback(role.stop)
         routes = [route for role in roles for route in role.routes()]
         apis = [api for role in roles for api in role.apis]
-        yield build_app(routes, rt.metrics, apis)
+
+        async def allowed_origins() -> set[str]:
+            return {origin for app in await rt.store.registry.apps() for origin in app.allowed_origins}
+
+        yield CorsMiddleware(build_app(routes, rt.metrics, apis), AllowedOrigins(allowed_origins))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from asgate import cors
 from asgate.access.errors import Refusal
 from asgate.access.gate import ASSERTED
-from asgate.access.headers import request_head, rewrite_location
+from asgate.access.headers import request_head, response_head, rewrite_location
 from asgate.access.types import Admit
 from asgate.access.upstream import UpstreamPool
 from asgate.access.validate import check_path, scan_headers, split_target
@@ -168,3 +169,21 @@ def test_framing_of_a_plain_request() -> None:
     with pytest.raises(Refusal) as refused:
         scan_headers([(b"host", b"s"), (b"expect", b"magic")], http11=True)
     assert refused.value.status == 417
+
+
+def test_the_services_own_cors_fields_never_reach_the_browser_and_its_vary_stays() -> None:
+    admit = Admit(
+        UpstreamPool("p"), "/x", set_response_headers=cors.actual_headers(b"https://console.example")
+    )
+    upstream = [
+        (b"Access-Control-Allow-Origin", b"*"),
+        (b"access-control-allow-credentials", b"true"),
+        (b"Access-Control-Expose-Headers", b"X-Secret"),
+        (b"Vary", b"Accept-Encoding"),
+        (b"Content-Type", b"application/json"),
+    ]
+    parts, _ = response_head(200, upstream, admit, BACKENDS)
+    head = b"".join(parts).decode().lower()
+    assert head.count("access-control-allow-origin") == 1 and "access-control-allow-origin: *" not in head
+    assert "x-secret" not in head
+    assert "vary: accept-encoding\r\n" in head and "vary: origin\r\n" in head

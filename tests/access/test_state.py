@@ -148,3 +148,27 @@ def test_an_application_fetched_ahead_of_the_pushes_is_not_set_back_by_them() ->
     state.apply([change(11, "app-profile", "p1", "DELETE")], previous=10)
     assert state.profiles == {}
     assert state.refresh_app("console-1", {"sequence": 3, "appProfiles": [v2]}) is False  # older
+
+
+def test_allowed_origins_come_with_the_profile_and_an_older_registrys_profile_has_none(
+    tmp_path: Path,
+) -> None:
+    state = AccessState(path=tmp_path / "state.json")
+    with_origins = profile().dump()
+    with_origins["serviceInterfaceDescription"]["allowedOrigins"] = ["https://console.example"]
+    older = profile(appProfileId="p2", appProfileIndex=2).dump()  # a registry before CORS: no field
+    state.apply(
+        [change(1, "app-profile", "p1", payload=with_origins), change(2, "app-profile", "p2", payload=older)],
+        0,
+    )
+    assert state.profiles[1].origins == {b"https://console.example"}
+    assert state.profiles[2].origins == frozenset()
+    state.save()
+    restarted = AccessState(path=tmp_path / "state.json")
+    assert restarted.restore() and restarted.profiles[1].origins == {b"https://console.example"}
+    # A profile whose origins are not origins is not applied (and nothing of its batch is).
+    bad = profile(appProfileId="p3", appProfileIndex=3).dump()
+    bad["serviceInterfaceDescription"]["allowedOrigins"] = ["*"]
+    with pytest.raises(MalformedChanges, match="not a valid application profile"):
+        state.apply([change(3, "app-profile", "p3", payload=bad)], 2)
+    assert 3 not in state.profiles and state.seq == 2

@@ -106,26 +106,29 @@ def test_apps_and_grants_import_behave_like_add_and_notify_the_application(
     apps = write(tmp_path, "apps.json", """
 [
   {"client_id": "console-1", "name": "Dispatch", "allow": ["GM", "MCData/sds:send,inbox"],
-   "max_priority": "mcpttp.10", "app_rate": 50},
+   "max_priority": "mcpttp.10", "app_rate": 50, "origins": "HTTPS://Console.Example"},
   {"client_id": "cad-7", "trust": "TRUSTED", "allow": "GM:groups", "user_rate": "5"},
   {"client_id": "bad-1", "max_priority": "urgent"},
   {"client_id": "bad-2", "trust": "sideways"},
   {"client_id": "bad-3", "app_rate": "fast"},
-  {"name": "no id"}
+  {"name": "no id"},
+  {"client_id": "bad-4", "origins": "*"}
 ]
 """)  # fmt: skip
     result = json.loads(asgate("apps", "import", str(apps), "--json", code=1).stdout)
-    assert (result["rows"], result["imported"]) == (6, 2)
+    assert (result["rows"], result["imported"]) == (7, 2)
     assert [(r["line"], r["reason"].split(":")[0]) for r in result["refused"]] == [
         (5, "maxPriority"),
         (6, "trust"),
         (7, "app_rate"),
         (8, "client_id is required"),
+        (9, "allowed origin"),
     ]
     shown = json.loads(asgate("apps", "show", "console-1", "--json").stdout)
     assert shown["allowedServices"][1] == {"serviceType": "MCData", "serviceName": "sds",
                                            "capabilities": ["send", "inbox"]}  # fmt: skip
     assert shown["rateLimits"] == {"perApplication": {"rate": 50.0}} and shown["maxPriority"] == "mcpttp.10"
+    assert shown["allowedOrigins"] == ["https://console.example"]
     assert json.loads(asgate("apps", "show", "cad-7", "--json").stdout)["trustDomain"] == "TRUSTED"
     grants = write(tmp_path, "grants.csv", """
 app_id,mc_service_id,services

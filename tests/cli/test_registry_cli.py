@@ -63,6 +63,31 @@ def test_apps_grants_and_the_audit_trail(asgate: Callable[..., Result]) -> None:
     assert "no external application 'console-1'" in asgate("apps", "show", "console-1", code=1).output
 
 
+def test_allowed_origins_are_added_normalised_and_removed(asgate: Callable[..., Result]) -> None:
+    asgate("apps", "add", "console-1", "--allow", "GM", "--allow-origin", "HTTPS://Console.Example:443")
+    shown = json.loads(asgate("apps", "show", "console-1", "--json").output)
+    assert shown["allowedOrigins"] == ["https://console.example"]
+    updated = json.loads(
+        asgate(
+            "apps", "update", "console-1", "--allow-origin", "http://localhost:8080",
+            "--allow-origin", "https://console.example", "--json",
+        ).output
+    )  # fmt: skip
+    assert updated["allowedOrigins"] == ["https://console.example", "http://localhost:8080"]
+    assert updated["allowedServices"] == [{"serviceType": "GM"}]  # untouched
+    removed = asgate("apps", "update", "console-1", "--remove-origin", "https://CONSOLE.example", "--json")
+    assert json.loads(removed.output)["allowedOrigins"] == ["http://localhost:8080"]
+    assert "not an allowed origin" in asgate("apps", "update", "console-1", "--remove-origin",
+                                             "https://other.example", code=2).output  # fmt: skip
+    for bad, reason in [
+        ("*", "'*' is not allowed"),
+        ("null", "'null' origin"),
+        ("https://console.example/app", "no path"),
+        ("console.example", "scheme is http or https"),
+    ]:
+        assert reason in asgate("apps", "update", "console-1", "--allow-origin", bad, code=2).output
+
+
 def test_bad_input_is_one_line_and_a_non_zero_exit(asgate: Callable[..., Result]) -> None:
     assert "maxPriority" in asgate("apps", "add", "x", "--max-priority", "urgent", code=2).output
     assert "G M" in asgate("apps", "add", "x", "--allow", "G M", code=2).output

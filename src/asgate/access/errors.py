@@ -65,7 +65,13 @@ def render_problem(
     close: bool,
     head_only: bool = False,
 ) -> bytes:
-    """A complete HTTP/1.1 response carrying ``problem``; no body bytes for a HEAD request."""
+    """A complete HTTP/1.1 response carrying ``problem``; no body bytes for a HEAD request. An
+    empty ``problem`` is an answer without content (RFC 9110 15.3.5: a 204 has no Content-Length)."""
+    if not problem:
+        parts = [status_line(status)]
+        for name, value in headers:
+            parts += [name, b": ", value, b"\r\n"]
+        return b"".join([*parts, b"connection: close\r\n\r\n" if close else b"\r\n"])
     body = json.dumps({"status": status, **problem}, separators=(",", ":")).encode()
     parts = [status_line(status), b"content-type: ", PROBLEM_JSON.encode(), b"\r\n"]
     parts += [b"content-length: %d\r\n" % len(body)]

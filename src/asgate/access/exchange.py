@@ -398,7 +398,10 @@ class Exchange:
     def _refuse(self, refusal: Refusal) -> None:
         self.close_after = self.close_after or not self.body_done or refusal.status == 413
         self.conn.engine.metrics.engine_error(refusal.status, refusal.cause)
-        self.conn.send_problem(self, refusal.status, refusal.problem(), refusal.headers)
+        headers = refusal.headers
+        if self.admit is not None and self.admit.refusal_headers:
+            headers = [*headers, *self.admit.refusal_headers]
+        self.conn.send_problem(self, refusal.status, refusal.problem(), headers)
 
     def fail(self, refusal: Refusal) -> None:
         """The client broke the protocol inside this request (bad chunk, body timeout)."""

@@ -15,13 +15,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import parse_qsl
 
-from asgate import logs
+from asgate import cors, logs
 from asgate.access import priority as prio
 from asgate.access.admission import Admission
 from asgate.access.assertion import AssertionMinter, forwards_user_token
 from asgate.access.metrics import SasMetrics
-from asgate.access.policy import Allowed, Caller, Refused, decide
+from asgate.access.policy import Allowed, Caller, ProfileRule, Refused, decide
 from asgate.access.ratelimit import InflightCaps, Limit, RedisBuckets, TokenBuckets, Verdict
 from asgate.access.state import AccessState
 from asgate.access.types import Admit, Header, Reject, RequestHead
@@ -142,6 +143,67 @@ class SasGate:
     # ------------------------------------------------------------ the two entry points
 
     def admit_nowait(self, head: RequestHead) -> Admit | Reject | None:
+        origin = head.header(cors.ORIGIN)
+        if origin is None:  # not a browser's cross-origin request: nothing more to do
+            return self._admit_nowait(head)
+        allowed = self._origin_allowed(head, origin)
+        early = self._cross_origin(head, origin, allowed)
+        if early is not None:
+            return early
+        decision = self._admit_nowait(head)
+        return decision if decision is None else _with_cors(decision, origin if allowed else None)
+
+    async def admit(self, head: RequestHead) -> Admit | Reject:
+        origin = head.header(cors.ORIGIN)
+        if origin is None:
+            return await self._admit(head)
+        allowed = self._origin_allowed(head, origin)
+        early = self._cross_origin(head, origin, allowed)
+        if early is not None:
+            return early
+        decision = await self._admit(head)
+        return _with_cors(decision, origin if allowed else None)
+
+    # ------------------------------------------------------------ browsers (CORS)
+
+    def _origin_allowed(self, head: RequestHead, origin: bytes) -> bool:
+        """Whether ``origin`` is one of the allowed origins of the application whose profile the
+        path's index names. A preflight carries no token, so the index alone says which application
+        (an index belongs to exactly one); the answer for an unknown index and for a disallowed
+        origin is the same, so a foreign page learns nothing about which indexes exist."""
+        rule = self._rule(head.path)
+        return rule is not None and origin in rule.origins
+
+    def _cross_origin(self, head: RequestHead, origin: bytes, allowed: bool) -> Reject | None:
+        """The gate's own answer to a preflight, or the refusal of a WebSocket from a foreign page
+        (cross-site WebSocket hijacking: a browser sends no preflight for a WebSocket); None: the
+        request goes through the gate as any other."""
+        if head.method == "OPTIONS" and (method := head.header(cors.REQUEST_METHOD)) is not None:
+            if not allowed:
+                return self._refuse(
+                    head, None, 403, "ORIGIN_NOT_ALLOWED", "this origin may not use this path"
+                )
+            granted = cors.preflight_method(method)
+            if granted is None:
+                detail = "that method cannot be allowed for a cross-origin request"
+                return self._refuse(head, None, 403, "OPERATION_NOT_AUTHORIZED", detail)
+            # Fetch "CORS-preflight fetch": an ok status and these headers; nothing reaches an instance.
+            return Reject(204, {}, cors.preflight_headers(origin, granted, head.header(cors.REQUEST_HEADERS)))
+        if head.upgrade and not allowed:
+            return self._refuse(
+                head, None, 403, "ORIGIN_NOT_ALLOWED", "a WebSocket from this origin is refused"
+            )
+        return None
+
+    def _rule(self, path: str) -> ProfileRule | None:
+        index_text = path[1:].partition("/")[0]
+        if index_text.isascii() and index_text.isdigit():
+            return self.state.profiles.get(int(index_text))
+        return None
+
+    # ------------------------------------------------------------ authentication and admission
+
+    def _admit_nowait(self, head: RequestHead) -> Admit | Reject | None:
         token = _bearer(head)
         if token is None:
             return self._refuse(
@@ -162,7 +224,7 @@ class SasGate:
             return None  # it would have to queue: admit() waits
         return self._admitted(checked, entered, self._local_limits(checked))
 
-    async def admit(self, head: RequestHead) -> Admit | Reject:
+    async def _admit(self, head: RequestHead) -> Admit | Reject:
         token = _bearer(head)
         if token is None:
             return self._refuse(
@@ -196,12 +258,8 @@ class SasGate:
     ) -> _Pending | Reject | None:
         """Authorization (seed 10.X.5 step 2) and the priority asked for: no side effects. ``None``:
         refused for want of CSC-15 state that the registry may have (``may_miss``, see Misses)."""
-        index_text, _, rest = head.path[1:].partition("/")
-        rule = (
-            self.state.profiles.get(int(index_text))
-            if index_text.isascii() and index_text.isdigit()
-            else None
-        )
+        rest = head.path[1:].partition("/")[2]
+        rule = self._rule(head.path)
         try:
             requested = prio.from_headers(head.headers)
         except prio.PriorityError as exc:
@@ -276,6 +334,7 @@ class SasGate:
             asserted.append((ASSERTION, token))
         prefix = pool.api_prefix
         rest = head.path[head.path.index("/", 1) :] if "/" in head.path[1:] else "/"
+        query = _without_token(head.query) if head.upgrade else head.query
         observe = self._observer(rule.app_id, rule.label, applied)
         started = pending.started
 
@@ -287,7 +346,7 @@ class SasGate:
         asserted += response_headers  # the applied priority, not the client's own field lines
         return Admit(
             pool=pool.upstream,
-            path=prefix + rest + (f"?{head.query}" if head.query else ""),
+            path=prefix + rest + (f"?{query}" if query else ""),
             set_request_headers=asserted,
             drop_request_headers=ASSERTED if self._forwards_token(rule.pool) else _DROP,
             set_response_headers=response_headers,
@@ -348,13 +407,41 @@ def _ignore(status: int, started: float) -> None:
     pass
 
 
+def _with_cors(decision: Admit | Reject, origin: bytes | None) -> Admit | Reject:
+    """An answer to a browser's cross-origin request. For an allowed ``origin`` every answer carries
+    the CORS fields, refusals included (a browser application can read why it was refused, and when
+    to come back); for any other, ``Vary: Origin`` alone, so no cache hands one origin's answer to
+    another (RFC 9111 4.1)."""
+    headers = cors.actual_headers(origin) if origin is not None else [cors.VARY]
+    if isinstance(decision, Reject):
+        decision.headers = [*decision.headers, *headers]
+    else:
+        decision.set_response_headers = [*decision.set_response_headers, *headers]
+        decision.refusal_headers = headers
+    return decision
+
+
 def _bearer(head: RequestHead) -> str | None:
     value = head.header(AUTHORIZATION)
     if value is None:
-        return None
+        # RFC 6750 2.3: a browser's WebSocket cannot send an Authorization header; its token comes
+        # as the access_token query parameter (and is removed before the request goes on).
+        return _query_token(head.query) if head.upgrade else None
     scheme, _, token = value.decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+def _query_token(query: str) -> str | None:
+    tokens = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "access_token"]
+    return tokens[0] if len(tokens) == 1 and tokens[0] else None
+
+
+def _without_token(query: str) -> str:
+    """The query an instance gets: never the user's access token (the rest exactly as sent)."""
+    if "access_token" not in query:
+        return query
+    return "&".join(p for p in query.split("&") if p.partition("=")[0] != "access_token")
 
 
 class AuditBuffer:

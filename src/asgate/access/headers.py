@@ -43,7 +43,19 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-prefix",
     b"x-real-ip",
 }
-_RESPONSE_DROP = HOP_BY_HOP | {b"server", b"via", b"x-powered-by"}
+# The access server alone answers for cross-origin use (asgate.cors): a service's own CORS fields
+# (an "Access-Control-Allow-Origin: *" of a framework default) never reach a browser.
+_RESPONSE_DROP = HOP_BY_HOP | {
+    b"server",
+    b"via",
+    b"x-powered-by",
+    b"access-control-allow-origin",
+    b"access-control-allow-credentials",
+    b"access-control-allow-methods",
+    b"access-control-allow-headers",
+    b"access-control-expose-headers",
+    b"access-control-max-age",
+}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -97,7 +109,8 @@ def response_head(
     """The client's response head (without framing lines and the final CRLF) and the backend's
     Content-Length, if any. ``headers`` are as received (any case)."""
     extra = admit.set_response_headers
-    replaced = {name for name, _ in extra} if extra else ()
+    # Vary is a list: the gate's "Vary: Origin" is one more field line, the service's stays.
+    replaced = {name for name, _ in extra if name != b"vary"} if extra else ()
     parts = [STATUS_LINES.get(status) or status_line(status)]
     length = None
     named: set[bytes] | None = None

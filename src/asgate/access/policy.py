@@ -74,6 +74,8 @@ class ProfileRule:
     user_rate: Rate | None = None
     max_inflight: int | None = None
     label: str = field(default="")
+    # Serialized origins of the application's browser pages (asgate.cors), as a request sends them.
+    origins: frozenset[bytes] = frozenset()
 
     @classmethod
     def of(cls, profile: ApplicationProfile) -> ProfileRule:
@@ -91,6 +93,7 @@ class ProfileRule:
             user_rate=_rate(limits.per_user) if limits else None,
             max_inflight=limits.max_inflight if limits else None,
             label=f"{profile.authorized_service}/{profile.service_name}",
+            origins=frozenset(o.encode() for o in description.allowed_origins or ()),
         )
 
 

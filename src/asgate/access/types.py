@@ -54,6 +54,8 @@ class Admit:
     location_rewrite: tuple[str, str] | None = None
     max_body: int = 1 << 20
     max_ws_message: int = 1 << 20
+    # Added to the engine's own refusals of this request (413, 502, 503, 504): CORS headers.
+    refusal_headers: list[Header] = field(default_factory=list)
     # Called exactly once: with the status sent to the client (101 when a WebSocket tunnel ends),
     # or 0 when the client went away before the response was complete.
     on_done: Callable[[int], None] | None = None
@@ -61,6 +63,9 @@ class Admit:
 
 @dataclass(slots=True)
 class Reject:
+    """A refusal answered with ``problem``; or, with status 204 and no problem, the gate's own empty
+    answer (a CORS preflight). Either way nothing reaches an instance."""
+
     status: int
     problem: dict[str, Any]
     headers: list[Header] = field(default_factory=list)

@@ -55,7 +55,7 @@ __all__ = ["apps", "grants", "users"]
 
 USER_COLUMNS = ("username", "password", "name", "mcptt_id", "mcvideo_id", "mcdata_id", "disabled")
 APP_COLUMNS = ("client_id", "name", "trust", "allow", "max_priority", "app_rate", "app_burst",
-               "user_rate", "user_burst", "max_inflight", "notify")  # fmt: skip
+               "user_rate", "user_burst", "max_inflight", "notify", "origins")  # fmt: skip
 GRANT_COLUMNS = ("app_id", "mc_service_id", "services")
 
 
@@ -193,6 +193,7 @@ async def import_apps(cli: CliContext, rows: Sequence[Row], progress: Progress) 
                 "user_burst": cell_number(row, "user_burst", int),
                 "max_inflight": cell_number(row, "max_inflight", int),
                 "notification": cell_text(row, "notify"),
+                "allow_origin": tuple(cell_list(row, "origins")),
             }
             spec = _spec(ExternalAppSpec(), **given)  # what `asgate apps add` builds
             await service.put_app(ACTOR, client_id, spec, None)
@@ -322,7 +323,8 @@ _import_command(
 
     Columns: client_id (required), name, trust (trusted/untrusted), allow (services separated by
     spaces or ";": TYPE[/NAME][:cap,cap]; a list in JSON), max_priority, app_rate, app_burst,
-    user_rate, user_burst, max_inflight, notify (default notificationDestination).
+    user_rate, user_burst, max_inflight, notify (default notificationDestination), origins (browser
+    origins, as --allow-origin takes them, separated like allow).
 
     \b
     $ asgate apps import apps.csv

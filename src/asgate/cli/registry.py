@@ -22,6 +22,7 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
+from asgate.cors import normalise_origins
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import (
     AllowedService,
@@ -114,6 +115,12 @@ def _policy_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--user-burst", type=int, help="Burst of --user-rate."),
         click.option("--max-inflight", type=int, help="Concurrent requests of the application."),
         click.option("--notify", "notification", help="Default notificationDestination."),
+        click.option(
+            "--allow-origin",
+            "allow_origin",
+            multiple=True,
+            help="Origin of a browser application, scheme://host[:port] (repeatable; CORS).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -137,12 +144,29 @@ def _spec(base: ExternalAppSpec, **given: Any) -> ExternalAppSpec:
         changes["rate_limits"] = limits
     if given["notification"] is not None:
         changes["default_notification_destination"] = given["notification"]
+    add, remove = given.get("allow_origin", ()), given.get("remove_origin", ())
+    if add or remove:
+        changes["allowed_origins"] = _origins(base.allowed_origins, add, remove)
     try:  # re-validate the merged policy (model_copy alone would not)
         return ExternalAppSpec.model_validate(base.model_copy(update=changes).dump())
     except ValueError as exc:
         errors: list[dict[str, Any]] = getattr(exc, "errors", list)()
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or str(exc)
         raise click.UsageError(detail) from None
+
+
+def _origins(current: list[str], add: tuple[str, ...], remove: tuple[str, ...]) -> list[str]:
+    """``--allow-origin`` adds to the application's origins, ``--remove-origin`` takes away (both
+    compared normalised, so ``HTTPS://Console.Example:443`` removes ``https://console.example``)."""
+    try:
+        gone = set(normalise_origins(remove))
+        unknown = sorted(gone - set(current))
+        added = normalise_origins(add)
+    except ValueError as exc:
+        raise click.UsageError(f"allowed origin: {exc}") from None
+    if unknown:
+        raise click.UsageError(f"not an allowed origin of this application: {', '.join(unknown)}")
+    return [o for o in [*current, *added] if o not in gone]
 
 
 # ---------------------------------------------------------------- apps
@@ -173,6 +197,9 @@ def apps_add(cli: CliContext, /, client_id: str, as_json: bool, **given: Any) ->
 @apps.command("update")
 @click.argument("client_id")
 @_policy_options
+@click.option(
+    "--remove-origin", "remove_origin", multiple=True, help="Origin no longer allowed (repeatable)."
+)
 @json_option
 @pass_cli
 def apps_update(cli: CliContext, /, client_id: str, as_json: bool, **given: Any) -> None:
@@ -181,6 +208,8 @@ def apps_update(cli: CliContext, /, client_id: str, as_json: bool, **given: Any)
 
     \b
     $ asgate apps update console-1 --max-priority mcpttp.12
+    $ asgate apps update console-1 --allow-origin https://console.example
+    $ asgate apps update console-1 --remove-origin https://old-console.example
     """
 
     async def go(svc: RegistryService) -> Any:

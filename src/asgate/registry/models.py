@@ -10,8 +10,9 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from asgate.cors import MAX_ORIGINS, normalise_origin
 from asgate.wire import DateTime, WireModel
 
 ServiceType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")]
@@ -23,6 +24,9 @@ KNOWN_SERVICE_TYPES = ("MCPTT", "MCVideo", "MCData", "GM", "CM", "IDM", "KM")
 # Interfaces the service access server can carry: HTTP and WebSocket (an HTTP upgrade).
 PROXIED_PROTOCOLS = frozenset({"HTTP", "HTTPS", "WEBSOCKET", "WS", "WSS"})
 T = TypeVar("T")
+# A browser application's origin, stored as a browser serializes it (asgate.cors).
+Origin = Annotated[str, StringConstraints(max_length=300), AfterValidator(normalise_origin)]
+Origins = Annotated[list[Origin], AfterValidator(lambda v: list(dict.fromkeys(v)))]  # once each
 
 
 class InterfaceDescription(WireModel):
@@ -176,6 +180,9 @@ class ServiceInterfaceDescription(WireModel):
     versions: list[Version]
     max_priority: Priority | None = None
     rate_limits: RateLimits | None = None
+    # The application's allowed origins (CORS at the access server); absent: none. An access
+    # server that predates the field ignores it (TS 29.500 5.2.9) and answers no browser.
+    allowed_origins: list[Origin] | None = Field(default=None, min_length=1, max_length=MAX_ORIGINS)
 
 
 INT32_MAX = 2**31 - 1
@@ -251,6 +258,8 @@ class ExternalAppSpec(WireModel):
     max_priority: Priority | None = None
     rate_limits: RateLimits | None = None
     default_notification_destination: str | None = Field(default=None, max_length=2048)
+    # Origins of the browser applications of this client (scheme://host[:port], never "*").
+    allowed_origins: Origins = Field(default_factory=list, max_length=MAX_ORIGINS)
 
 
 class ExternalApp(ExternalAppSpec):

@@ -36,6 +36,7 @@ def interface_description(
         versions=versions,
         max_priority=(edit.max_priority if edit and edit.max_priority else None) or app.max_priority,
         rate_limits=(edit.rate_limits if edit and edit.rate_limits else None) or app.rate_limits,
+        allowed_origins=list(app.allowed_origins) or None,
     )
 
 
