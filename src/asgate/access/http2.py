@@ -145,6 +145,7 @@ class Http2(asyncio.Protocol):
         self.resets = 0
         self.control = 0
         self.goaway_sent = False
+        self.flush_scheduled = False
         # Streams answered before their request body ended: stream id -> bytes still read and
         # dropped (as the HTTP/1.1 lingering close), then RST_STREAM(NO_ERROR) (RFC 9113 8.1).
         self.lingering: dict[int, int] = {}
@@ -355,7 +356,7 @@ class Http2(asyncio.Protocol):
                 self.h2.acknowledge_received_data(length, stream_id)
             except h2.exceptions.StreamClosedError:
                 return
-            self._flush()
+            self.flush_soon()
 
     def stream_done(self, stream: Stream) -> None:
         if self.streams.get(stream.stream_id) is stream:
@@ -380,7 +381,14 @@ class Http2(asyncio.Protocol):
         if self.transport is not None and not self.closing:
             self.transport.resume_reading()
 
+    def flush_soon(self) -> None:
+        """Frames queued by streams (from backend reads) go out in one write per loop iteration."""
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
     def _flush(self) -> None:
+        self.flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -598,7 +606,7 @@ class Stream:
         except h2.exceptions.ProtocolError:  # the stream was closed meanwhile
             self.closing = True
             return
-        self.conn._flush()
+        self.conn.flush_soon()
 
     def _send_body(self, data: bytes) -> None:
         self.deadline = self.loop.time() + self.options.idle_timeout
@@ -632,7 +640,7 @@ class Stream:
             self.conn.stream_done(self)
             return
         finally:
-            self.conn._flush()
+            self.conn.flush_soon()
         self.reading_upstream()
 
     def reading_upstream(self) -> None:
@@ -669,5 +677,5 @@ class Stream:
             self.conn.h2.reset_stream(self.stream_id, code)
         except h2.exceptions.ProtocolError:
             pass
-        self.conn._flush()
+        self.conn.flush_soon()
         self.conn.stream_done(self)
