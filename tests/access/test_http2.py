@@ -11,11 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
 from asgate.access.options import EngineOptions
 from asgate.access.server import AccessServer
 from tests.access.certs import Authority
 from tests.access.conftest import FAST, Sas
+from tests.access.h2client import Attacker
 
 Answer = tuple[int, dict[str, str], bytes, str]
 
@@ -223,3 +226,36 @@ async def test_the_http2_setting_off_leaves_the_preface_to_http11(
     )  # fmt: skip
     out, _ = await proc.communicate()
     assert out != b"2" and sas.backends[0].connections == 0
+
+
+async def test_a_draining_server_finishes_the_streams_under_way_then_says_goaway(sas: Sas) -> None:
+    client = await Attacker.open(sas.port)
+    stream_id = client.request("/1/slow?s=0.3")
+    await client.send()
+    await asyncio.sleep(0.1)  # the stream is at the backend
+    stopping = asyncio.create_task(sas.server.stop(grace=2.0))
+    goaway = await client.until(lambda f: isinstance(f, GoAwayFrame))
+    assert isinstance(goaway, GoAwayFrame) and goaway.error_code == ErrorCodes.NO_ERROR
+    assert goaway.last_stream_id == stream_id  # RFC 9113 6.8: this stream will still be answered
+    ended = await client.until(lambda f: f.stream_id == stream_id and "END_STREAM" in f.flags)
+    assert ended is not None, [type(f).__name__ for f in client.received]
+    assert client.status(stream_id) == 200
+    await stopping
+    client.close()
+
+
+async def test_connection_specific_fields_are_refused(sas: Sas) -> None:
+    """RFC 9113 8.2.2: a request carrying Connection or Transfer-Encoding is malformed."""
+    for name, value in [("connection", "keep-alive"), ("transfer-encoding", "chunked"), ("te", "gzip")]:
+        client = await Attacker.open(sas.port)
+        client.h2.config.validate_outbound_headers = False
+        client.h2.config.normalize_outbound_headers = False
+        stream_id = client.h2.get_next_available_stream_id()
+        fields = [(":method", "GET"), (":path", "/1/echo"), (":scheme", "http"), (":authority", "sas")]
+        client.h2.send_headers(stream_id, [*fields, (name, value)], end_stream=True)
+        await client.send()
+        refused = await client.until(lambda f: isinstance(f, GoAwayFrame | RstStreamFrame))
+        assert refused is not None and refused.error_code == ErrorCodes.PROTOCOL_ERROR, name
+        assert client.status(stream_id) is None
+        client.close()
+    assert sas.gate.heads == [] and sas.backends[0].connections == 0

@@ -32,6 +32,7 @@ import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
 
 from asgate import logs
 from asgate.access.errors import Refusal, bad_request
@@ -57,6 +58,7 @@ _BUFFER = 65536
 # A WINDOW_UPDATE smaller than this counts as a control frame (a flood of tiny updates makes the
 # server cut its DATA into tiny frames).
 _TINY_WINDOW_UPDATE = 1024
+_CONNECTION_WINDOW = 1 << 20
 
 
 class _HeaderFlood(h2.exceptions.ProtocolError):
@@ -175,8 +177,9 @@ class Http2(asyncio.Protocol):
     def _begin(self, data: bytes) -> None:
         conn = self.h2
         conn.initiate_connection()
-        # The connection window covers every stream's (each paused stream holds its own share).
-        conn.increment_flow_control_window(self.options.h2_max_streams * 65535)
+        # 1 MiB for the connection, 64 KiB (the default) per stream: a stream whose body waits for
+        # the gate or a slow backend holds its own window, and all of them at most 1 MiB.
+        conn.increment_flow_control_window(_CONNECTION_WINDOW - 65535)
         self.window_start = self.loop.time()
         self.deadline = self.window_start + self.options.header_timeout
         if data:
@@ -254,7 +257,13 @@ class Http2(asyncio.Protocol):
             self._count(1)
             self._window_opened(0)
         elif isinstance(
-            event, (h2.events.PingReceived, h2.events.PriorityUpdated, h2.events.UnknownFrameReceived)
+            event,
+            (
+                h2.events.PingReceived,
+                h2.events.PingAckReceived,  # unsolicited: we send no PING
+                h2.events.PriorityUpdated,
+                h2.events.UnknownFrameReceived,
+            ),
         ):
             self._count(1)
         # TrailersReceived: ignored (the request goes on without them); SettingsAcknowledged etc.
@@ -423,10 +432,13 @@ class Http2(asyncio.Protocol):
             self.h2.close_connection(ErrorCodes.NO_ERROR)
             self._shut()
             return
-        if not self.goaway_sent:
+        if not self.goaway_sent and self.transport is not None:
+            # Written past h2, whose state machine would send nothing more after a GOAWAY; the
+            # streams up to the last one are still answered, later ones refused (``_request``).
             self.goaway_sent = True
-            self.h2.close_connection(ErrorCodes.NO_ERROR, last_stream_id=max(self.streams))
             self._flush()
+            goaway = GoAwayFrame(0, last_stream_id=max(self.streams), error_code=ErrorCodes.NO_ERROR)
+            self.transport.write(goaway.serialize())
 
     def abort(self) -> None:
         self.closing = True
@@ -483,7 +495,13 @@ class Stream:
     def body(self, data: bytes, length: int) -> None:
         self.deadline = self.loop.time() + self.options.idle_timeout
         exchange = self.exchange
-        if exchange is not None and data:
+        if exchange is not None and exchange.finished:
+            # Answered already (a 413, a refusal) while the body still comes: dropped, within bounds.
+            self.linger_bytes -= length
+            if self.linger_bytes < 0:
+                self._reset(ErrorCodes.NO_ERROR)
+                return
+        elif exchange is not None and data:
             exchange.request_body(data)
         if self.paused and not self.closing:
             self.unacked += length
