@@ -61,6 +61,8 @@ async def test_rapid_reset_ends_in_goaway_enhance_your_calm(flooded: Sas) -> Non
     attacker.close()
     await still_serves(flooded)
     assert len(flooded.gate.heads) <= OPTIONS.h2_max_resets + 2  # the gate saw only what came before
+    # Every cancelled stream gave its admission back (no in-flight slot leaks).
+    assert len(flooded.gate.done) == len(flooded.gate.heads)
 
 
 async def test_a_ping_flood_ends_in_goaway(flooded: Sas) -> None:
@@ -158,3 +160,17 @@ async def test_a_silent_connection_is_closed_after_the_idle_timeout(flooded: Sas
     attacker = await Attacker.open(flooded.port)
     assert await attacker.goaway(timeout=3.0) == ErrorCodes.NO_ERROR
     attacker.close()
+
+
+async def test_a_client_that_stops_reading_holds_one_window_and_loses_the_stream(flooded: Sas) -> None:
+    """Slow read: the client never opens its window again; the server sends that window's worth,
+    stops reading from the instance, and resets the stream after the idle timeout."""
+    attacker = await Attacker.open(flooded.port)
+    stream_id = attacker.request("/1/big?size=5000000")
+    await attacker.send()
+    reset = await attacker.until(lambda f: isinstance(f, RstStreamFrame) and f.stream_id == stream_id)
+    assert isinstance(reset, RstStreamFrame) and reset.error_code == ErrorCodes.CANCEL
+    sent = sum(len(f.data) for f in attacker.received if isinstance(f, DataFrame))
+    assert sent == 65535  # the default stream window, nothing more
+    attacker.close()
+    await still_serves(flooded)
