@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from h2.errors import ErrorCodes
-from hyperframe.frame import GoAwayFrame, RstStreamFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, RstStreamFrame
 
 from asgate.access.options import EngineOptions
 from asgate.access.server import AccessServer
@@ -259,3 +259,17 @@ async def test_connection_specific_fields_are_refused(sas: Sas) -> None:
         assert client.status(stream_id) is None
         client.close()
     assert sas.gate.heads == [] and sas.backends[0].connections == 0
+
+
+async def test_request_trailers_are_ignored(sas: Sas) -> None:
+    client = await Attacker.open(sas.port)
+    stream_id = client.request("/1/echo", end=False, method="POST")
+    client.h2.send_data(stream_id, b"hello")
+    client.h2.send_headers(stream_id, [("x-checksum", "abc")], end_stream=True)  # trailers
+    await client.send()
+    ended = await client.until(lambda f: f.stream_id == stream_id and "END_STREAM" in f.flags)
+    assert ended is not None and client.status(stream_id) == 200
+    body = b"".join(f.data for f in client.received if isinstance(f, DataFrame) and f.stream_id == stream_id)
+    seen = json.loads(body)
+    assert seen["bodyLength"] == 5 and "x-checksum" not in seen["headers"]
+    client.close()
