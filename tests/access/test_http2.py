@@ -273,3 +273,27 @@ async def test_request_trailers_are_ignored(sas: Sas) -> None:
     seen = json.loads(body)
     assert seen["bodyLength"] == 5 and "x-checksum" not in seen["headers"]
     client.close()
+
+
+async def test_connections_over_the_per_source_cap_are_refused_with_goaway(tmp_path: Path, sas: Sas) -> None:
+    ca = Authority(tmp_path, "sas-ca")
+    issued = ca.issue("sas-server", server=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(issued.cert), str(issued.key))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    server = AccessServer(sas.gate, EngineOptions(max_connections_per_source=1, tick=0.05))
+    await server.start("127.0.0.1", 0, ssl=context)
+    trust = ssl.create_default_context(cafile=str(ca.path))
+    trust.set_alpn_protocols(["h2"])
+    try:
+        first = await asyncio.open_connection("127.0.0.1", server.port, ssl=trust)
+        assert first[1].get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=trust)
+        second = Attacker(reader, writer)
+        await second.send()
+        assert await second.goaway() == ErrorCodes.REFUSED_STREAM
+        assert second.status(1) is None
+        second.close()
+        first[1].close()
+    finally:
+        await server.stop(grace=0.5)

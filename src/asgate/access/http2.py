@@ -20,6 +20,7 @@ header block (CONTINUATION flood, CVE-2024-27316), on the decoded header list (H
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from dataclasses import replace
@@ -198,10 +199,17 @@ class Http2(asyncio.Protocol):
             self.engine.metrics.engine_error(400, "HTTP2_" + ErrorCodes(exc.error_code).name)
             self._shut()
             return
-        for event in events:
-            self._event(event)
-            if self.closing:
-                return
+        try:
+            for event in events:
+                self._event(event)
+                if self.closing:
+                    return
+        except Exception:  # noqa: BLE001 - a bug must cost this connection, not the process
+            _log.exception("engine error on an http/2 connection")
+            self.engine.metrics.engine_error(500, Cause.SYSTEM_FAILURE)
+            self.h2.close_connection(ErrorCodes.INTERNAL_ERROR)
+            self._shut()
+            return
         self._flush()
 
     def eof_received(self) -> bool:
@@ -346,11 +354,11 @@ class Http2(asyncio.Protocol):
             return
         if left < length:
             del self.lingering[stream_id]
-            self.h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
             return
         self.lingering[stream_id] = left - length
-        if length:  # read and dropped: the client may send on
-            self.h2.acknowledge_received_data(length, stream_id)
+        self.ack(stream_id, length)  # read and dropped: the client may send on
 
     def _window_opened(self, stream_id: int) -> None:
         streams = self.streams.values() if stream_id == 0 else [self.streams.get(stream_id)]
@@ -363,7 +371,7 @@ class Http2(asyncio.Protocol):
         if length and not self.closing:
             try:
                 self.h2.acknowledge_received_data(length, stream_id)
-            except h2.exceptions.StreamClosedError:
+            except h2.exceptions.ProtocolError:  # the stream closed meanwhile
                 return
             self.flush_soon()
 
