@@ -144,6 +144,14 @@ async def test_many_concurrent_streams_share_one_connection(sas: Sas) -> None:
         answers = await asyncio.gather(*(client.get(f"/1/echo/{i}") for i in range(60)))
     assert {(a.status_code, a.http_version) for a in answers} == {(200, "HTTP/2")}
     assert [json.loads(a.content)["target"] for a in answers] == [f"/api/echo/{i}" for i in range(60)]
+    # The connection was accepted once, as HTTP/1.1, handed over, and released once closed.
+    engine = sas.server.engine
+    assert engine is not None
+    for _ in range(100):
+        if not engine.connections:
+            break
+        await asyncio.sleep(0.02)
+    assert engine.connections == set() and engine.per_source == {}
     assert sorted(sas.gate.done) == [200] * 60
 
 

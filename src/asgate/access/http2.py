@@ -629,8 +629,9 @@ class Stream:
     def _headers(self, headers: list[Header], end: bool) -> None:
         try:
             self.conn.h2.send_headers(self.stream_id, headers, end_stream=end)
-        except h2.exceptions.ProtocolError:  # the stream was closed meanwhile
-            self.closing = True
+        except h2.exceptions.ProtocolError:
+            # Closed meanwhile, or a field HTTP/2 cannot carry (from an instance): no answer.
+            self._reset(ErrorCodes.INTERNAL_ERROR)
             return
         self.conn.flush_soon()
 
@@ -699,9 +700,7 @@ class Stream:
         exchange = self.exchange
         if exchange is not None and not exchange.finished:
             exchange.client_lost()
-        try:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             self.conn.h2.reset_stream(self.stream_id, code)
-        except h2.exceptions.ProtocolError:
-            pass
         self.conn.flush_soon()
         self.conn.stream_done(self)
