@@ -22,7 +22,15 @@ import h2.connection
 import h2.events
 
 
-async def connection(host: str, port: int, path: str, streams: int, until: float, out: list[float]) -> int:
+async def connection(
+    host: str,
+    port: int,
+    path: str,
+    extra: list[tuple[bytes, bytes]],
+    streams: int,
+    until: float,
+    out: list[float],
+) -> int:
     """One connection kept ``streams`` requests deep; appends latencies; returns the non-2xx count."""
     reader, writer = await asyncio.open_connection(host, port)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
@@ -32,6 +40,7 @@ async def connection(host: str, port: int, path: str, streams: int, until: float
         (b":path", path.encode()),
         (b":scheme", b"http"),
         (b":authority", b"bench"),
+        *extra,
     ]
     started: dict[int, float] = {}
     statuses: dict[int, bytes] = {}
@@ -67,14 +76,21 @@ async def connection(host: str, port: int, path: str, streams: int, until: float
     return bad
 
 
-async def run(url: str, connections: int, streams: int, duration: float) -> dict[str, float]:
+async def run(
+    url: str, connections: int, streams: int, duration: float, headers: list[str] | None = None
+) -> dict[str, float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    extra = [
+        (n.strip().lower().encode(), v.strip().encode())
+        for n, _, v in (h.partition(":") for h in headers or [])
+    ]
     latencies: list[float] = []
     begin = time.perf_counter()
     until = begin + duration
     bad = await asyncio.gather(
-        *(connection(host, port, parts.path or "/", streams, until, latencies) for _ in range(connections))
+        *(connection(host, port, path, extra, streams, until, latencies) for _ in range(connections))
     )
     elapsed = time.perf_counter() - begin
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
@@ -94,10 +110,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--streams", type=int, default=10)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("-H", "--header", action="append", default=[], help="'name: value' on every request")
     args = parser.parse_args()
     import uvloop
 
-    print(json.dumps(uvloop.run(run(args.url, args.connections, args.streams, args.duration))))
+    print(json.dumps(uvloop.run(run(args.url, args.connections, args.streams, args.duration, args.header))))
 
 
 if __name__ == "__main__":
