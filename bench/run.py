@@ -25,7 +25,7 @@ BENCHMARKS = {
     "sas": [HERE / "sas.py"],
     "registry": [HERE / "registry.py"],
     # The data-plane engine alone (allow-all gate) against nginx: for work on the engine.
-    "sas-engine": [HERE / "sas_engine.py", "--rounds", "5"],
+    "sas-engine": [HERE / "sas_engine.py", "--rounds", "5", "--http2"],
     # /oauth2/token under a flood of wrong secrets (issue 8 item 8: legitimate latency <= 2x).
     "token-flood": [HERE / "token_flood.py"],
 }

@@ -23,7 +23,9 @@ The servers run on core 0, the load generators on core 1. Scenarios (issue 4's t
 4. flood: one application at >= 10 x its rate limit on a saturated SAS while another one sends at a
    steady rate: the other one >= 99 % successful, p99 <= 3 x its unloaded p99;
 5. priority: the SAS overloaded (small ``sas_max_inflight``) by ``mcpttp.0`` traffic while
-   ``mcpttp.15`` requests arrive at a steady rate: >= 99.9 % of them successful, ``mcpttp.0`` shed.
+   ``mcpttp.15`` requests arrive at a steady rate: >= 99.9 % of them successful, ``mcpttp.0`` shed;
+6. ``http2``: the same requests over h2c (issue 9), ``bench/h2load.py`` (a Python generator, so a
+   baseline for HTTP/2 runs, not a comparison with wrk's HTTP/1.1 numbers).
 
     python bench/sas.py                         # everything, about 6 minutes
     python bench/sas.py --scenarios throughput latency --rounds 3 --duration 5
@@ -65,7 +67,7 @@ from common import (  # noqa: E402
 
 BACKEND, NGINX, ENVOY, API, SAS = 9001, 9002, 9004, 7580, 7581
 ISSUER = f"http://127.0.0.1:{API}"
-SCENARIOS = ("throughput", "latency", "workers", "flood", "priority")
+SCENARIOS = ("throughput", "http2", "latency", "workers", "flood", "priority")
 USERS = [f"user{i}@mc.example" for i in range(4)]
 FLOOD_LIMIT = 500.0  # requests/s of the flooding application
 STEADY_RATE = 200.0  # requests/s of the well-behaved application (open loop)
@@ -348,6 +350,47 @@ def throughput(world: World, args: argparse.Namespace, with_envoy: bool) -> dict
     return result
 
 
+def http2(world: World, args: argparse.Namespace) -> dict[str, Any]:
+    """The SAS with every check on, over h2c (prior knowledge): ``bench/h2load.py`` on core 1, one
+    stream per connection and ten streams on each of ten connections. The generator is pure Python
+    (h2load is rarely installed): compare these runs with each other, not with wrk's."""
+    url, headers = world.url("console-1"), world.headers("console-1")
+    result: dict[str, Any] = {}
+    for connections, streams in ((args.connections, 1), (10, 10)):
+        cmd = ["taskset", "-c", "1", sys.executable, str(Path(__file__).parent / "h2load.py"), url]
+        cmd += [
+            "--connections",
+            str(connections),
+            "--streams",
+            str(streams),
+            "--duration",
+            str(args.duration),
+        ]
+        for header in headers:
+            cmd += ["-H", header]
+        runs = []
+        for _ in range(args.rounds):
+            out = subprocess.run(
+                cmd, capture_output=True, text=True, check=True, timeout=args.duration + 60
+            ).stdout
+            run = json.loads(out)
+            if run["non_2xx"]:
+                raise SystemExit(f"{url} over HTTP/2: {run['non_2xx']} non-2xx")
+            runs.append(run)
+        shape = f"{connections}x{streams}"
+        result[shape] = {
+            "requests_per_s": round(statistics.median(r["requests_per_s"] for r in runs)),
+            "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+        }
+        print(
+            f"  {shape:6s} {result[shape]['requests_per_s']:9,} req/s  p50 {result[shape]['p50_ms']:6.2f} ms"
+            f"  p99 {result[shape]['p99_ms']:6.2f} ms",
+            flush=True,
+        )
+    return result
+
+
 def check_ok(run: dict[str, Any], url: str) -> dict[str, Any]:
     if run["non_2xx"] or run["socket_errors"]:
         raise SystemExit(f"{url}: {run['non_2xx']} non-2xx, socket errors {run['socket_errors']!r}")
@@ -600,6 +643,9 @@ def main() -> None:
                 if "throughput" in args.scenarios:
                     print("throughput (closed loop):", flush=True)
                     report["throughput"] = throughput(world, args, with_envoy)
+            if "http2" in args.scenarios:
+                print("HTTP/2, h2c (closed loop, bench/h2load.py):", flush=True)
+                report["http2"] = http2(world, args)
             saturated = (
                 report["throughput"]["sas"]["requests_per_s"]
                 if "throughput" in report

@@ -3,6 +3,7 @@
     .venv/bin/python bench/sas_engine.py                  # allow-all gate, 3 rounds of 8 s
     .venv/bin/python bench/sas_engine.py --rounds 5 --duration 10
     .venv/bin/python bench/sas_engine.py --gate mypkg.gates:make_gate -H "authorization: Bearer ..."
+    .venv/bin/python bench/sas_engine.py --http2          # also the engine over h2c (bench/h2load.py)
 
 The backend is nginx's own fixed JSON answer on 127.0.0.1:9001 (``bench/peers/nginx.conf``,
 copied to a temporary folder); nginx proxies to it on :9002 and the engine on :9010. nginx and the
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import json
 import os
 import shutil
 import signal
@@ -92,6 +94,9 @@ def main() -> None:
     parser.add_argument("--path", default="/x")
     parser.add_argument("--gate", default="allow_all", help="module:function building the gate")
     parser.add_argument("-H", "--header", action="append", default=[], help="header for every request")
+    parser.add_argument(
+        "--http2", action="store_true", help="also the engine over HTTP/2 (h2c; bench/h2load.py, not wrk)"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # internal: run the engine
     args = parser.parse_args()
     if args.serve:
@@ -146,6 +151,34 @@ def report(args: argparse.Namespace) -> None:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     setup = f"medians of {args.rounds} x {args.duration} s, wrk -t1 -c{args.connections}"
     print(f"{setup}; {os.cpu_count()} cores, Python {sys.version.split()[0]}, {when}")
+    if args.http2:
+        http2(args, candidates["sas-engine"])
+
+
+def http2(args: argparse.Namespace, url: str) -> None:
+    """The engine over h2c: the same backend and gate, ``bench/h2load.py`` on core 1 (pure Python,
+    so its own cost bounds the rate: compare HTTP/2 runs with each other)."""
+    shapes = [(args.connections, 1), (10, 10)]  # one stream per connection; ten deep on ten
+    print(f"\n{'http/2':18s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for connections, streams in shapes:
+        cmd = ["taskset", "-c", "1", sys.executable, str(Path(__file__).parent / "h2load.py"), url]
+        cmd += [
+            "--connections",
+            str(connections),
+            "--streams",
+            str(streams),
+            "--duration",
+            str(args.duration),
+        ]
+        runs = [
+            json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+            for _ in range(args.rounds)
+        ]
+        rate = statistics.median(r["requests_per_s"] for r in runs)
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        bad = sum(r["non_2xx"] for r in runs)
+        print(f"{f'{connections} conn x {streams}':18s} {rate:9.0f} {p50:8.2f} {p99:8.2f}  non-2xx {bad}")
 
 
 if __name__ == "__main__":

@@ -233,6 +233,24 @@ async def test_tls_listener_with_tokens(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_the_sas_offers_http2_by_alpn_on_its_tls_listener(
+    tmp_path: Path, database: dict[str, Any], pki: dict[str, Path]
+) -> None:
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    tls = {"tls_cert": str(pki["server_cert"]), "tls_key": str(pki["server_key"])}
+    with live_server(tmp_path / "data", database, scheme="https", verify=context, **tls) as server:
+        sas = "https://" + server.env["ASGATE_SAS_LISTEN"]
+        with httpx.Client(http2=True, verify=context) as h2c:
+            health = h2c.get(f"{sas}/healthz")
+            refused = h2c.get(f"{sas}/1/anything")
+        assert (health.status_code, health.http_version, health.json()) == (200, "HTTP/2", {"status": "ok"})
+        assert refused.http_version == "HTTP/2" and refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        with httpx.Client(verify=context) as h1c:
+            assert h1c.get(f"{sas}/healthz").http_version == "HTTP/1.1"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_mutual_tls_alone_can_authenticate_an_as(
     tmp_path: Path, database: dict[str, Any], pki: dict[str, Path]
 ) -> None:

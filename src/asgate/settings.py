@@ -226,6 +226,10 @@ class Settings(BaseSettings):
     sas_shutdown_grace: float = Field(default=10.0, ge=0, le=600)
     sas_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     sas_max_ws_message_bytes: int = Field(default=1_048_576, ge=1024)
+    sas_http2: bool = True  # h2c with prior knowledge; "h2" by ALPN when tls_cert is set
+    sas_h2_max_streams: int = Field(default=100, ge=1, le=1000)  # SETTINGS_MAX_CONCURRENT_STREAMS
+    sas_h2_max_resets: int = Field(default=200, ge=1)  # client RST_STREAMs per 10 s, then GOAWAY
+    sas_h2_max_control_frames: int = Field(default=200, ge=10)  # PING/SETTINGS/empty DATA... per 10 s
     sas_registry_url: str | None = None  # where the SAS pulls snapshots; default: this control plane
     # What the SAS tells MC services (seed 10.X.5 step 3): asgate.access.assertion
     sas_assertion_issuer: str | None = None  # default: {issuer}/sas

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 import websockets
@@ -113,6 +114,27 @@ async def test_priority_is_checked_applied_and_indicated(system: System) -> None
     assert (bad.status_code, bad.json()["cause"]) == (400, "INVALID_PRIORITY")
     plain = await system.http.get(f"{base}/groups", headers=user)
     assert "resource-priority" not in plain.headers
+
+
+async def test_http2_streams_go_through_the_same_gate_priority_and_refusals(system: System) -> None:
+    """h2c with prior knowledge (httpx, unchanged): the real gate decides every stream."""
+    base = (await system.authorize("GM", serviceName="sample-gm"))["serviceLocationInformation"]
+    user = bearer(system.user_token())
+    transport = httpx.AsyncHTTPTransport(http1=False, http2=True)
+    async with httpx.AsyncClient(transport=transport) as h2c:
+        created = await h2c.post(f"{base}/groups", json={"groupId": "h2-1"}, headers=user)
+        assert (created.status_code, created.http_version) == (201, "HTTP/2"), created.text
+        assert created.json()["owner"] == ALICE
+        high, above, anonymous = await asyncio.gather(
+            h2c.get(f"{base}/groups", headers={**user, "Resource-Priority": "mcpttp.9"}),
+            h2c.get(f"{base}/groups", headers={**user, "Resource-Priority": "mcpttp.11"}),
+            h2c.get(f"{base}/groups"),
+        )
+    assert high.status_code == 200 and high.headers["resource-priority"] == "mcpttp.9"
+    assert high.headers["x-sample-resource-priority"] == "mcpttp.9"
+    assert (above.status_code, above.json()["cause"]) == (403, "PRIORITY_NOT_AUTHORIZED")
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"
+    assert "www-authenticate" in anonymous.headers
 
 
 async def test_no_failed_idempotent_request_when_an_instance_dies(system: System) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgate.access.errors import Refusal
 from asgate.access.http1 import Downstream
@@ -12,6 +12,11 @@ from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions
 from asgate.access.types import Gate
 from asgate.problem import Cause
+
+if TYPE_CHECKING:
+    from asgate.access.http2 import Http2
+
+    Connection = Downstream | Http2
 
 T = TypeVar("T")
 
@@ -27,7 +32,7 @@ class Engine:
         self.options = options or EngineOptions()
         self.metrics = metrics or SasMetrics()
         self.loop = asyncio.get_running_loop()
-        self.connections: set[Downstream] = set()
+        self.connections: set[Connection] = set()
         self.per_source: dict[str, int] = {}
         self.draining = False
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -43,7 +48,7 @@ class Engine:
     def protocol(self) -> Downstream:
         return Downstream(self)
 
-    def accept(self, conn: Downstream) -> Refusal | None:
+    def accept(self, conn: Connection) -> Refusal | None:
         """Self-protection before a byte is read: global and per-source connection caps."""
         options = self.options
         source = conn.client[0]
@@ -61,7 +66,7 @@ class Engine:
         self.metrics.accepted()
         return None
 
-    def release(self, conn: Downstream) -> None:
+    def release(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self.metrics.closed()
@@ -71,6 +76,12 @@ class Engine:
                 self.per_source[source] = left
             else:
                 self.per_source.pop(source, None)
+
+    def replace(self, old: Connection, new: Connection) -> None:
+        """``new`` serves the client of ``old`` from now on (HTTP/1.1 handing over to HTTP/2)."""
+        if old in self.connections:
+            self.connections.discard(old)
+            self.connections.add(new)
 
     def _sweep(self) -> None:
         now = self.loop.time()

@@ -21,6 +21,7 @@ from asgate.problem import Cause
 
 if TYPE_CHECKING:
     from asgate.access.http1 import Downstream
+    from asgate.access.http2 import Stream
 
 _log = logs.get("asgate.access.engine")
 # RFC 9110 9.2.2: requests that may be repeated without a different effect.
@@ -40,7 +41,9 @@ class Exchange:
         "chunked_out", "upstream_keep", "deadline", "finished", "out", "fresh",
     )  # fmt: skip
 
-    def __init__(self, conn: Downstream, head: RequestHead, framing: Framing, close_after: bool) -> None:
+    def __init__(
+        self, conn: Downstream | Stream, head: RequestHead, framing: Framing, close_after: bool
+    ) -> None:
         self.conn = conn
         self.head = head
         self.framing = framing
@@ -418,8 +421,8 @@ class Exchange:
         """Give up on both sides at once (truncated response, timeout mid-body)."""
         self._drop_upstream(reusable=False)
         self.close_after = True
+        self.conn.abort()  # first: an HTTP/2 stream must be reset, not ended as if complete
         self.finish(0)
-        self.conn.abort()
 
     def client_lost(self) -> None:
         if not self.finished:

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from asgate.access.websocket import Tunnel
 
 _log = logs.get("asgate.access.engine")
-# Parser states of a connection.
-IDLE, HEAD, BODY, WAIT = range(4)
+# Parser states of a connection; NEW until its first read (which may be the HTTP/2 preface).
+IDLE, HEAD, BODY, WAIT, NEW = range(5)
 # A closing connection still reads and discards what the client sends (nginx's lingering close),
 # so that a client still sending its request reads the refusal instead of a reset: for at most
 # LINGER_SECONDS, and at most LINGER_BYTES, or twice the body limit after a 413 (the client may
@@ -66,7 +66,7 @@ class Downstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.client: tuple[str, int] = ("", 0)
-        self.state = HEAD
+        self.state = NEW
         self.deadline = 0.0
         self.head_bytes = 0
         self.url = b""
@@ -90,6 +90,11 @@ class Downstream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
+        if self.options.http2:
+            tls = transport.get_extra_info("ssl_object")
+            if tls is not None and tls.selected_alpn_protocol() == "h2":
+                self._http2(None)  # RFC 9113 3.2: "h2" chosen by ALPN, HTTP/2 from the first byte
+                return
         peer = transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         refusal = self.engine.accept(self)
@@ -100,7 +105,7 @@ class Downstream(asyncio.Protocol):
             return
         self.deadline = self.loop.time() + self.options.header_timeout
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes) -> None:  # noqa: C901 - the hot path, kept inline
         if self.tunnel is not None:
             self.tunnel.from_client(data)
             return
@@ -113,6 +118,12 @@ class Downstream(asyncio.Protocol):
         if state == IDLE:
             self.state = state = HEAD
             self.deadline = self.loop.time() + self.options.header_timeout
+        elif state == NEW:
+            # RFC 9113 3.3: prior knowledge; the preface starts with a method HTTP/1.1 never accepts.
+            if data[:4] == b"PRI " and self.options.http2:
+                self._http2(data)
+                return
+            self.state = state = HEAD
         if state == HEAD:
             self.head_bytes += len(data)
         self.read_size = len(data)
@@ -372,6 +383,22 @@ class Downstream(asyncio.Protocol):
         if rest:
             self.data_received(rest)
 
+    def _http2(self, data: bytes | None) -> None:
+        """Hand the transport over to an HTTP/2 protocol: ``data`` read already (prior knowledge), or
+        None (ALPN, before the connection was accepted: HTTP/2 accepts it itself)."""
+        from asgate.access.http2 import Http2
+
+        transport = self.transport
+        assert transport is not None
+        self.closing = True  # this object is done with the connection
+        protocol = Http2(self.engine)
+        transport.set_protocol(protocol)
+        if data is None:
+            protocol.connection_made(transport)
+        else:
+            self.engine.replace(self, protocol)
+            protocol.take_over(transport, self.client, data)
+
     def _idle(self) -> None:
         self.state = IDLE
         self.head_bytes = 0
@@ -391,7 +418,9 @@ class Downstream(asyncio.Protocol):
                 self.deadline = now + self.options.idle_timeout
                 return
             self.deadline = 0.0
-            if self.state == IDLE or (self.state == HEAD and not self.head_bytes and self.active is None):
+            if self.state in (IDLE, NEW) or (
+                self.state == HEAD and not self.head_bytes and self.active is None
+            ):
                 self.close()  # RFC 9112 9.5: idle keep-alive connections may be closed at any time
             else:
                 self.protocol_error(Refusal(408, "TIMED_OUT_REQUEST", "the request was not received in time"))

@@ -29,6 +29,14 @@ class EngineOptions:
     # How often deadlines are checked; every timeout is accurate to about this much.
     tick: float = 0.25
     shutdown_grace: float = 10.0
+    # HTTP/2 (asgate.access.http2): h2c with prior knowledge, and "h2" offered by ALPN over TLS.
+    http2: bool = True
+    h2_max_streams: int = 100  # SETTINGS_MAX_CONCURRENT_STREAMS; a stream past it: REFUSED_STREAM
+    # Per connection and window: more client RST_STREAMs (rapid reset) or control frames (PING,
+    # SETTINGS, PRIORITY, empty DATA, tiny WINDOW_UPDATE) than this: GOAWAY ENHANCE_YOUR_CALM.
+    h2_max_resets: int = 200
+    h2_max_control_frames: int = 200
+    h2_flood_window: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
@@ -44,6 +52,10 @@ class EngineOptions:
             authorities=frozenset({str(listen), *settings.sas_public_authorities}),
             scheme="https" if settings.tls else "http",
             shutdown_grace=settings.sas_shutdown_grace,
+            http2=settings.sas_http2,
+            h2_max_streams=settings.sas_h2_max_streams,
+            h2_max_resets=settings.sas_h2_max_resets,
+            h2_max_control_frames=settings.sas_h2_max_control_frames,
         )
 
 

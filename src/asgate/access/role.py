@@ -133,4 +133,6 @@ def _tls(rt: Runtime) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+    # RFC 7301: the client picks; HTTP/2 (RFC 9113 3.2) when it offers "h2", else HTTP/1.1.
+    context.set_alpn_protocols(["h2", "http/1.1"] if s.sas_http2 else ["http/1.1"])
     return context

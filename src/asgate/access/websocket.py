@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from asgate.access.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from asgate.access.exchange import Exchange
+    from asgate.access.http1 import Downstream
 
 TOO_BIG = 1009
 PROTOCOL_ERROR = 1002
@@ -199,7 +200,7 @@ class Tunnel:
         self.backend.close()
         # Half-close and linger (as after a refusal): the client's answering Close is read and
         # dropped by the connection (within its bounds), not answered with a reset.
-        conn = self.exchange.conn
+        conn = cast("Downstream", self.exchange.conn)  # WebSockets are HTTP/1.1 only
         conn.tunnel = None
         conn.close()
         self.exchange.finish(101)
