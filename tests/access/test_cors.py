@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
@@ -75,6 +76,30 @@ async def test_a_preflight_is_answered_by_the_access_server_alone(system: System
     assert int(preflight.headers["access-control-max-age"]) > 0
     assert "content-length" not in preflight.headers  # RFC 9110 8.6: never on a 204
     assert system.recorder.requests == []  # no token needed, nothing reached an instance
+
+
+async def test_over_http2_the_preflight_and_the_refusals_are_the_same(system: System) -> None:
+    """A browser speaking HTTP/2 (h2c here, ALPN h2 in production) gets the same CORS answers."""
+    base = (await recorder_profile(system, CONSOLE))["serviceLocationInformation"]
+    ask = {
+        "Origin": CONSOLE,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    async with httpx.AsyncClient(http1=False, http2=True) as h2:
+        preflight = await h2.options(f"{base}/items", headers=ask)
+        no_token = await h2.get(f"{base}/items", headers={"Origin": CONSOLE})
+        served = await h2.get(f"{base}/items", headers={"Origin": CONSOLE, **bearer(system.user_token())})
+    assert {r.http_version for r in (preflight, no_token, served)} == {"HTTP/2"}
+    assert preflight.status_code == 204 and preflight.content == b""
+    assert "content-length" not in preflight.headers and "content-type" not in preflight.headers
+    assert preflight.headers["access-control-allow-origin"] == CONSOLE
+    assert preflight.headers["access-control-allow-headers"] == "authorization"
+    assert no_token.status_code == 401 and no_token.json()["cause"]
+    assert served.status_code == 204
+    for answer in (no_token, served):
+        assert_cors(answer)
+    assert len(system.recorder.requests) == 1  # only the authorized request reached the service
 
 
 async def test_every_answer_to_an_allowed_origin_carries_the_cors_headers(system: System) -> None:

@@ -617,6 +617,10 @@ class Stream:
     def _respond_problem(self, status: int, problem: dict[str, Any], headers: list[Header]) -> None:
         if self.closing:
             return
+        if not problem:  # an answer without content (a preflight's 204), as errors.render_problem
+            self.head = None
+            self._headers([(b":status", b"%d" % status), *[(n.lower(), v) for n, v in headers]], False)
+            return
         body = json.dumps({"status": status, **problem}, separators=(",", ":")).encode()
         fields: list[Header] = [(b":status", b"%d" % status), (b"content-type", PROBLEM_JSON.encode())]
         fields.append((b"content-length", b"%d" % len(body)))
