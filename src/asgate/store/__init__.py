@@ -20,6 +20,7 @@ from asgate.store.group_commit import BatchObserver, GroupCommitter
 from asgate.store.msgs import RegistrationStore
 from asgate.store.pools import PoolStore
 from asgate.store.registry import RegistryStore
+from asgate.store.tx import Tx
 from asgate.store.users import McIdTakenError, UserExistsError, UserStore
 
 A = TypeVar("A")
@@ -70,6 +71,13 @@ class Store:
             raise
         return cls(engine, writer=make_writer(url, sqlite_synchronous=sqlite_synchronous), observe=observe)
 
+    async def write(self, work: Callable[[Tx], R]) -> R:
+        """Run ``work(tx)`` in the next group-commit transaction, in a savepoint of its own (see
+        :meth:`transact`): the one way to write. ``tx`` (:class:`~asgate.store.tx.Tx`) has one typed
+        object per aggregate; an exception ``work`` raises undoes only its own writes and is raised
+        here."""
+        return await self.transact(_in_tx, work)
+
     async def transact(self, script: Callable[[Connection, A], R], arg: A) -> R:
         """Run ``script(conn, arg)`` in the next group-commit transaction, in a savepoint of its own:
         an exception it raises (a refusal such as a ProblemError, or a failed statement) undoes only
@@ -90,6 +98,10 @@ class Store:
     async def close(self) -> None:
         await self.committer.close()
         await self.engine.dispose()
+
+
+def _in_tx(conn: Connection, work: Callable[[Tx], R]) -> R:
+    return work(Tx(conn))
 
 
 class _Outcome(Generic[R]):

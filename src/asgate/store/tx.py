@@ -1,0 +1,21 @@
+"""The store's unit of work: one transaction, seen through one typed object per aggregate.
+
+A role package writes with ``await store.write(lambda tx: scripts.register(tx, ...))``: the function
+runs inside the next group-commit transaction, in a savepoint of its own (see
+:meth:`asgate.store.Store.write`), and reaches the data only through ``tx``'s aggregates, never
+through SQL or a ``Connection``. Decisions (provisioning, ownership, lifecycle) stay in the role
+packages and can be table-tested with a fake ``tx`` that has the same attributes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+
+class Tx:
+    """One transaction. Each aggregate of the store is an attribute, e.g. ``tx.instances``."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
