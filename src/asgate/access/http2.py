@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from asgate.access.upstream import UpstreamConnection
 
 _log = logs.get("asgate.access.engine")
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # RFC 9113 8.2.2: fields that only mean something on an HTTP/1.1 connection; never sent in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
