@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import secrets
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -29,7 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from asgate import logs
-from asgate.client.agent import backoff_delay
+from asgate.kernel.backoff import backoff
 from asgate.problem import Cause, ProblemDetails, ProblemError
 from asgate.registry.models import ProfileNotification
 from asgate.wire import WIRE
@@ -271,7 +270,7 @@ class WebSocketListener:
             self._handler(note)
 
     async def _back_off(self, attempt: int, error: BaseException | None) -> None:
-        delay = backoff_delay(attempt, *self._retry, random.random())  # noqa: S311 - jitter, not crypto
+        delay = backoff(attempt, *self._retry)
         if error is not None:
             _log.warning(
                 "notification socket unavailable; retrying",
