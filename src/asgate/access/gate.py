@@ -28,6 +28,7 @@ from asgate.access.state import AccessState
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.auth.tokens import Principal, TokenError, TokenValidator
 from asgate.client.assertion import HEADER as ASSERTION_HEADER
+from asgate.kernel.bearer import bearer_token_bytes
 
 if TYPE_CHECKING:
     from asgate.idm.keys import KeyRing
@@ -427,9 +428,7 @@ def _bearer(head: RequestHead) -> str | None:
         # RFC 6750 2.3: a browser's WebSocket cannot send an Authorization header; its token comes
         # as the access_token query parameter (and is removed before the request goes on).
         return _query_token(head.query) if head.upgrade else None
-    scheme, _, token = value.decode("latin-1").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    return bearer_token_bytes(value)
 
 
 def _query_token(query: str) -> str | None:
