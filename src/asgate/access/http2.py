@@ -620,7 +620,7 @@ class Stream:
             self.head = None
             self._headers([(b":status", b"%d" % status), *[(n.lower(), v) for n, v in headers]], False)
             return
-        body = json.dumps({"status": status, **problem}, separators=(",", ":")).encode()
+        body = json.dumps(problem, separators=(",", ":")).encode()
         fields: list[Header] = [(b":status", b"%d" % status), (b"content-type", PROBLEM_JSON.encode())]
         fields.append((b"content-length", b"%d" % len(body)))
         fields += [(name.lower(), value) for name, value in headers]

@@ -29,7 +29,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from asgate import logs
 from asgate.kernel.backoff import backoff
-from asgate.problem import Cause, ProblemDetails, ProblemError
+from asgate.problem import Cause, ProblemDetails, ProblemError, problem_body
 from asgate.registry.models import ProfileNotification
 from asgate.wire import WIRE
 
@@ -173,7 +173,7 @@ def _response(status: int, keep_alive: bool) -> bytes:
         body = b""
     else:
         cause = Cause.INVALID_MSG_FORMAT if status == 400 else Cause.UNSPECIFIED_MSG_FAILURE
-        body = json.dumps({"title": phrase, "status": status, "cause": cause}).encode()
+        body = json.dumps(problem_body(status, cause)).encode()
         head += f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
     head += "Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n"
     return head.encode() + b"\r\n" + body
