@@ -60,19 +60,29 @@ def render_problem(
     no body bytes for a HEAD request. An empty ``problem`` is an answer without content (RFC 9110
     15.3.5: a 204 has no Content-Length)."""
     if not problem:
-        parts = [status_line(status)]
-        for name, value in headers:
-            parts += [name, b": ", value, b"\r\n"]
-        return b"".join([*parts, b"connection: close\r\n\r\n" if close else b"\r\n"])
+        return _response(status, b"", None, headers, close, head_only)
     body = json.dumps(problem, separators=(",", ":")).encode()
-    parts = [status_line(status), b"content-type: ", PROBLEM_JSON.encode(), b"\r\n"]
-    parts += [b"content-length: %d\r\n" % len(body)]
+    return _response(status, _PROBLEM_TYPE, body, headers, close, head_only)
+
+
+_PROBLEM_TYPE = b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
+_JSON_TYPE = b"content-type: application/json\r\ncache-control: no-store\r\n"
+
+
+def _response(
+    status: int, content: bytes, body: bytes | None, headers: list[Header], close: bool, head_only: bool
+) -> bytes:
+    """Status line, ``content`` (the content fields) and Content-Length unless there is no ``body``,
+    ``headers``, Connection, then the body unless ``head_only``."""
+    parts = [status_line(status)]
+    if body is not None:
+        parts += [content, b"content-length: %d\r\n" % len(body)]
     for name, value in headers:
         parts += [name, b": ", value, b"\r\n"]
     if close:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
-    if not head_only:
+    if body is not None and not head_only:
         parts.append(body)
     return b"".join(parts)
 
@@ -94,11 +104,4 @@ HEALTH_DRAINING = b'{"status":"draining"}'
 
 def render_json(status: int, body: bytes, close: bool, head_only: bool) -> bytes:
     """A complete HTTP/1.1 response of the engine's own carrying the JSON ``body`` (never cached)."""
-    parts = [status_line(status), b"content-type: application/json\r\ncache-control: no-store\r\n"]
-    parts.append(b"content-length: %d\r\n" % len(body))
-    if close:
-        parts.append(b"connection: close\r\n")
-    parts.append(b"\r\n")
-    if not head_only:
-        parts.append(body)
-    return b"".join(parts)
+    return _response(status, _JSON_TYPE, body, [], close, head_only)
