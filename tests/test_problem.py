@@ -15,6 +15,7 @@ import yaml
 from asgate.access.errors import Refusal, bad_request, render_problem, upstream_refusal
 from asgate.client.notifications import _response as callback_response
 from asgate.problem import InvalidParam, ProblemError, problem_body, render
+from asgate.registry.hub import ack_problem
 from asgate.web_cors import AllowedOrigins, CorsMiddleware
 
 COMMON = Path(__file__).resolve().parents[1] / "src/asgate/registry/openapi/common.yaml"
@@ -108,3 +109,9 @@ async def test_the_cors_middleware_refusing_a_preflight() -> None:
         )
     assert response.headers["content-type"] == "application/problem+json"
     _valid(response.json(), 403)
+
+
+@pytest.mark.parametrize("ack", ["not-a-number", -1, None])
+def test_the_notification_socket_refusing_an_acknowledgement(ack: object) -> None:
+    error = ack_problem(ack)
+    _valid(error.body(), error.status)

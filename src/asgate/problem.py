@@ -124,14 +124,16 @@ class ProblemError(Exception):
         # RFC 9457 3.2: extension members (e.g. the access server's currentSequence on a 409).
         self.extensions = dict(extensions or {})
 
-    def to_problem(self, instance: str | None = None) -> ProblemDetails:
-        return ProblemDetails(
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """This error as a ProblemDetails JSON object (:func:`problem_body`)."""
+        return problem_body(
+            self.status,
+            self.cause,
+            self.detail,
             title=self.title,
-            status=self.status,
-            detail=self.detail,
             instance=instance,
-            cause=self.cause,
             invalid_params=self.invalid_params,
+            extensions=self.extensions,
         )
 
     @classmethod
@@ -156,17 +158,8 @@ class ProblemError(Exception):
 
 def render(error: ProblemError, instance: str | None = None) -> Response:
     """The one renderer: a ProblemError as an ``application/problem+json`` response."""
-    body = problem_body(
-        error.status,
-        error.cause,
-        error.detail,
-        title=error.title,
-        instance=instance,
-        invalid_params=error.invalid_params,
-        extensions=error.extensions,
-    )
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        json.dumps(error.body(instance), separators=(",", ":")),
         status_code=error.status,
         media_type=PROBLEM_JSON,
         headers=error.headers,
