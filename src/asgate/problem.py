@@ -1,4 +1,8 @@
-"""TS 29.571 ProblemDetails, the one exception type every API raises, and its one renderer.
+"""TS 29.571 ProblemDetails, the one exception type every API raises, its one builder and renderer.
+
+:func:`problem_body` is the one definition of a problem body (fields, ``cause``, ``invalidParams``,
+RFC 9457 extension members): the APIs' renderer, the SAS's bytes renderer (access/errors.py), the
+CORS middleware and the SDK's callback listener all build theirs with it.
 
 Causes are the TS 29.500 Table 5.2.7.2-1 values where one fits, else asgate's own (documented in
 docs/api.md). Every error response carries a ``cause``.
@@ -10,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from http import HTTPStatus
+from typing import Any
 
 from starlette.responses import Response
 
@@ -68,6 +73,33 @@ class ProblemDetails(WireModel):
     invalid_params: list[InvalidParam] | None = None
 
 
+def problem_body(
+    status: int,
+    cause: str,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    instance: str | None = None,
+    invalid_params: Sequence[InvalidParam] | None = None,
+    extensions: Mapping[str, int | str] | None = None,
+) -> dict[str, Any]:
+    """The JSON object of a TS 29.571 ProblemDetails: ``title`` (the status phrase unless given),
+    ``status``, ``detail``, ``instance``, ``cause`` (always: every asgate error carries one) and
+    ``invalidParams`` (only when there are some: the schema's minItems is 1); absent fields are
+    left out, never null. ``extensions`` are RFC 9457 3.2 members that no standard field overrides."""
+    body: dict[str, Any] = dict(extensions) if extensions else {}
+    body["title"] = title or HTTPStatus(status).phrase
+    body["status"] = status
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    body["cause"] = str(cause)
+    if invalid_params:
+        body["invalidParams"] = [p.dump() for p in invalid_params]
+    return body
+
+
 class ProblemError(Exception):
     """Raise anywhere below a handler; the app renders it as ``application/problem+json``."""
 
@@ -92,14 +124,16 @@ class ProblemError(Exception):
         # RFC 9457 3.2: extension members (e.g. the access server's currentSequence on a 409).
         self.extensions = dict(extensions or {})
 
-    def to_problem(self, instance: str | None = None) -> ProblemDetails:
-        return ProblemDetails(
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """This error as a ProblemDetails JSON object (:func:`problem_body`)."""
+        return problem_body(
+            self.status,
+            self.cause,
+            self.detail,
             title=self.title,
-            status=self.status,
-            detail=self.detail,
             instance=instance,
-            cause=self.cause,
             invalid_params=self.invalid_params,
+            extensions=self.extensions,
         )
 
     @classmethod
@@ -124,9 +158,8 @@ class ProblemError(Exception):
 
 def render(error: ProblemError, instance: str | None = None) -> Response:
     """The one renderer: a ProblemError as an ``application/problem+json`` response."""
-    body = {**error.extensions, **error.to_problem(instance).dump()}
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        json.dumps(error.body(instance), separators=(",", ":")),
         status_code=error.status,
         media_type=PROBLEM_JSON,
         headers=error.headers,

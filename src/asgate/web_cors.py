@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgate import cors
-from asgate.problem import PROBLEM_JSON
+from asgate.problem import PROBLEM_JSON, problem_body
 
 # The endpoints of a browser application: exact paths, and CSC-14 by prefix.
 PATHS = frozenset(
@@ -111,9 +111,7 @@ class CorsMiddleware:
         if granted is None:
             detail = "this origin may not call this endpoint" if not allowed else "method not allowed"
             cause = "ORIGIN_NOT_ALLOWED" if not allowed else "METHOD_NOT_ALLOWED"
-            body = json.dumps(
-                {"title": "Forbidden", "status": 403, "detail": detail, "cause": cause}
-            ).encode()
+            body = json.dumps(problem_body(403, cause, detail)).encode()
             head = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 403, "headers": head})
             await send({"type": "http.response.body", "body": body})

@@ -20,6 +20,7 @@ from asgate.access.options import EngineOptions, PoolOptions
 from asgate.access.server import AccessServer
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.access.upstream import Endpoint, UpstreamPool
+from asgate.problem import problem_body
 from tests.access.backend import Backend
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -66,7 +67,7 @@ class TestGate:
     def _decide(self, head: RequestHead) -> Admit | Reject:
         self.heads.append(head)
         if head.path.startswith("/deny"):
-            problem = {"title": "Forbidden", "cause": "ACCESS_TOKEN_DENIED", "detail": "not in the profile"}
+            problem = problem_body(403, "ACCESS_TOKEN_DENIED", "not in the profile")
             return Reject(403, problem, [(b"www-authenticate", b'Bearer error="insufficient_scope"')])
         rest = head.path.split("/", 2)[2] if head.path.count("/") >= 2 else ""
         return Admit(

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import sys
-from pathlib import Path
 
 from asgate.access.server import AccessServer
-from tests.access.backend import Backend
 from tests.access.conftest import Raw, Sas, request
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_stop_finishes_requests_under_way_and_closes_idle_connections(sas: Sas) -> None:
@@ -62,45 +56,6 @@ async def test_two_servers_cannot_share_a_port_by_accident() -> None:
     await first.stop()
     await second.stop()
     assert clash
-
-
-async def test_worker_processes_share_the_port_and_stop_gracefully() -> None:
-    backend = await Backend().start()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.access.workers_main", str(backend.port), "2",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        port = int(await asyncio.wait_for(proc.stdout.readline(), 10))
-        pids: set[str] = set()
-        for _ in range(20):
-            answers = await asyncio.gather(*(_retry(port, "/1/slow?s=0.05") for _ in range(10)))
-            pids |= {headers["x-worker"] for status, headers, _ in answers if status == 200}
-            assert all(status == 200 for status, _, _ in answers)
-            if len(pids) == 2:
-                break
-        assert len(pids) == 2, "one worker took every connection"
-        busy = asyncio.create_task(request(port, "/1/slow?s=0.5"))
-        await asyncio.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        status, _, body = await busy
-        assert status == 200 and json.loads(body)["target"] == "/api/slow?s=0.5"
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await backend.stop()
-
-
-async def _retry(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
-    for _ in range(50):  # the workers may still be starting
-        try:
-            return await request(port, target)
-        except ConnectionError:
-            await asyncio.sleep(0.05)
-    return await request(port, target)
 
 
 async def test_healthz_answers_503_once_the_server_is_draining(sas: Sas) -> None:

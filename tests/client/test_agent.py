@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from asgate.client import AgentState, ProblemError
-from asgate.client.agent import ServiceAgent, backoff_delay
+from asgate.client.agent import ServiceAgent
 from asgate.registry.models import ServiceRegistration
 from tests.client.harness import Registry, fast_registry, fast_settings, sqlite_only  # noqa: F401
 
@@ -226,17 +226,6 @@ async def test_a_registration_the_registry_refuses_as_malformed_stops_run(regist
         await asyncio.wait_for(agent.run(), 5)
     assert refused.value.status == 400 and "/heartbeatPeriod" in str(refused.value)
     assert len(registry.transport.times("POST", "/services")) == 1  # not retried
-
-
-@pytest.mark.parametrize(
-    ("attempt", "rand", "expected"),
-    [(1, 0.0, 0.5), (1, 0.999, 0.9995), (2, 0.0, 1.0), (4, 1.0, 8.0), (5, 0.0, 8.0), (50, 1.0, 30.0)],
-)
-def test_backoff_doubles_with_half_of_it_random_up_to_the_cap(
-    attempt: int, rand: float, expected: float
-) -> None:
-    cap = 30.0 if attempt == 50 else 16.0
-    assert backoff_delay(attempt, 1.0, cap, rand) == pytest.approx(expected)
 
 
 async def _no_error(agent: ServiceAgent) -> bool:

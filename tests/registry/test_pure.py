@@ -10,7 +10,6 @@ import pytest
 from asgate.registry import capabilities, discovery, lifecycle, policy, profiles
 from asgate.registry.lifecycle import Event, Liveness, State
 from asgate.registry.models import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
-from asgate.registry.notify import backoff
 from asgate.registry.sync import repair
 from tests.registry.conftest import gm_registration
 
@@ -190,14 +189,6 @@ def test_profiles_point_untrusted_apps_at_the_access_server_and_trusted_ones_at_
     assert trusted.service_endpoints == ["http://127.0.0.1:9101/gm", "http://127.0.0.1:9102/gm"]
     assert profiles.same(untrusted, untrusted.model_copy(update={"version": 5}))
     assert not profiles.same(untrusted, trusted)
-
-
-@pytest.mark.parametrize(
-    ("attempt", "low", "high"), [(1, 0.5, 1.0), (2, 1.0, 2.0), (5, 8.0, 16.0), (20, 150.0, 300.0)]
-)
-def test_backoff_is_exponential_capped_and_jittered(attempt: int, low: float, high: float) -> None:
-    assert backoff(attempt, 1.0, 300.0, rand=lambda: 0.0) == low
-    assert backoff(attempt, 1.0, 300.0, rand=lambda: 1.0) == high
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,9 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from asgate.problem import PROBLEM_JSON, Cause
+from asgate.problem import PROBLEM_JSON, Cause, problem_body
 
 Header = tuple[bytes, bytes]
-
-# TS 29.500 5.2.7.2: causes not (yet) in asgate.problem.Cause.
-TIMED_OUT_REQUEST = "TIMED_OUT_REQUEST"
-TARGET_NF_NOT_REACHABLE = "TARGET_NF_NOT_REACHABLE"
 
 
 class Refusal(Exception):
@@ -31,12 +27,7 @@ class Refusal(Exception):
         self.headers = headers or []
 
     def problem(self) -> dict[str, Any]:
-        return {
-            "title": HTTPStatus(self.status).phrase,
-            "status": self.status,
-            "detail": self.detail,
-            "cause": self.cause,
-        }
+        return problem_body(self.status, self.cause, self.detail)
 
 
 def bad_request(detail: str) -> Refusal:
@@ -65,22 +56,33 @@ def render_problem(
     close: bool,
     head_only: bool = False,
 ) -> bytes:
-    """A complete HTTP/1.1 response carrying ``problem``; no body bytes for a HEAD request. An
-    empty ``problem`` is an answer without content (RFC 9110 15.3.5: a 204 has no Content-Length)."""
+    """A complete HTTP/1.1 response carrying ``problem`` (built by :func:`asgate.problem.problem_body`);
+    no body bytes for a HEAD request. An empty ``problem`` is an answer without content (RFC 9110
+    15.3.5: a 204 has no Content-Length)."""
     if not problem:
-        parts = [status_line(status)]
-        for name, value in headers:
-            parts += [name, b": ", value, b"\r\n"]
-        return b"".join([*parts, b"connection: close\r\n\r\n" if close else b"\r\n"])
-    body = json.dumps({"status": status, **problem}, separators=(",", ":")).encode()
-    parts = [status_line(status), b"content-type: ", PROBLEM_JSON.encode(), b"\r\n"]
-    parts += [b"content-length: %d\r\n" % len(body)]
+        return _response(status, b"", None, headers, close, head_only)
+    body = json.dumps(problem, separators=(",", ":")).encode()
+    return _response(status, _PROBLEM_TYPE, body, headers, close, head_only)
+
+
+_PROBLEM_TYPE = b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
+_JSON_TYPE = b"content-type: application/json\r\ncache-control: no-store\r\n"
+
+
+def _response(
+    status: int, content: bytes, body: bytes | None, headers: list[Header], close: bool, head_only: bool
+) -> bytes:
+    """Status line, ``content`` (the content fields) and Content-Length unless there is no ``body``,
+    ``headers``, Connection, then the body unless ``head_only``."""
+    parts = [status_line(status)]
+    if body is not None:
+        parts += [content, b"content-length: %d\r\n" % len(body)]
     for name, value in headers:
         parts += [name, b": ", value, b"\r\n"]
     if close:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
-    if not head_only:
+    if body is not None and not head_only:
         parts.append(body)
     return b"".join(parts)
 
@@ -88,12 +90,12 @@ def render_problem(
 def upstream_refusal(status: int) -> Refusal:
     """The engine's answer when the backend could not produce a response."""
     if status == 504:
-        return Refusal(504, TIMED_OUT_REQUEST, "the service did not answer in time")
+        return Refusal(504, Cause.TIMED_OUT_REQUEST, "the service did not answer in time")
     if status == 503:
         return Refusal(
             503, Cause.NF_CONGESTION, "no instance of the service is available", [(b"retry-after", b"1")]
         )
-    return Refusal(502, TARGET_NF_NOT_REACHABLE, "the service could not be reached")
+    return Refusal(502, Cause.TARGET_NF_NOT_REACHABLE, "the service could not be reached")
 
 
 HEALTH_OK = b'{"status":"ok"}'
@@ -102,11 +104,4 @@ HEALTH_DRAINING = b'{"status":"draining"}'
 
 def render_json(status: int, body: bytes, close: bool, head_only: bool) -> bytes:
     """A complete HTTP/1.1 response of the engine's own carrying the JSON ``body`` (never cached)."""
-    parts = [status_line(status), b"content-type: application/json\r\ncache-control: no-store\r\n"]
-    parts.append(b"content-length: %d\r\n" % len(body))
-    if close:
-        parts.append(b"connection: close\r\n")
-    parts.append(b"\r\n")
-    if not head_only:
-        parts.append(body)
-    return b"".join(parts)
+    return _response(status, _JSON_TYPE, body, [], close, head_only)

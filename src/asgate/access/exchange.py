@@ -158,7 +158,7 @@ class Exchange:
         self.instance = instance
         self.attempts += 1
         idle = instance.idle
-        while idle and not self.fresh:  # pool.take_idle, inlined on the hot path
+        while idle and not self.fresh:  # an idle keep-alive connection first
             conn = idle.pop()
             if not conn.closed:
                 self._send(conn)

@@ -28,6 +28,8 @@ from asgate.access.state import AccessState
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.auth.tokens import Principal, TokenError, TokenValidator
 from asgate.client.assertion import HEADER as ASSERTION_HEADER
+from asgate.kernel.bearer import bearer_token_bytes
+from asgate.problem import problem_body
 
 if TYPE_CHECKING:
     from asgate.idm.keys import KeyRing
@@ -44,12 +46,6 @@ ASSERTION = ASSERTION_HEADER.encode()
 ASSERTED = frozenset({MC_USER, APPLICATION, ASSERTION, prio.HEADER})
 # The MC user's own token stays with the SAS unless the pool is in sas_forward_user_token.
 _DROP = ASSERTED | {AUTHORIZATION}
-
-
-def _problem(status: int, cause: str, detail: str) -> dict[str, Any]:
-    from http import HTTPStatus
-
-    return {"title": HTTPStatus(status).phrase, "status": status, "cause": cause, "detail": detail}
 
 
 def _challenge(error: str | None = None, description: str = "") -> list[Header]:
@@ -400,7 +396,7 @@ class SasGate:
                 {"actor": actor, "action": "sas.deny", "resource": head.path[:400], "outcome": "denied",
                  "reason": f"{cause}: {detail}", "details": {"method": head.method}}
             )  # fmt: skip
-        return Reject(status, _problem(status, cause, detail), headers or [])
+        return Reject(status, problem_body(status, cause, detail), headers or [])
 
 
 def _ignore(status: int, started: float) -> None:
@@ -427,9 +423,7 @@ def _bearer(head: RequestHead) -> str | None:
         # RFC 6750 2.3: a browser's WebSocket cannot send an Authorization header; its token comes
         # as the access_token query parameter (and is removed before the request goes on).
         return _query_token(head.query) if head.upgrade else None
-    scheme, _, token = value.decode("latin-1").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    return bearer_token_bytes(value)
 
 
 def _query_token(query: str) -> str | None:

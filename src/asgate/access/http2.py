@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from asgate.access.upstream import UpstreamConnection
 
 _log = logs.get("asgate.access.engine")
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # RFC 9113 8.2.2: fields that only mean something on an HTTP/1.1 connection; never sent in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
@@ -621,7 +620,7 @@ class Stream:
             self.head = None
             self._headers([(b":status", b"%d" % status), *[(n.lower(), v) for n, v in headers]], False)
             return
-        body = json.dumps({"status": status, **problem}, separators=(",", ":")).encode()
+        body = json.dumps(problem, separators=(",", ":")).encode()
         fields: list[Header] = [(b":status", b"%d" % status), (b"content-type", PROBLEM_JSON.encode())]
         fields.append((b"content-length", b"%d" % len(body)))
         fields += [(name.lower(), value) for name, value in headers]

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 
 from asgate.access import priority as prio
 from asgate.access.ratelimit import Rate
+from asgate.kernel.claims import MC_ID_CLAIM, MC_ID_CLAIMS
 from asgate.registry.models import AllowedService, ApplicationProfile, Version
 
-# TS 33.180 B.2: the MC service IDs an MC user's token carries.
-MC_ID_CLAIMS = ("mcptt_id", "mcvideo_id", "mcdata_id")
-_PREFERRED_CLAIM = {"mcptt": "mcptt_id", "mcvideo": "mcvideo_id", "mcdata": "mcdata_id"}
 _VARIABLE = re.compile(r"\{[^{}/]+\}")
 
 
@@ -184,7 +182,7 @@ def _granted_user(
     caller: Caller, rule: ProfileRule, grants: Grants
 ) -> tuple[str | None, AllowedService | None]:
     """The MC service ID to act as, and its grant entry, trying the ID that fits the service first."""
-    preferred = _PREFERRED_CLAIM.get(rule.service_type.lower())
+    preferred = MC_ID_CLAIM.get(rule.service_type.lower())
     order = sorted(caller.mc_service_ids.items(), key=lambda item: item[0] != preferred)
     for _, user in order:
         key = (caller.app_id, user)

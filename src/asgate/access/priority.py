@@ -105,13 +105,3 @@ def within(requested: Priority, maximum: Priority | None) -> bool:
     if requested.preemptive and not maximum.preemptive:
         return False
     return requested.level <= maximum.level
-
-
-def clamp(requested: Priority, maximum: Priority | None) -> Priority | None:
-    """``requested`` lowered to what ``maximum`` allows (None: no priority may be applied)."""
-    if maximum is None:
-        return None
-    if within(requested, maximum):
-        return requested
-    namespace = requested.namespace if maximum.preemptive else Namespace.MCPTTQ
-    return Priority(namespace, min(requested.level, maximum.level))

@@ -77,9 +77,3 @@ class Reject:
 
 class Gate(Protocol):
     async def admit(self, head: RequestHead) -> Admit | Reject: ...
-
-
-class FastGate(Gate, Protocol):
-    """A gate with the optional synchronous fast path (see the module docstring)."""
-
-    def admit_nowait(self, head: RequestHead) -> Admit | Reject | None: ...

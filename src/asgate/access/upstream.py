@@ -290,14 +290,6 @@ class UpstreamPool:
         best.outstanding += 1
         return best
 
-    def take_idle(self, instance: Instance) -> UpstreamConnection | None:
-        idle = instance.idle
-        while idle:
-            conn = idle.pop()
-            if not conn.closed:
-                return conn
-        return None
-
     async def connect(self, instance: Instance) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         endpoint = instance.endpoint

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from asgate.auth.tokens import Principal, TokenError, TokenValidator
+from asgate.kernel import bearer as kernel_bearer
 from asgate.problem import Cause, ProblemError
 
 REALM = "asgate"
@@ -19,13 +20,8 @@ def _challenge(error: str, **params: str) -> str:
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    """The request's bearer token from its ``Authorization`` header (RFC 6750 2.1), or None."""
+    return kernel_bearer.bearer_token(conn.headers.get("authorization"))
 
 
 def invalid_request(detail: str) -> ProblemError:

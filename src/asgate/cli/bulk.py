@@ -46,6 +46,7 @@ from asgate.cli.rows import (
 from asgate.cli.users import _MC_ID, _MIN_PASSWORD, _USERNAME, _audit, _generate, users
 from asgate.idm.models import User
 from asgate.idm.passwords import hash_secret
+from asgate.kernel.claims import MC_ID_CLAIMS
 from asgate.problem import ProblemError
 from asgate.registry.models import ExternalAppSpec, GrantSpec
 from asgate.store import McIdTakenError, UserExistsError
@@ -53,7 +54,7 @@ from asgate.store.ids import new_id
 
 __all__ = ["apps", "grants", "users"]
 
-USER_COLUMNS = ("username", "password", "name", "mcptt_id", "mcvideo_id", "mcdata_id", "disabled")
+USER_COLUMNS = ("username", "password", "name", *MC_ID_CLAIMS, "disabled")
 APP_COLUMNS = ("client_id", "name", "trust", "allow", "max_priority", "app_rate", "app_burst",
                "user_rate", "user_burst", "max_inflight", "notify", "origins")  # fmt: skip
 GRANT_COLUMNS = ("app_id", "mc_service_id", "services")
@@ -156,7 +157,7 @@ def _user(row: Row, password_hash: str | None) -> User:
         raise RowError("username: 1-128 characters: letters, digits and . _ @ + -")
     if password_hash is None:
         raise RowError(f"password: at least {_MIN_PASSWORD} characters")
-    ids = {k: cell_text(row, k) for k in ("mcptt_id", "mcvideo_id", "mcdata_id")}
+    ids = {k: cell_text(row, k) for k in MC_ID_CLAIMS}
     for key, value in ids.items():
         if value is not None and not _MC_ID.match(value):
             raise RowError(f"{key}: an MC service ID has no spaces (at most 256 characters)")

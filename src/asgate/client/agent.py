@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
 from collections.abc import Sequence
 from enum import StrEnum
@@ -30,6 +29,7 @@ from asgate.client._http import TokenSource
 from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
 from asgate.client.health import HealthCheck
 from asgate.client.registration import ServiceRegistrationClient
+from asgate.kernel.backoff import backoff
 from asgate.problem import ProblemError
 from asgate.registry.models import ServiceInstance, ServiceRegistration
 
@@ -51,14 +51,6 @@ class AgentState(StrEnum):
 def _fatal(exc: Exception) -> bool:
     """The registry refused the registration document itself (a refused token is not fatal)."""
     return isinstance(exc, ProblemError) and exc.status in _FATAL_STATUSES and exc.cause != "INVALID_TOKEN"
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rand: float) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): "equal jitter" exponential backoff,
-    half fixed and half random (``rand`` in [0, 1)), so a restarted registry is not hit by every
-    instance at the same moment."""
-    ceiling: float = min(cap, initial * 2.0 ** min(attempt - 1, 30))
-    return ceiling / 2 + ceiling / 2 * rand
 
 
 class ServiceAgent:
@@ -399,7 +391,7 @@ class ServiceAgent:
 
     async def _back_off(self, attempt: int, error: str) -> None:
         self.last_error = error
-        delay = backoff_delay(attempt, self._retry_initial, self._retry_max, random.random())  # noqa: S311
+        delay = backoff(attempt, self._retry_initial, self._retry_max)
         _log.warning("registry call failed; retrying", error=error, attempt=attempt, retry_in=round(delay, 2))
         await asyncio.sleep(delay)
 

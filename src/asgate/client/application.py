@@ -33,6 +33,7 @@ from asgate.client.notifications import CallbackListener, WebSocketListener, pro
 from asgate.client.reconfigure import Callback, Reconfigurer
 from asgate.client.registry import API, SCOPE, RegistryClient
 from asgate.client.tokens import ClientCredentials
+from asgate.kernel.claims import MCDATA_ID, MCPTT_ID, MCVIDEO_ID
 from asgate.registry.models import (
     ApplicationProfile,
     AuthorizationRequest,
@@ -45,7 +46,8 @@ from asgate.registry.models import (
 _log = logs.get("asgate.client.application")
 # RFC 4412 r-value in the RFC 8101 namespaces, as the profiles' maxPriority.
 _PRIORITY = re.compile(r"^(mcpttp|mcpttq)\.([0-9]|1[0-5])$")
-_MC_ID_CLAIMS = ("mcptt_id", "mcdata_id", "mcvideo_id")
+# The MC service ID an application shows for its user: MCPTT's first, then MCData's, MCVideo's.
+_MC_ID_PREFERENCE = (MCPTT_ID, MCDATA_ID, MCVIDEO_ID)
 Services = Sequence[ServiceCapabilities | str]
 
 
@@ -160,7 +162,7 @@ class ExternalApplication:
         if self.user is None or self.user.tokens is None:
             return None
         claims = self.user.claims
-        return next((str(claims[c]) for c in _MC_ID_CLAIMS if isinstance(claims.get(c), str)), None)
+        return next((str(claims[c]) for c in _MC_ID_PREFERENCE if isinstance(claims.get(c), str)), None)
 
     def _user_id(self, given: str | None) -> str:
         chosen = given or self.mc_service_id

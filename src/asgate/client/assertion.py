@@ -32,11 +32,11 @@ from typing import Any
 import httpx
 import jwt
 
+from asgate.kernel.claims import MC_ID_CLAIMS
 from asgate.problem import ProblemError
 
 HEADER = "asgate-assertion"
 TYP = "asgate-sas+jwt"
-MC_ID_CLAIMS = ("mcptt_id", "mcvideo_id", "mcdata_id")
 # RFC 7518 3.1: the asymmetric algorithms; "none" and HMAC (a public key used as a secret) never.
 _ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 CAUSE = "INVALID_SAS_ASSERTION"

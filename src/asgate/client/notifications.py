@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import secrets
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -29,8 +28,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from asgate import logs
-from asgate.client.agent import backoff_delay
-from asgate.problem import Cause, ProblemDetails, ProblemError
+from asgate.kernel.backoff import backoff
+from asgate.problem import Cause, ProblemDetails, ProblemError, problem_body
 from asgate.registry.models import ProfileNotification
 from asgate.wire import WIRE
 
@@ -174,7 +173,7 @@ def _response(status: int, keep_alive: bool) -> bytes:
         body = b""
     else:
         cause = Cause.INVALID_MSG_FORMAT if status == 400 else Cause.UNSPECIFIED_MSG_FAILURE
-        body = json.dumps({"title": phrase, "status": status, "cause": cause}).encode()
+        body = json.dumps(problem_body(status, cause)).encode()
         head += f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
     head += "Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n"
     return head.encode() + b"\r\n" + body
@@ -271,7 +270,7 @@ class WebSocketListener:
             self._handler(note)
 
     async def _back_off(self, attempt: int, error: BaseException | None) -> None:
-        delay = backoff_delay(attempt, *self._retry, random.random())  # noqa: S311 - jitter, not crypto
+        delay = backoff(attempt, *self._retry)
         if error is not None:
             _log.warning(
                 "notification socket unavailable; retrying",

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgate import logs
-from asgate.client.agent import backoff_delay
 from asgate.client.notifications import TRANSIENT
+from asgate.kernel.backoff import backoff
 from asgate.problem import ProblemError
 from asgate.registry.models import ApplicationProfile, ProfileNotification
 
@@ -110,7 +109,7 @@ class Reconfigurer:
             except TRANSIENT:
                 if attempt == self._attempts:
                     raise
-            await asyncio.sleep(backoff_delay(attempt, *self._retry, random.random()))  # noqa: S311
+            await asyncio.sleep(backoff(attempt, *self._retry))
         raise AssertionError("unreachable")
 
     async def _call(self, callback: Callback | None, argument: Any) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# TS 33.180 B.2.1: user attribute = claim name. Re-exported: store/users.py imports it from here.
+from asgate.kernel.claims import MC_ID_CLAIMS as MC_ID_CLAIMS
 from asgate.wire import WireModel
 
 # Client attribute: its authorization requests must carry a nonce (OIDC Core 3.1.2.1 makes it optional).
@@ -77,10 +79,6 @@ class TokenResponse(WireModel):
     scope: str | None = None
     refresh_token: str | None = None
     id_token: str | None = None
-
-
-# TS 33.180 B.2.1 (the MCX claims): user attribute -> claim name.
-MC_ID_CLAIMS = ("mcptt_id", "mcvideo_id", "mcdata_id")
 
 
 class User(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 from asgate.idm.models import AuthorizationRequest, Client, User
+from asgate.kernel.claims import MC_ID_CLAIM, MC_ID_CLAIMS
 
 OPENID = "openid"
 # TS 33.180 B.4.2.2 (spec-notes §7): the scopes an MC client asks for, per MC service.
@@ -26,7 +27,7 @@ MC_SCOPES = tuple(
     for kind in ("service", "key_management_service", "config_management_service", "group_management_service")
 )
 # The MC service ID a user needs for a service's scopes (TS 33.180 B.2.1: mcptt_id for MCPTT, ...).
-_SCOPE_NEEDS = {"ptt": "mcptt_id", "video": "mcvideo_id", "data": "mcdata_id"}
+_SCOPE_NEEDS = {service: MC_ID_CLAIM[f"mc{service}"] for service in ("ptt", "video", "data")}
 # OIDC Core 5.4 and 11: the standard scopes a client may be allowed (``clients add --scope email``).
 # offline_access governs refresh tokens (Core 11; a client may be registered to always get one)
 # and, like openid, any client with a redirect URI may ask for it.
@@ -41,9 +42,7 @@ USERINFO_CLAIMS = (
     "preferred_username",
     "email",
     "phone_number",
-    "mcptt_id",
-    "mcvideo_id",
-    "mcdata_id",
+    *MC_ID_CLAIMS,
 )
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256), no padding

@@ -118,7 +118,7 @@ class NotificationHub:
                 _log.warning("acknowledgement of another application's notification", app=app_id, id=ack)
                 if self._on_refused is not None:
                     await self._on_refused(app_id, ack, AckRefusal.FOREIGN)
-        await websocket.send_json({"problem": ack_problem(raw).to_problem().dump()})
+        await websocket.send_json({"problem": ack_problem(raw).body()})
         return True
 
     async def deliver(

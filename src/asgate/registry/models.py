@@ -20,7 +20,6 @@ ServiceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.
 Priority = Annotated[str, StringConstraints(pattern=r"^(mcpttp|mcpttq)\.([0-9]|1[0-5])$")]
 Operation = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Path = Annotated[str, StringConstraints(pattern=r"^/", max_length=512)]
-KNOWN_SERVICE_TYPES = ("MCPTT", "MCVideo", "MCData", "GM", "CM", "IDM", "KM")
 # Interfaces the service access server can carry: HTTP and WebSocket (an HTTP upgrade).
 PROXIED_PROTOCOLS = frozenset({"HTTP", "HTTPS", "WEBSOCKET", "WS", "WSS"})
 T = TypeVar("T")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import Callable
 
@@ -22,6 +21,7 @@ from yarl import URL
 
 from asgate import logs
 from asgate.background import Background
+from asgate.kernel.backoff import backoff
 from asgate.registry.hub import NotificationHub
 from asgate.registry.models import ProfileNotification
 from asgate.resolver import AddressRefused
@@ -30,13 +30,6 @@ from asgate.store import registry as db
 from asgate.uripolicy import UriPolicy
 
 _log = logs.get("asgate.registry.notify")
-
-
-def backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Seconds before retry number ``attempt`` (1, 2, ...): exponential, capped, with "equal jitter"
-    (half fixed, half random) so that many failing receivers do not retry in lockstep."""
-    ceiling: float = min(cap, base * 2.0 ** (attempt - 1))
-    return ceiling / 2 + rand() * ceiling / 2
 
 
 class Notifier:

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, select
 from asgate import logs
 from asgate.background import Background
 from asgate.client._http import TokenSource
-from asgate.registry.notify import backoff
+from asgate.kernel.backoff import backoff
 from asgate.registry.scripts import CSC15_KINDS, grant_payload, pool_payload
 from asgate.store import Store
 from asgate.store import registry as db
