@@ -15,9 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import Any, NamedTuple
 
 from asgate.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import interfaces, lifecycle, policy, pools, profiles
@@ -34,10 +32,9 @@ from asgate.registry.models import (
     ServiceFailure,
     ServiceRegistration,
 )
-from asgate.store import pools as pools_db
 from asgate.store import registry as db
-from asgate.store.audit import append_tx, audit_row
 from asgate.store.ids import new_id
+from asgate.store.tx import Tx
 
 CSC15_KINDS = ("service-pool", "app-profile", "user-authorization")
 
@@ -88,6 +85,14 @@ class Beat:
     POOL_NOT_PROVISIONED = pools.POOL_NOT_PROVISIONED
 
 
+class Heartbeat(NamedTuple):
+    """One heartbeat of a batch (:meth:`Scripts.heartbeats`)."""
+
+    client_id: str
+    instance_id: str
+    now: float
+
+
 @dataclass(frozen=True)
 class Context:
     """What scripts need besides their arguments."""
@@ -104,13 +109,12 @@ class Scripts:
     # ------------------------------------------------------------ service instances
 
     def register(
-        self, conn: Connection, arg: tuple[str, ServiceRegistration, float]
+        self, tx: Tx, *, client_id: str, registration: ServiceRegistration, now: float
     ) -> db.InstanceRecord | Refusal:
-        client_id, registration, now = arg
-        refusal = self._check_pools_served(conn, client_id, "service.register", [_pool_of(registration)])
+        refusal = self._check_pools_served(tx, client_id, "service.register", [_pool_of(registration)])
         if refusal is not None:
             return refusal
-        self._check_pool_shape(conn, registration, None)
+        self._check_pool_shape(tx, registration, None)
         suspend_at, remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
         record = db.InstanceRecord(
             service_instance_id=new_id(),
@@ -123,79 +127,82 @@ class Scripts:
             remove_at=remove_at,
             version=1,
         )
-        db.instance_put_tx(conn, record, new=True)
-        self._note_pending(conn, client_id, registration)
+        tx.instances.put(record, new=True)
+        self._note_pending(tx, client_id, registration)
         self._audit(
-            conn,
+            tx,
             client_id,
             "service.register",
             f"service-instance/{record.service_instance_id}",
             pool=registration.pool,
         )
-        self.pool_changed(conn, record.pool, now)
+        self.pool_changed(tx, record.pool, now)
         return record
 
     def update(
-        self, conn: Connection, arg: tuple[str, str, ServiceRegistration, str | None, float]
+        self,
+        tx: Tx,
+        *,
+        client_id: str,
+        instance_id: str,
+        registration: ServiceRegistration,
+        if_match: str | None,
+        now: float,
     ) -> db.InstanceRecord | Refusal:
-        client_id, instance_id, registration, if_match, now = arg
-        record = self._own_instance(conn, client_id, instance_id)
+        record = self._own_instance(tx, client_id, instance_id)
         refusal = self._check_pools_served(
-            conn, client_id, "service.update", [record.pool, _pool_of(registration)]
+            tx, client_id, "service.update", [record.pool, _pool_of(registration)]
         )
         if refusal is not None:
             return refusal
         check_if_match(if_match, record.version)
-        self._check_pool_shape(conn, registration, instance_id)
+        self._check_pool_shape(tx, registration, instance_id)
         old_pool = record.pool
         record.registration = registration
         record.version += 1
         record.status = State.REGISTERED
         record.last_heartbeat = now
         record.suspend_at, record.remove_at = self.ctx.liveness.deadlines(now, registration.heartbeat_period)
-        db.instance_put_tx(conn, record, new=False)
-        self._note_pending(conn, client_id, registration)
+        tx.instances.put(record, new=False)
+        self._note_pending(tx, client_id, registration)
         self._audit(
-            conn, client_id, "service.update", f"service-instance/{instance_id}", pool=registration.pool
+            tx, client_id, "service.update", f"service-instance/{instance_id}", pool=registration.pool
         )
-        self.pool_changed(conn, record.pool, now)
+        self.pool_changed(tx, record.pool, now)
         if old_pool != record.pool:
-            self.pool_changed(conn, old_pool, now)
+            self.pool_changed(tx, old_pool, now)
         return record
 
-    def deregister(self, conn: Connection, arg: tuple[str, str, float]) -> Refusal | None:
-        client_id, instance_id, now = arg
-        record = self._own_instance(conn, client_id, instance_id)
-        refusal = self._check_pools_served(conn, client_id, "service.deregister", [record.pool])
+    def deregister(self, tx: Tx, *, client_id: str, instance_id: str, now: float) -> Refusal | None:
+        record = self._own_instance(tx, client_id, instance_id)
+        refusal = self._check_pools_served(tx, client_id, "service.deregister", [record.pool])
         if refusal is not None:
             return refusal
         lifecycle.transition(State(record.status), Event.DEREGISTER)
-        db.instance_delete_tx(conn, instance_id)
+        tx.instances.delete(instance_id)
         self._audit(
-            conn,
+            tx,
             client_id,
             "service.deregister",
             f"service-instance/{instance_id}",
             pool="/".join(record.pool),
         )
-        self.pool_changed(conn, record.pool, now)
+        self.pool_changed(tx, record.pool, now)
         return None
 
-    def evict(self, conn: Connection, arg: tuple[str, str, float]) -> None:
-        actor, instance_id, now = arg
-        record = db.instance_get_tx(conn, instance_id)
+    def evict(self, tx: Tx, *, actor: str, instance_id: str, now: float) -> None:
+        record = tx.instances.get(instance_id)
         if record is None:
             raise _not_found("service instance", instance_id, "{serviceInstanceId}")
-        db.instance_delete_tx(conn, instance_id)
-        self._audit(
-            conn, actor, "service.evict", f"service-instance/{instance_id}", pool="/".join(record.pool)
-        )
-        self.pool_changed(conn, record.pool, now)
+        tx.instances.delete(instance_id)
+        self._audit(tx, actor, "service.evict", f"service-instance/{instance_id}", pool="/".join(record.pool))
+        self.pool_changed(tx, record.pool, now)
 
-    def heartbeats(self, conn: Connection, items: list[tuple[str, str, float]]) -> list[str]:
-        """Batch function (set-based): a :class:`Beat` per heartbeat."""
-        found = db.heartbeat_tx(conn, [instance_id for _, instance_id, _ in items])
-        served = pools_db.patterns_of_tx(conn, [client_id for client_id, _, _ in items])
+    def heartbeats(self, tx: Tx, items: list[Heartbeat]) -> list[str]:
+        """Batch function (set-based, see :meth:`asgate.store.Store.write_batched`): a :class:`Beat`
+        per heartbeat."""
+        found = tx.instances.liveness([instance_id for _, instance_id, _ in items])
+        served = tx.pools.patterns_of([client_id for client_id, _, _ in items])
         results: list[str] = []
         revived = set()
         for client_id, instance_id, now in items:
@@ -211,34 +218,33 @@ class Scripts:
                 # Issue 8 item 1: a revoked pool is refused at once; the instance is then suspended
                 # and removed by liveness like any instance that stopped heart-beating.
                 results.append(Beat.POOL_NOT_PROVISIONED)
-                self._audit_pool_denied(conn, client_id, "service.heartbeat", pool)
+                self._audit_pool_denied(tx, client_id, "service.heartbeat", pool)
                 continue
             state = lifecycle.transition(State(status), Event.HEARTBEAT)
             suspend_at, remove_at = self.ctx.liveness.deadlines(now, period)
-            db.set_liveness_tx(conn, instance_id, state, now, suspend_at, remove_at)
+            tx.instances.set_liveness(instance_id, state, now, suspend_at, remove_at)
             if status != state:
                 revived.add(pool)
-                self._audit(conn, client_id, "service.resume", f"service-instance/{instance_id}")
+                self._audit(tx, client_id, "service.resume", f"service-instance/{instance_id}")
             found[instance_id] = (owner, state, period, pool)
             results.append(Beat.OK)
         for pool in sorted(revived):
-            self.pool_changed(conn, pool, items[-1][2])
+            self.pool_changed(tx, pool, items[-1].now)
         return results
 
-    def sweep(self, conn: Connection, now: float) -> int:
+    def sweep(self, tx: Tx, *, now: float) -> int:
         """Apply the deadlines due at ``now``: REGISTERED -> SUSPENDED -> REMOVED."""
         changed: set[tuple[str, str]] = set()
-        for record in db.instances_due_tx(conn, now):
+        for record in tx.instances.due(now):
             event = lifecycle.due(State(record.status), now, record.suspend_at, record.remove_at)
             if event is None:
                 continue
             state = lifecycle.transition(State(record.status), event)
             if state is State.REMOVED:
-                db.instance_delete_tx(conn, record.service_instance_id)
+                tx.instances.delete(record.service_instance_id)
                 action = "service.remove"
             else:
-                db.set_liveness_tx(
-                    conn,
+                tx.instances.set_liveness(
                     record.service_instance_id,
                     state,
                     record.last_heartbeat,
@@ -247,7 +253,7 @@ class Scripts:
                 )
                 action = "service.suspend"
             self._audit(
-                conn,
+                tx,
                 "registry",
                 action,
                 f"service-instance/{record.service_instance_id}",
@@ -255,34 +261,30 @@ class Scripts:
             )
             changed.add(record.pool)
         for pool in sorted(changed):
-            self.pool_changed(conn, pool, now)
+            self.pool_changed(tx, pool, now)
         return len(changed)
 
-    def reprieve(self, conn: Connection, started_at: float) -> int:
-        return db.reprieve_all_tx(
-            conn, started_at, self.ctx.liveness.missed_heartbeats, self.ctx.liveness.removal_grace
+    def reprieve(self, tx: Tx, *, started_at: float) -> int:
+        return tx.instances.reprieve_all(
+            started_at, self.ctx.liveness.missed_heartbeats, self.ctx.liveness.removal_grace
         )
 
-    def pool_changed(self, conn: Connection, pool: tuple[str, str], now: float) -> None:
+    def pool_changed(self, tx: Tx, pool: tuple[str, str], now: float) -> None:
         """CSC-15 service-pool change, and new profile versions where the pool's change shows."""
-        instances = db.pool_instances_tx(conn, pool)
+        instances = tx.instances.of_pool(pool)
         payload = pool_payload(pool, instances)
         op = "PUT" if instances else "DELETE"
-        db.change_append_tx(
-            conn, "service-pool", "/".join(pool), op, payload if instances else None, _dt(now)
-        )
-        records = db.profiles_tx(conn, pool=pool)
-        apps = db.apps_of_tx(conn, sorted({r.profile.app_id for r in records}))
+        tx.changes.append("service-pool", "/".join(pool), op, payload if instances else None, _dt(now))
+        records = tx.profiles.find(pool=pool)
+        apps = tx.apps.many(sorted({r.profile.app_id for r in records}))
         mine = [(r, apps[r.profile.app_id]) for r in records if r.profile.app_id in apps]
-        self._refresh_profiles(conn, mine, _effective_pools(conn, {pool: instances})[pool], now, notify=True)
+        self._refresh_profiles(tx, mine, _effective_pools(tx, {pool: instances})[pool], now, notify=True)
 
-    def _check_pool_shape(
-        self, conn: Connection, registration: ServiceRegistration, instance_id: str | None
-    ) -> None:
+    def _check_pool_shape(self, tx: Tx, registration: ServiceRegistration, instance_id: str | None) -> None:
         # The access server forwards {index}/x to {apiPrefix}/x on any instance of the pool: instances
         # of one pool must agree on the prefix of their proxied interface.
         mine = registration.proxied_interface()
-        for other in db.pool_instances_tx(conn, (registration.service_type, registration.service_name)):
+        for other in tx.instances.of_pool((registration.service_type, registration.service_name)):
             theirs = other.registration.proxied_interface()
             if other.service_instance_id == instance_id or theirs is None or mine is None:
                 continue
@@ -297,14 +299,14 @@ class Scripts:
                 )
 
     def _check_pools_served(
-        self, conn: Connection, client_id: str, action: str, wanted: Sequence[tuple[str, str]]
+        self, tx: Tx, client_id: str, action: str, wanted: Sequence[tuple[str, str]]
     ) -> Refusal | None:
         """Issue 8 item 1: may ``client_id`` serve every pool of ``wanted``, as provisioned now?
         A refusal carries its audit row (returned, not raised: the row must be committed)."""
-        served = pools_db.patterns_of_tx(conn, [client_id]).get(client_id, [])
+        served = tx.pools.patterns_of([client_id]).get(client_id, [])
         for pool in dict.fromkeys(wanted):
             if not pools.may_serve(served, *pool):
-                self._audit_pool_denied(conn, client_id, action, pool)
+                self._audit_pool_denied(tx, client_id, action, pool)
                 return Refusal(
                     ProblemError(
                         403,
@@ -317,20 +319,17 @@ class Scripts:
                 )
         return None
 
-    def _audit_pool_denied(
-        self, conn: Connection, client_id: str, action: str, pool: tuple[str, str]
-    ) -> None:
-        row = audit_row(
+    def _audit_pool_denied(self, tx: Tx, client_id: str, action: str, pool: tuple[str, str]) -> None:
+        tx.audit.append(
             client_id,
             action,
             f"service-pool/{'/'.join(pool)}",
             "denied",
             reason=f"{pools.POOL_NOT_PROVISIONED}: the client may not serve this pool",
         )
-        append_tx(conn, [row])
 
-    def _own_instance(self, conn: Connection, client_id: str, instance_id: str) -> db.InstanceRecord:
-        record = db.instance_get_tx(conn, instance_id)
+    def _own_instance(self, tx: Tx, client_id: str, instance_id: str) -> db.InstanceRecord:
+        record = tx.instances.get(instance_id)
         if record is None:
             raise _not_found("service instance", instance_id, "{serviceInstanceId}")
         if record.client_id != client_id:
@@ -347,11 +346,10 @@ class Scripts:
     # ------------------------------------------------------------ external application authorization (CSC-14)
 
     def authorize(
-        self, conn: Connection, arg: tuple[str, AuthorizationRequest, str | None, float]
+        self, tx: Tx, *, app_id: str, request: AuthorizationRequest, destination: str | None, now: float
     ) -> AuthorizationResponse | Refusal:
         """Seed 10.X.3 steps 4-6: decide, store profiles, (un)subscribe, queue CSC-15 updates."""
-        app_id, request, destination, now = arg
-        app = db.app_get_tx(conn, app_id)
+        app = tx.apps.get(app_id)
         if app is None:
             raise ProblemError(
                 403,
@@ -359,10 +357,10 @@ class Scripts:
                 f"external application {app_id!r} is not registered by the administrator",
             )
         if request.request_type == "REMOVE":
-            return self._remove(conn, app_id, request, now)
-        grant = db.grant_get_tx(conn, app_id, request.mc_service_id)
+            return self._remove(tx, app_id, request, now)
+        grant = tx.grants.get(app_id, request.mc_service_id)
         wanted_types = {r.service_type.lower() for r in request.services_capabilities_information}
-        pools = _effective_pools(conn, _registered_pools(conn, wanted_types))
+        pools = _effective_pools(tx, _registered_pools(tx, wanted_types))
         decisions = policy.decide(
             request.services_capabilities_information,
             {pool: [i.registration for i in records] for pool, records in pools.items()},
@@ -375,7 +373,7 @@ class Scripts:
         for decision in decisions:
             outcome = "ok" if isinstance(decision, policy.Granted) else "denied"
             reason = None if isinstance(decision, policy.Granted) else f"{decision.cause}: {decision.detail}"
-            self._audit_decision(conn, app_id, request.mc_service_id, decision, outcome, reason)
+            self._audit_decision(tx, app_id, request.mc_service_id, decision, outcome, reason)
         if not granted:  # returned, not raised: the denial's audit events must be committed
             first = denied[0]
             problems = [
@@ -384,10 +382,9 @@ class Scripts:
             ]
             return Refusal(ProblemError(403, first.cause, first.detail, invalid_params=problems))
         result = [
-            self._upsert_profile(conn, app, g, pools[(g.service_type, g.service_name)], now) for g in granted
+            self._upsert_profile(tx, app, g, pools[(g.service_type, g.service_name)], now) for g in granted
         ]
-        db.subscription_put_tx(
-            conn,
+        tx.subscriptions.put(
             db.Subscription(
                 app_id,
                 None if request.websocket_notification else destination,
@@ -408,11 +405,11 @@ class Scripts:
         )
 
     def _remove(
-        self, conn: Connection, app_id: str, request: AuthorizationRequest, now: float
+        self, tx: Tx, app_id: str, request: AuthorizationRequest, now: float
     ) -> AuthorizationResponse:
         ids = set(request.application_profile_information or ())
         remaining = []
-        for record in db.profiles_tx(conn, app_id=app_id):
+        for record in tx.profiles.find(app_id=app_id):
             profile = record.profile
             covered = any(
                 r.service_type.lower() == profile.authorized_service.lower()
@@ -420,10 +417,10 @@ class Scripts:
                 for r in request.services_capabilities_information
             )
             if covered and (not ids or profile.app_profile_id in ids):
-                db.profile_delete_tx(conn, profile.app_profile_id)
-                db.change_append_tx(conn, "app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
+                tx.profiles.delete(profile.app_profile_id)
+                tx.changes.append("app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
                 self._audit(
-                    conn,
+                    tx,
                     app_id,
                     "profile.remove",
                     f"app-profile/{profile.app_profile_id}",
@@ -432,29 +429,29 @@ class Scripts:
             else:
                 remaining.append(profile)
         if not remaining:  # seed 10.X.3 step 4: no authorization left, no subscription either
-            db.subscription_delete_tx(conn, app_id)
+            tx.subscriptions.delete(app_id)
         return AuthorizationResponse(result="SUCCESS", application_profiles=remaining)
 
     def _upsert_profile(
         self,
-        conn: Connection,
+        tx: Tx,
         app: ExternalApp,
         granted: policy.Granted,
         instances: Sequence[db.InstanceRecord],
         now: float,
     ) -> ApplicationProfile:
         pool = (granted.service_type, granted.service_name)
-        existing = next((p for p in db.profiles_tx(conn, app_id=app.client_id, pool=pool)), None)
+        existing = next((p for p in tx.profiles.find(app_id=app.client_id, pool=pool)), None)
         if existing is not None:
             existing.requested = granted.requested
-            return self._refresh_profile(conn, existing, app, instances, now, notify=False)
+            return self._refresh_profile(tx, existing, app, instances, now, notify=False)
         profile = profiles.build(
             app_profile_id=str(uuid.uuid4()),
             app_id=app.client_id,
             app=app,
             service_type=granted.service_type,
             service_name=granted.service_name,
-            index=db.next_profile_index_tx(conn),
+            index=tx.profiles.next_index(),
             instances=_registered(instances),
             caps=granted.capabilities,
             api_version=granted.api_version,
@@ -462,10 +459,10 @@ class Scripts:
             version=1,
             now=_dt(now),
         )
-        db.profile_insert_tx(conn, db.ProfileRecord(profile, granted.requested, None))
-        db.change_append_tx(conn, "app-profile", profile.app_profile_id, "PUT", profile.dump(), _dt(now))
+        tx.profiles.insert(db.ProfileRecord(profile, granted.requested, None))
+        tx.changes.append("app-profile", profile.app_profile_id, "PUT", profile.dump(), _dt(now))
         self._audit(
-            conn,
+            tx,
             app.client_id,
             "profile.create",
             f"app-profile/{profile.app_profile_id}",
@@ -475,7 +472,7 @@ class Scripts:
 
     def _refresh_profile(
         self,
-        conn: Connection,
+        tx: Tx,
         record: db.ProfileRecord,
         app: ExternalAppSpec,
         instances: Sequence[db.InstanceRecord],
@@ -485,12 +482,12 @@ class Scripts:
     ) -> ApplicationProfile:
         """Rebuild a profile from the current policy, pool and edit; a changed one gets a new version,
         a CSC-15 update and (seed 10.X.4 step 2) a notification to the application."""
-        changed = self._refresh_profiles(conn, [(record, app)], instances, now, notify=notify)
+        changed = self._refresh_profiles(tx, [(record, app)], instances, now, notify=notify)
         return changed[0] if changed else record.profile
 
     def _refresh_profiles(
         self,
-        conn: Connection,
+        tx: Tx,
         records: Sequence[tuple[db.ProfileRecord, ExternalAppSpec]],
         instances: Sequence[db.InstanceRecord],
         now: float,
@@ -525,35 +522,32 @@ class Scripts:
                 record.profile = rebuilt.model_copy(update={"version": old.version + 1})
                 changed.append(record)
         fresh = [record.profile for record in changed]
-        db.profiles_update_many_tx(conn, changed)
-        db.changes_append_many_tx(
-            conn, [("app-profile", p.app_profile_id, "PUT", p.dump()) for p in fresh], _dt(now)
-        )
+        tx.profiles.update_many(changed)
+        tx.changes.append_many([("app-profile", p.app_profile_id, "PUT", p.dump()) for p in fresh], _dt(now))
         if notify:
-            self._notify_many(conn, fresh, now)
+            self._notify_many(tx, fresh, now)
         return fresh
 
-    def _notify(self, conn: Connection, profile: ApplicationProfile, now: float) -> None:
-        self._notify_many(conn, [profile], now)
+    def _notify(self, tx: Tx, profile: ApplicationProfile, now: float) -> None:
+        self._notify_many(tx, [profile], now)
 
-    def _notify_many(self, conn: Connection, changed: Sequence[ApplicationProfile], now: float) -> None:
+    def _notify_many(self, tx: Tx, changed: Sequence[ApplicationProfile], now: float) -> None:
         """Seed 10.X.4 step 2: a notification per changed profile to its subscribed application."""
-        subs = db.subscriptions_of_tx(conn, sorted({p.app_id for p in changed}))
+        subs = tx.subscriptions.many(sorted({p.app_id for p in changed}))
         queued = []
         for profile in changed:
             sub = subs.get(profile.app_id)
             destination = sub and ("websocket" if sub.websocket else sub.notification_destination)
             if destination:
                 queued.append((profile.app_id, profile.app_profile_id, profile.version, destination))
-        db.notifications_enqueue_many_tx(conn, queued, now)
+        tx.outbox.enqueue_many(queued, now)
 
     # ------------------------------------------------------------ administration
 
     def put_app(
-        self, conn: Connection, arg: tuple[str, str, ExternalAppSpec, str | None, float]
+        self, tx: Tx, *, actor: str, client_id: str, spec: ExternalAppSpec, if_match: str | None, now: float
     ) -> ExternalApp:
-        actor, client_id, spec, if_match, now = arg
-        current = db.app_get_tx(conn, client_id)
+        current = tx.apps.get(client_id)
         if current is not None:
             check_if_match(if_match, current.version)
         elif if_match not in (None, "*"):
@@ -565,111 +559,100 @@ class Scripts:
             created_at=current.created_at if current else _dt(now),
             updated_at=_dt(now),
         )
-        db.app_put_tx(conn, app, new=current is None)
-        db.change_append_tx(conn, "external-app", client_id, "PUT", None, _dt(now))
-        self._audit(conn, actor, "app.update" if current else "app.create", f"external-app/{client_id}")
-        for record in db.profiles_tx(conn, app_id=client_id):
-            self._refresh_profile(conn, record, app, _effective_pool(conn, record.pool), now, notify=True)
+        tx.apps.put(app, new=current is None)
+        tx.changes.append("external-app", client_id, "PUT", None, _dt(now))
+        self._audit(tx, actor, "app.update" if current else "app.create", f"external-app/{client_id}")
+        for record in tx.profiles.find(app_id=client_id):
+            self._refresh_profile(tx, record, app, _effective_pool(tx, record.pool), now, notify=True)
         return app
 
-    def delete_app(self, conn: Connection, arg: tuple[str, str, float]) -> None:
-        actor, client_id, now = arg
-        if db.app_get_tx(conn, client_id) is None:
+    def delete_app(self, tx: Tx, *, actor: str, client_id: str, now: float) -> None:
+        if tx.apps.get(client_id) is None:
             raise _not_found("external application", client_id, "{clientId}")
-        for record in db.profiles_tx(conn, app_id=client_id):
-            self._withdraw_profile(conn, actor, record.profile, now)
-        for grant in db.grants_of_app_tx(conn, client_id):
-            self._delete_grant(conn, actor, grant.app_id, grant.mc_service_id, now)
-        db.subscription_delete_tx(conn, client_id)
-        db.app_delete_tx(conn, client_id)
-        db.change_append_tx(conn, "external-app", client_id, "DELETE", None, _dt(now))
-        self._audit(conn, actor, "app.delete", f"external-app/{client_id}")
+        for record in tx.profiles.find(app_id=client_id):
+            self._withdraw_profile(tx, actor, record.profile, now)
+        for grant in tx.grants.of_app(client_id):
+            self._delete_grant(tx, actor, grant.app_id, grant.mc_service_id, now)
+        tx.subscriptions.delete(client_id)
+        tx.apps.delete(client_id)
+        tx.changes.append("external-app", client_id, "DELETE", None, _dt(now))
+        self._audit(tx, actor, "app.delete", f"external-app/{client_id}")
 
-    def put_grant(self, conn: Connection, arg: tuple[str, GrantSpec, float]) -> Grant:
-        actor, spec, now = arg
-        if db.app_get_tx(conn, spec.app_id) is None:
+    def put_grant(self, tx: Tx, *, actor: str, spec: GrantSpec, now: float) -> Grant:
+        if tx.apps.get(spec.app_id) is None:
             raise ProblemError(
                 404, Cause.CONTEXT_NOT_FOUND, f"no external application {spec.app_id!r}",
                 invalid_params=[InvalidParam(param="/appId", reason="register the application first")],
             )  # fmt: skip
-        current = db.grant_get_tx(conn, spec.app_id, spec.mc_service_id)
+        current = tx.grants.get(spec.app_id, spec.mc_service_id)
         grant = Grant(
             **spec.model_dump(),
             version=(current.version + 1) if current else 1,
             created_at=current.created_at if current else _dt(now),
         )
-        db.grant_put_tx(conn, grant, new=current is None)
+        tx.grants.put(grant, new=current is None)
         key = f"{spec.app_id}/{spec.mc_service_id}"
-        db.change_append_tx(conn, "user-authorization", key, "PUT", grant_payload(grant), _dt(now))
-        self._audit(conn, actor, "grant.put", f"grant/{key}")
+        tx.changes.append("user-authorization", key, "PUT", grant_payload(grant), _dt(now))
+        self._audit(tx, actor, "grant.put", f"grant/{key}")
         return grant
 
-    def delete_grant(self, conn: Connection, arg: tuple[str, str, str, float]) -> None:
-        actor, app_id, mc_service_id, now = arg
-        if db.grant_get_tx(conn, app_id, mc_service_id) is None:
+    def delete_grant(self, tx: Tx, *, actor: str, app_id: str, mc_service_id: str, now: float) -> None:
+        if tx.grants.get(app_id, mc_service_id) is None:
             raise _not_found("grant", f"{app_id}/{mc_service_id}", "{mcServiceId}")
-        self._delete_grant(conn, actor, app_id, mc_service_id, now)
+        self._delete_grant(tx, actor, app_id, mc_service_id, now)
 
-    def _delete_grant(
-        self, conn: Connection, actor: str, app_id: str, mc_service_id: str, now: float
-    ) -> None:
-        db.grant_delete_tx(conn, app_id, mc_service_id)
+    def _delete_grant(self, tx: Tx, actor: str, app_id: str, mc_service_id: str, now: float) -> None:
+        tx.grants.delete(app_id, mc_service_id)
         key = f"{app_id}/{mc_service_id}"
-        db.change_append_tx(conn, "user-authorization", key, "DELETE", None, _dt(now))
-        self._audit(conn, actor, "grant.delete", f"grant/{key}")
+        tx.changes.append("user-authorization", key, "DELETE", None, _dt(now))
+        self._audit(tx, actor, "grant.delete", f"grant/{key}")
 
     def edit_profile(
-        self, conn: Connection, arg: tuple[str, str, ProfileEdit, str | None, float]
+        self, tx: Tx, *, actor: str, profile_id: str, edit: ProfileEdit, if_match: str | None, now: float
     ) -> ApplicationProfile:
         """An administrator edits a profile: seed 10.X.4 step 1 (the trigger of a reconfiguration)."""
-        actor, profile_id, edit, if_match, now = arg
-        record = db.profile_get_tx(conn, profile_id)
+        record = tx.profiles.get(profile_id)
         if record is None:
             raise _not_found("application profile", profile_id, "{appProfileId}")
         check_if_match(if_match, record.profile.version)
-        app = db.app_get_tx(conn, record.profile.app_id)
+        app = tx.apps.get(record.profile.app_id)
         if app is None:
             raise _not_found("external application", record.profile.app_id, "appId")
         record.edit = edit
         # A new version (stored with the edit), a CSC-15 update and a notification if anything changed.
-        updated = self._refresh_profile(
-            conn, record, app, _effective_pool(conn, record.pool), now, notify=True
-        )
-        self._audit(conn, actor, "profile.edit", f"app-profile/{profile_id}", version=updated.version)
+        updated = self._refresh_profile(tx, record, app, _effective_pool(tx, record.pool), now, notify=True)
+        self._audit(tx, actor, "profile.edit", f"app-profile/{profile_id}", version=updated.version)
         return updated
 
-    def delete_profile(self, conn: Connection, arg: tuple[str, str, float]) -> None:
-        actor, profile_id, now = arg
-        record = db.profile_get_tx(conn, profile_id)
+    def delete_profile(self, tx: Tx, *, actor: str, profile_id: str, now: float) -> None:
+        record = tx.profiles.get(profile_id)
         if record is None:
             raise _not_found("application profile", profile_id, "{appProfileId}")
-        self._withdraw_profile(conn, actor, record.profile, now)
+        self._withdraw_profile(tx, actor, record.profile, now)
 
-    def _withdraw_profile(
-        self, conn: Connection, actor: str, profile: ApplicationProfile, now: float
-    ) -> None:
-        db.profile_delete_tx(conn, profile.app_profile_id)
-        db.change_append_tx(conn, "app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
+    def _withdraw_profile(self, tx: Tx, actor: str, profile: ApplicationProfile, now: float) -> None:
+        tx.profiles.delete(profile.app_profile_id)
+        tx.changes.append("app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
         # The pointer now leads to a 404: the application learns the profile was withdrawn.
-        self._notify(conn, profile.model_copy(update={"version": profile.version + 1}), now)
-        self._audit(conn, actor, "profile.withdraw", f"app-profile/{profile.app_profile_id}")
+        self._notify(tx, profile.model_copy(update={"version": profile.version + 1}), now)
+        self._audit(tx, actor, "profile.withdraw", f"app-profile/{profile.app_profile_id}")
 
-    def _note_pending(self, conn: Connection, client_id: str, registration: ServiceRegistration) -> None:
+    def _note_pending(self, tx: Tx, client_id: str, registration: ServiceRegistration) -> None:
         """Audit what a registration offers beyond its pool's approved description (pending)."""
         pool = _pool_of(registration)
-        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        approval = tx.pools.interfaces([pool]).get(pool)
         adds = interfaces.additions(registration.versions, approval.approved if approval else None)
         if adds:
-            self._audit(conn, client_id, "pool.pending", f"service-pool/{registration.pool}", additions=adds)
+            self._audit(tx, client_id, "pool.pending", f"service-pool/{registration.pool}", additions=adds)
 
     # ------------------------------------------------------------ audit
 
-    def _audit(self, conn: Connection, actor: str, action: str, resource: str, **details: Any) -> None:
-        append_tx(conn, [audit_row(actor, action, resource, details=details or None)])
+    def _audit(self, tx: Tx, actor: str, action: str, resource: str, **details: Any) -> None:
+        tx.audit.append(actor, action, resource, details=details or None)
 
     def _audit_decision(
         self,
-        conn: Connection,
+        tx: Tx,
         app_id: str,
         user: str,
         decision: policy.Granted | policy.Denied,
@@ -677,7 +660,7 @@ class Scripts:
         reason: str | None,
     ) -> None:
         service = f"{decision.service_type}/{decision.service_name or '*'}"
-        row = audit_row(
+        tx.audit.append(
             app_id,
             "authorization.decide",
             f"service/{service}",
@@ -685,7 +668,6 @@ class Scripts:
             reason=reason,
             details={"mcServiceId": user},
         )
-        append_tx(conn, [row])
 
 
 # ---------------------------------------------------------------- helpers
@@ -704,11 +686,11 @@ def _registered(instances: Sequence[db.InstanceRecord]) -> list[ServiceRegistrat
 
 
 def _effective_pools(
-    conn: Connection, by_pool: Mapping[tuple[str, str], Sequence[db.InstanceRecord]]
+    tx: Tx, by_pool: Mapping[tuple[str, str], Sequence[db.InstanceRecord]]
 ) -> dict[tuple[str, str], list[db.InstanceRecord]]:
     """Issue 8 item 1: the instances as applications may see them, each description cut down to
     what the administrator approved for its pool (profiles, authorization decisions)."""
-    approvals = pools_db.interfaces_tx(conn, list(by_pool))
+    approvals = tx.pools.interfaces(list(by_pool))
     out: dict[tuple[str, str], list[db.InstanceRecord]] = {}
     for pool, records in by_pool.items():
         approval = approvals.get(pool)
@@ -720,15 +702,13 @@ def _effective_pools(
     return out
 
 
-def _effective_pool(conn: Connection, pool: tuple[str, str]) -> list[db.InstanceRecord]:
-    return _effective_pools(conn, {pool: db.pool_instances_tx(conn, pool)})[pool]
+def _effective_pool(tx: Tx, pool: tuple[str, str]) -> list[db.InstanceRecord]:
+    return _effective_pools(tx, {pool: tx.instances.of_pool(pool)})[pool]
 
 
-def _registered_pools(
-    conn: Connection, service_types: set[str]
-) -> dict[tuple[str, str], list[db.InstanceRecord]]:
+def _registered_pools(tx: Tx, service_types: set[str]) -> dict[tuple[str, str], list[db.InstanceRecord]]:
     pools: dict[tuple[str, str], list[db.InstanceRecord]] = defaultdict(list)
-    for record in db.registered_instances_tx(conn, service_types):
+    for record in tx.instances.registered(service_types):
         pools[record.pool].append(record)
     return dict(pools)
 

@@ -78,6 +78,14 @@ class Store:
         here."""
         return await self.transact(_in_tx, work)
 
+    async def write_batched(self, work: Callable[[Tx, list[A]], list[R]], item: A) -> R:
+        """Apply ``item`` with ``work(tx, items)`` together with the other items submitted to the same
+        ``work`` for the next group-commit transaction (set-based: one query for a whole batch of
+        heartbeats); ``work`` returns one result per item, in order. No savepoint: an exception fails
+        every item of the batch, and the group committer then retries each on its own."""
+        result: R = await self.committer.submit(_Batched(work), item)
+        return result
+
     async def transact(self, script: Callable[[Connection, A], R], arg: A) -> R:
         """Run ``script(conn, arg)`` in the next group-commit transaction, in a savepoint of its own:
         an exception it raises (a refusal such as a ProblemError, or a failed statement) undoes only
@@ -102,6 +110,25 @@ class Store:
 
 def _in_tx(conn: Connection, work: Callable[[Tx], R]) -> R:
     return work(Tx(conn))
+
+
+class _Batched(Generic[A, R]):
+    """``work`` as the group committer's batch function; equal for equal ``work``, so that
+    consecutive items of one script share a call (bound methods are new objects on each access)."""
+
+    __slots__ = ("work",)
+
+    def __init__(self, work: Callable[[Tx, list[A]], list[R]]) -> None:
+        self.work = work
+
+    def __call__(self, conn: Connection, items: list[A]) -> list[R]:
+        return self.work(Tx(conn), items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Batched) and other.work == self.work
+
+    def __hash__(self) -> int:
+        return hash(self.work)
 
 
 class _Outcome(Generic[R]):
