@@ -1,6 +1,6 @@
 """The service registry server (seed 7.4.2.2.9): the operations of its APIs, without HTTP.
 
-Writes run as transaction scripts (``scripts.py``) through the store's unit of work
+Writes run as transaction scripts (``scripts/``) through the store's unit of work
 (``store.write(lambda tx: ...)``, in the group committer's next transaction); reads for
 discovery come from the in-memory view, kept current from the change log. The same service object
 serves the HTTP APIs and the administrator CLI (which works on the store before any server runs).
