@@ -124,7 +124,7 @@ class RegistryService:
         return record.view(), record.version
 
     async def heartbeat(self, principal: Principal, instance_id: str) -> None:
-        status = await self.store.write_batched(
+        status = await self.store.write_many(
             self.scripts.heartbeats, Heartbeat(principal.client_id, instance_id, self._clock())
         )
         if status == Beat.UNKNOWN:

@@ -81,7 +81,7 @@ class Store:
             raise outcome.error
         return outcome.value  # type: ignore[return-value]
 
-    async def write_batched(self, work: Callable[[Tx, list[A]], list[R]], item: A) -> R:
+    async def write_many(self, work: Callable[[Tx, list[A]], list[R]], item: A) -> R:
         """Apply ``item`` with ``work(tx, items)`` together with the other items submitted to the same
         ``work`` for the next group-commit transaction (set-based: one query for a whole batch of
         heartbeats); ``work`` returns one result per item, in order. No savepoint: an exception fails

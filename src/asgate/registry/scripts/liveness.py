@@ -13,7 +13,7 @@ from asgate.store.tx import Tx
 
 class LivenessScripts(ProfileScripts):
     def heartbeats(self, tx: Tx, items: list[Heartbeat]) -> list[str]:
-        """Batch function (set-based, see :meth:`asgate.store.Store.write_batched`): a :class:`Beat`
+        """Batch function (set-based, see :meth:`asgate.store.Store.write_many`): a :class:`Beat`
         per heartbeat."""
         found = tx.instances.liveness([instance_id for _, instance_id, _ in items])
         served = tx.pools.patterns_of([client_id for client_id, _, _ in items])
