@@ -116,7 +116,11 @@ async def approve_interfaces(rt: Runtime, pools: Sequence[str], versions: list[V
     for pool in pools:
         service_type, _, service_name = pool.partition("/")
         item = (service_type, service_name)
-        await rt.store.transact(_SCRIPTS.put_pool_interface, ("ops", item, versions, now))
+        await rt.store.write(
+            lambda tx, pool=item: _SCRIPTS.put_pool_interface(
+                tx, actor="ops", pool=pool, versions=versions, now=now
+            )
+        )
 
 
 _SCRIPTS = PoolScripts(Scripts(Context(liveness=Liveness(3, 1.0), sas_url="http://sas", api_root="http://t")))

@@ -20,7 +20,7 @@ from asgate.access.workers import WorkerProcesses
 from asgate.background import Background
 from asgate.idm.internal import InternalTokens
 from asgate.runtime import Runtime
-from asgate.store.audit import append_tx
+from asgate.store.tx import Tx
 
 _log = logs.get("asgate.access")
 
@@ -118,13 +118,13 @@ class AccessRole:
             self.state.save()
         rows = self.audit.take()
         if rows:
-            await self.rt.store.transact(_audit_rows, rows)
+            await self.rt.store.write(lambda tx: _audit_rows(tx, rows=rows))
 
 
-def _audit_rows(conn: object, rows: list[dict[str, object]]) -> None:
+def _audit_rows(tx: Tx, *, rows: list[dict[str, object]]) -> None:
     from datetime import UTC, datetime
 
-    append_tx(conn, [{"at": datetime.now(UTC), "details": None, **row} for row in rows])  # type: ignore[arg-type]
+    tx.audit.append_rows([{"at": datetime.now(UTC), "details": None, **row} for row in rows])
 
 
 def _tls(rt: Runtime) -> ssl.SSLContext | None:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
 from asgate import logs
@@ -25,7 +26,7 @@ from asgate.access.state import AccessState
 from asgate.background import Background
 from asgate.runtime import Runtime
 from asgate.settings import Settings
-from asgate.store.audit import append_tx
+from asgate.store.tx import Tx
 
 _log = logs.get("asgate.access.workers")
 
@@ -90,7 +91,7 @@ async def _follow(
         rows = audit.take()
         if rows:
             with contextlib.suppress(Exception):
-                await rt.store.transact(_audit_rows, rows)
+                await rt.store.write(partial(_audit_rows, rows=rows))
         if not await background.pause(0.05):
             return
 
@@ -101,10 +102,10 @@ def _replace(state: AccessState, loaded: AccessState) -> None:
     loaded.close()
 
 
-def _audit_rows(conn: object, rows: list[dict[str, object]]) -> None:
+def _audit_rows(tx: Tx, *, rows: list[dict[str, object]]) -> None:
     from datetime import UTC, datetime
 
-    append_tx(conn, [{"at": datetime.now(UTC), "details": None, **row} for row in rows])  # type: ignore[arg-type]
+    tx.audit.append_rows([{"at": datetime.now(UTC), "details": None, **row} for row in rows])
 
 
 class WorkerProcesses:

@@ -552,14 +552,7 @@ def outbox_retry(cli: CliContext, notification_id: int) -> None:
     \b
     $ asgate outbox retry 42
     """
-    import time
-
-    from asgate.store import registry as db
-
-    def script(conn: Any, arg: tuple[int, float]) -> bool:
-        return db.retry_now_tx(conn, *arg)
-
-    ok = _with(cli, lambda svc: svc.store.transact(script, (notification_id, time.time())))
+    ok = _with(cli, lambda svc: svc.retry_notification(notification_id))
     if not ok:
         raise click.ClickException(f"no pending notification {notification_id}")
     click.echo(f"notification {notification_id} is due now")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -243,9 +242,7 @@ class AdminRoutes:
 
     async def retry(self, request: Request) -> Response:
         await self._admin(request)
-        ok = await self.rt.store.transact(
-            _retry_now, (request.path_params["id"], datetime.now(UTC).timestamp())
-        )
+        ok = await self.service.retry_notification(request.path_params["id"])
         if not ok:
             raise ProblemError(404, Cause.CONTEXT_NOT_FOUND, "no pending notification with that id")
         return respond(None, 204)
@@ -268,10 +265,6 @@ _POOL_STATES = ("APPROVED", "PENDING", "REJECTED")
 
 def _pool(request: Request) -> tuple[str, str]:
     return request.path_params["serviceType"], request.path_params["serviceName"]
-
-
-def _retry_now(conn: Connection, arg: tuple[int, float]) -> bool:
-    return db.retry_now_tx(conn, *arg)
 
 
 def _notification_entry(d: db.Delivery) -> OutboxEntry:

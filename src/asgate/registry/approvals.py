@@ -10,14 +10,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection
-
 from asgate.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import interfaces
 from asgate.registry.models import PoolInterfaceState, Version
 from asgate.registry.scripts import Scripts, _not_found, etag_of
 from asgate.store import pools as pools_db
 from asgate.store import registry as db
+from asgate.store.tx import Tx
 
 
 def pool_interface_state(
@@ -46,66 +45,63 @@ class PoolScripts:
     def __init__(self, scripts: Scripts) -> None:
         self.scripts = scripts
 
-    def pool_states(self, conn: Connection, pool: tuple[str, str] | None) -> list[PoolInterfaceState]:
+    def pool_states(self, tx: Tx, *, pool: tuple[str, str] | None) -> list[PoolInterfaceState]:
         """Every pool's approved and offered description (``pool``: only that one)."""
-        approvals = pools_db.interfaces_tx(conn, None if pool is None else [pool])
+        approvals = tx.pools.interfaces(None if pool is None else [pool])
         by_pool: dict[tuple[str, str], list[db.InstanceRecord]] = defaultdict(list)
-        for record in db.pool_instances_tx(conn, pool) if pool else db.all_instances_tx(conn):
+        for record in tx.instances.of_pool(pool) if pool else tx.instances.all():
             by_pool[record.pool].append(record)
         keys = sorted(set(approvals) | set(by_pool))
         return [pool_interface_state(key, by_pool.get(key, []), approvals.get(key)) for key in keys]
 
     def approve_pool(
-        self, conn: Connection, arg: tuple[str, tuple[str, str], str | None, float]
+        self, tx: Tx, *, actor: str, pool: tuple[str, str], if_match: str | None, now: float
     ) -> PoolInterfaceState:
         """The administrator approves what a pool's instances offer: its profiles widen (new
         versions, notifications, CSC-15 updates) in this transaction."""
-        actor, pool, if_match, now = arg
-        instances = db.pool_instances_tx(conn, pool)
-        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        instances = tx.instances.of_pool(pool)
+        approval = tx.pools.interfaces([pool]).get(pool)
         state = self._pending_state(pool, instances, approval, if_match)
         offered = state.offered_versions or []
         approved = interfaces.union([offered, (approval.approved if approval else None) or []])
-        item = self._put_interface(conn, actor, pool, approval, approved, now)
+        item = self._put_interface(tx, actor, pool, approval, approved, now)
         self.scripts._audit(
-            conn, actor, "pool.approve", f"service-pool/{'/'.join(pool)}",
+            tx, actor, "pool.approve", f"service-pool/{'/'.join(pool)}",
             additions=state.additions, digest=state.digest,
         )  # fmt: skip
-        self.scripts.pool_changed(conn, pool, now)
+        self.scripts.pool_changed(tx, pool, now)
         return pool_interface_state(pool, instances, item)
 
     def reject_pool(
-        self, conn: Connection, arg: tuple[str, tuple[str, str], str | None, float]
+        self, tx: Tx, *, actor: str, pool: tuple[str, str], if_match: str | None, now: float
     ) -> PoolInterfaceState:
         """The administrator refuses the pending offer: applications keep seeing only the approved
         description; the offer is no longer listed as pending (a different one is)."""
-        actor, pool, if_match, now = arg
-        instances = db.pool_instances_tx(conn, pool)
-        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
+        instances = tx.instances.of_pool(pool)
+        approval = tx.pools.interfaces([pool]).get(pool)
         state = self._pending_state(pool, instances, approval, if_match)
         approved = approval.approved if approval else None
-        item = self._put_interface(conn, actor, pool, approval, approved, now, rejected=state.digest)
+        item = self._put_interface(tx, actor, pool, approval, approved, now, rejected=state.digest)
         self.scripts._audit(
-            conn, actor, "pool.reject", f"service-pool/{'/'.join(pool)}",
+            tx, actor, "pool.reject", f"service-pool/{'/'.join(pool)}",
             additions=state.additions, digest=state.digest,
         )  # fmt: skip
         return pool_interface_state(pool, instances, item)
 
     def put_pool_interface(
-        self, conn: Connection, arg: tuple[str, tuple[str, str], list[Version], float]
+        self, tx: Tx, *, actor: str, pool: tuple[str, str], versions: list[Version], now: float
     ) -> PoolInterfaceState:
         """The administrator sets a pool's approved description (before its first instance
         registers, or to narrow it); applied to its profiles at once."""
-        actor, pool, versions, now = arg
-        approval = pools_db.interfaces_tx(conn, [pool]).get(pool)
-        item = self._put_interface(conn, actor, pool, approval, versions, now)
+        approval = tx.pools.interfaces([pool]).get(pool)
+        item = self._put_interface(tx, actor, pool, approval, versions, now)
         self.scripts._audit(
-            conn, actor, "pool.approve", f"service-pool/{'/'.join(pool)}",
+            tx, actor, "pool.approve", f"service-pool/{'/'.join(pool)}",
             digest=interfaces.digest(versions), set=True,
         )  # fmt: skip
-        instances = db.pool_instances_tx(conn, pool)
+        instances = tx.instances.of_pool(pool)
         if instances:
-            self.scripts.pool_changed(conn, pool, now)
+            self.scripts.pool_changed(tx, pool, now)
         return pool_interface_state(pool, instances, item)
 
     def _pending_state(
@@ -133,7 +129,7 @@ class PoolScripts:
 
     def _put_interface(
         self,
-        conn: Connection,
+        tx: Tx,
         actor: str,
         pool: tuple[str, str],
         current: pools_db.PoolInterface | None,
@@ -150,5 +146,5 @@ class PoolScripts:
             updated_by=actor,
             updated_at=datetime.fromtimestamp(now, UTC),
         )
-        pools_db.interface_put_tx(conn, item, new=current is None)
+        tx.pools.interface_put(item, new=current is None)
         return item

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 import aiohttp
-from sqlalchemy import Connection
 from yarl import URL
 
 from asgate import logs
@@ -27,6 +26,7 @@ from asgate.registry.models import ProfileNotification
 from asgate.resolver import AddressRefused
 from asgate.store import Store
 from asgate.store import registry as db
+from asgate.store.tx import Tx
 from asgate.uripolicy import UriPolicy
 
 _log = logs.get("asgate.registry.notify")
@@ -89,7 +89,9 @@ class Notifier:
     async def round(self) -> int:
         """Deliver the notifications due now (up to the concurrency limit); how many were tried."""
         now = self._clock()
-        due = await self._store.transact(self._claim, now)
+        due = await self._store.write(
+            lambda tx: tx.outbox.claim_due(now, self._lease, self._limit, self._hub.connected())
+        )
         if due:
             errors = await asyncio.gather(*(self._deliver(d) for d in due))
             # Every outcome of the round in one transaction (the leases outlast the send timeout).
@@ -100,14 +102,11 @@ class Notifier:
                 for d, error in zip(due, errors, strict=True)
                 if error is not None
             ]
-            await self._store.transact(_outcomes, (delivered, failed, now))
+            await self._store.write(lambda tx: _outcomes(tx, delivered=delivered, failed=failed, now=now))
             if self._on_delivery is not None:
                 for error in errors:
                     self._on_delivery("delivered" if error is None else "failed")
         return len(due)
-
-    def _claim(self, conn: Connection, now: float) -> list[db.Delivery]:
-        return db.claim_due_tx(conn, now, self._lease, self._limit, self._hub.connected())
 
     async def _deliver(self, delivery: db.Delivery) -> str | None:
         """Send one notification; None when it was acknowledged, else why not."""
@@ -164,8 +163,7 @@ class Notifier:
         return f"HTTP {status}"
 
 
-def _outcomes(conn: Connection, arg: tuple[list[int], list[tuple[int, float, str]], float]) -> None:
-    delivered, failed, now = arg
-    db.delivered_many_tx(conn, delivered, now)
+def _outcomes(tx: Tx, *, delivered: list[int], failed: list[tuple[int, float, str]], now: float) -> None:
+    tx.outbox.delivered_many(delivered, now)
     for delivery_id, retry_at, error in failed:
-        db.failed_tx(conn, delivery_id, retry_at, error)
+        tx.outbox.failed(delivery_id, retry_at, error)

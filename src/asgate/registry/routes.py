@@ -30,7 +30,7 @@ from asgate.registry.models import (
 from asgate.registry.notify import Notifier
 from asgate.registry.scripts import etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
-from asgate.registry.sync import Pusher, app_snapshot_tx, last_csc15_seq, snapshot_tx
+from asgate.registry.sync import Pusher, app_snapshot, last_csc15_seq, snapshot
 from asgate.runtime import Runtime
 from asgate.store.audit import AuditEvent
 from asgate.web import JSON, parse_body, query_int, query_problem, respond
@@ -247,9 +247,9 @@ class RegistryRole:
         if app_id is not None:  # one application's part (issue 14: the access server met a miss)
             if not app_id or len(app_id) > 128:  # clients.client_id; never cut to another id
                 raise query_problem("appId", "an application's client ID: 1 to 128 characters")
-            body = await self.rt.store.transact(app_snapshot_tx, app_id)
+            body = await self.rt.store.write(lambda tx: app_snapshot(tx, app_id=app_id))
             return Response(json.dumps(body), media_type=JSON)
-        body = await self.rt.store.transact(snapshot_tx, None)
+        body = await self.rt.store.write(snapshot)
         return Response(json.dumps(body), media_type=JSON)
 
     # RFC 7009: the revoked access tokens an access server must refuse (asgate.auth.revocation).

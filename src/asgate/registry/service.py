@@ -1,6 +1,7 @@
 """The service registry server (seed 7.4.2.2.9): the operations of its APIs, without HTTP.
 
-Writes run as transaction scripts (``scripts.py``) through the store's group committer; reads for
+Writes run as transaction scripts (``scripts/``) through the store's unit of work
+(``store.write(lambda tx: ...)``, in the group committer's next transaction); reads for
 discovery come from the in-memory view, kept current from the change log. The same service object
 serves the HTTP APIs and the administrator CLI (which works on the store before any server runs).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from asgate.auth import Principal
 from asgate.problem import Cause, InvalidParam, ProblemError
@@ -32,11 +33,14 @@ from asgate.registry.models import (
     Version,
 )
 from asgate.registry.pools import POOL_NOT_PROVISIONED
-from asgate.registry.scripts import Beat, Context, Refusal, Scripts
+from asgate.registry.scripts import Beat, Context, Heartbeat, Refusal, Scripts
 from asgate.registry.view import RegistryView
 from asgate.settings import DEFAULT_DENY_HOSTS
 from asgate.store import AuditEvent, Store
+from asgate.store.tx import Tx
 from asgate.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
+
+R = TypeVar("R")
 
 SERVICE_SCOPE = "mcx-service-registration"
 APP_SCOPE = "mcx-registry"
@@ -66,8 +70,8 @@ class RegistryService:
         self._clock = clock
         self._on_change = on_change or (lambda: None)
 
-    async def _write(self, script: Callable[[Any, Any], Any], arg: Any) -> Any:
-        result = await self.store.transact(script, arg)
+    async def _write(self, work: Callable[[Tx], R]) -> R:
+        result = await self.store.write(work)
         await self.view.refresh()
         self._on_change()
         return result
@@ -91,25 +95,37 @@ class RegistryService:
         await self._check_addresses(
             principal, "service.register", f"service-pool/{registration.pool}", registration
         )
-        record = await self._write(self.scripts.register, (principal.client_id, registration, self._clock()))
+        client_id, now = principal.client_id, self._clock()
+        record = await self._write(
+            lambda tx: self.scripts.register(tx, client_id=client_id, registration=registration, now=now)
+        )
         if isinstance(record, Refusal):
             raise record.error
-        return record.view()  # type: ignore[no-any-return]
+        return record.view()
 
     async def update(
         self, principal: Principal, instance_id: str, registration: ServiceRegistration, if_match: str | None
     ) -> tuple[ServiceInstance, int]:
         resource = f"service-instance/{instance_id}"
         await self._check_addresses(principal, "service.update", resource, registration)
-        arg = (principal.client_id, instance_id, registration, if_match, self._clock())
-        record = await self._write(self.scripts.update, arg)
+        client_id, now = principal.client_id, self._clock()
+        record = await self._write(
+            lambda tx: self.scripts.update(
+                tx,
+                client_id=client_id,
+                instance_id=instance_id,
+                registration=registration,
+                if_match=if_match,
+                now=now,
+            )
+        )
         if isinstance(record, Refusal):
             raise record.error
         return record.view(), record.version
 
     async def heartbeat(self, principal: Principal, instance_id: str) -> None:
-        status = await self.store.committer.submit(
-            self.scripts.heartbeats, (principal.client_id, instance_id, self._clock())
+        status = await self.store.write_many(
+            self.scripts.heartbeats, Heartbeat(principal.client_id, instance_id, self._clock())
         )
         if status == Beat.UNKNOWN:
             raise ProblemError(
@@ -128,8 +144,9 @@ class RegistryService:
             self._on_change()
 
     async def deregister(self, principal: Principal, instance_id: str) -> None:
+        client_id, now = principal.client_id, self._clock()
         refusal = await self._write(
-            self.scripts.deregister, (principal.client_id, instance_id, self._clock())
+            lambda tx: self.scripts.deregister(tx, client_id=client_id, instance_id=instance_id, now=now)
         )
         if isinstance(refusal, Refusal):
             raise refusal.error
@@ -144,7 +161,8 @@ class RegistryService:
 
     async def sweep(self) -> int:
         """Apply liveness deadlines now; the number of pools that changed."""
-        changed: int = await self.store.transact(self.scripts.sweep, self._clock())
+        now = self._clock()
+        changed = await self.store.write(lambda tx: self.scripts.sweep(tx, now=now))
         if changed:
             await self.view.refresh()
             self._on_change()
@@ -152,7 +170,8 @@ class RegistryService:
 
     async def start(self) -> None:
         """After a (re)start: give every instance its heartbeat periods again, load the view."""
-        await self.store.transact(self.scripts.reprieve, self._clock())
+        started_at = self._clock()
+        await self.store.write(lambda tx: self.scripts.reprieve(tx, started_at=started_at))
         await self.view.load()
 
     # ------------------------------------------------------------ mcx-registry (CSC-14)
@@ -187,11 +206,15 @@ class RegistryService:
             reason = self.policy.check(destination)
             if reason is not None:
                 raise refused("/notificationDestination", reason)
-        arg = (principal.client_id, request, destination, self._clock())
-        outcome = await self._write(self.scripts.authorize, arg)
+        app_id, now = principal.client_id, self._clock()
+        outcome = await self._write(
+            lambda tx: self.scripts.authorize(
+                tx, app_id=app_id, request=request, destination=destination, now=now
+            )
+        )
         if isinstance(outcome, Refusal):
             raise outcome.error
-        return outcome  # type: ignore[no-any-return]
+        return outcome
 
     async def app_profile(
         self, principal: Principal | None, profile_id: str, version: int | None
@@ -220,11 +243,16 @@ class RegistryService:
             reason = self.policy.check(spec.default_notification_destination)
             if reason is not None:
                 raise refused("/defaultNotificationDestination", reason)
-        arg = (actor, client_id, spec, if_match, self._clock())
-        return await self._write(self.scripts.put_app, arg)  # type: ignore[no-any-return]
+        now = self._clock()
+        return await self._write(
+            lambda tx: self.scripts.put_app(
+                tx, actor=actor, client_id=client_id, spec=spec, if_match=if_match, now=now
+            )
+        )
 
     async def delete_app(self, actor: str, client_id: str) -> None:
-        await self._write(self.scripts.delete_app, (actor, client_id, self._clock()))
+        now = self._clock()
+        await self._write(lambda tx: self.scripts.delete_app(tx, actor=actor, client_id=client_id, now=now))
 
     async def app(self, client_id: str) -> ExternalApp:
         app = await self.store.registry.app(client_id)
@@ -233,47 +261,74 @@ class RegistryService:
         return app
 
     async def put_grant(self, actor: str, spec: GrantSpec) -> Grant:
-        return await self._write(self.scripts.put_grant, (actor, spec, self._clock()))  # type: ignore[no-any-return]
+        now = self._clock()
+        return await self._write(lambda tx: self.scripts.put_grant(tx, actor=actor, spec=spec, now=now))
 
     async def delete_grant(self, actor: str, app_id: str, mc_service_id: str) -> None:
-        await self._write(self.scripts.delete_grant, (actor, app_id, mc_service_id, self._clock()))
+        now = self._clock()
+        await self._write(
+            lambda tx: self.scripts.delete_grant(
+                tx, actor=actor, app_id=app_id, mc_service_id=mc_service_id, now=now
+            )
+        )
 
     async def edit_profile(
         self, actor: str, profile_id: str, edit: ProfileEdit, if_match: str | None
     ) -> ApplicationProfile:
-        arg = (actor, profile_id, edit, if_match, self._clock())
-        return await self._write(self.scripts.edit_profile, arg)  # type: ignore[no-any-return]
+        now = self._clock()
+        return await self._write(
+            lambda tx: self.scripts.edit_profile(
+                tx, actor=actor, profile_id=profile_id, edit=edit, if_match=if_match, now=now
+            )
+        )
 
     async def delete_profile(self, actor: str, profile_id: str) -> None:
-        await self._write(self.scripts.delete_profile, (actor, profile_id, self._clock()))
+        now = self._clock()
+        await self._write(
+            lambda tx: self.scripts.delete_profile(tx, actor=actor, profile_id=profile_id, now=now)
+        )
 
     async def evict(self, actor: str, instance_id: str) -> None:
-        await self._write(self.scripts.evict, (actor, instance_id, self._clock()))
+        now = self._clock()
+        await self._write(lambda tx: self.scripts.evict(tx, actor=actor, instance_id=instance_id, now=now))
+
+    async def retry_notification(self, notification_id: int) -> bool:
+        """Make a pending notification due now (skipping its backoff); False if none is pending."""
+        now = self._clock()
+        return await self.store.write(lambda tx: tx.outbox.retry_now(notification_id, now))
 
     # ------------------------------------------------------------ pool interfaces (issue 8 item 1)
 
     async def pool_interfaces(self, pool: tuple[str, str] | None = None) -> list[PoolInterfaceState]:
         """Every pool's approved description and what its instances offer beyond it."""
-        return await self.store.transact(self.pool_scripts.pool_states, pool)
+        return await self.store.write(lambda tx: self.pool_scripts.pool_states(tx, pool=pool))
 
     async def approve_pool(
         self, actor: str, pool: tuple[str, str], if_match: str | None = None
     ) -> PoolInterfaceState:
-        arg = (actor, pool, if_match, self._clock())
-        return await self._write(self.pool_scripts.approve_pool, arg)  # type: ignore[no-any-return]
+        now = self._clock()
+        return await self._write(
+            lambda tx: self.pool_scripts.approve_pool(tx, actor=actor, pool=pool, if_match=if_match, now=now)
+        )
 
     async def reject_pool(
         self, actor: str, pool: tuple[str, str], if_match: str | None = None
     ) -> PoolInterfaceState:
-        arg = (actor, pool, if_match, self._clock())
-        return await self._write(self.pool_scripts.reject_pool, arg)  # type: ignore[no-any-return]
+        now = self._clock()
+        return await self._write(
+            lambda tx: self.pool_scripts.reject_pool(tx, actor=actor, pool=pool, if_match=if_match, now=now)
+        )
 
     async def put_pool_interface(
         self, actor: str, pool: tuple[str, str], versions: list[Version]
     ) -> PoolInterfaceState:
         """Approve exactly ``versions`` for ``pool`` (also before any instance registered)."""
-        arg = (actor, pool, versions, self._clock())
-        return await self._write(self.pool_scripts.put_pool_interface, arg)  # type: ignore[no-any-return]
+        now = self._clock()
+        return await self._write(
+            lambda tx: self.pool_scripts.put_pool_interface(
+                tx, actor=actor, pool=pool, versions=versions, now=now
+            )
+        )
 
     async def ensure_approved(self, actor: str, pool: tuple[str, str], versions: list[Version]) -> bool:
         """Set-up code (``asgate up --samples``, ``asgate demo``): approve ``versions`` for ``pool``

@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Connection, select
 
 from asgate import logs
 from asgate.background import Background
@@ -37,8 +37,8 @@ from asgate.client._http import TokenSource
 from asgate.kernel.backoff import backoff
 from asgate.registry.scripts import CSC15_KINDS, grant_payload, pool_payload
 from asgate.store import Store
-from asgate.store import registry as db
-from asgate.store.schema_registry import change_log
+from asgate.store.registry import Change, InstanceRecord
+from asgate.store.tx import Tx
 
 _log = logs.get("asgate.registry.sync")
 API = "/mcx-access-profiles/v1"
@@ -84,7 +84,7 @@ def resource_path(kind: str, key: str) -> str:
     return f"{API}/service-pools/{quote(service_type, safe='')}/{quote(service_name, safe='')}"
 
 
-def change_body(change: db.Change) -> dict[str, Any]:
+def change_body(change: Change) -> dict[str, Any]:
     return {
         "sequence": change.seq,
         "kind": change.kind,
@@ -168,7 +168,7 @@ class Pusher:
             return
         start = await last_csc15_seq(self._store)
         for url in self._targets:
-            await self._store.transact(_ensure, (url, start))
+            await self._store.write(partial(_ensure, url=url, start=start))
         await asyncio.gather(*(self._run_target(url, background) for url in self._targets))
 
     async def _run_target(self, url: str, background: Background) -> None:
@@ -199,7 +199,7 @@ class Pusher:
             if answer.ok and (answer.reported == expected or (changes and answer.reported is None)):
                 if changes:
                     acked, attempts, not_before = expected, 0, 0.0
-                    await self._store.transact(_acked, (url, acked))
+                    await self._store.write(partial(_acked, url=url, seq=acked))
                 await self._advance(url, acked, True)
                 continue
             if answer.reported is not None and answer.reported != acked:
@@ -212,7 +212,8 @@ class Pusher:
                 answer = Answer(False, answer.reported, note)
             attempts += 1
             not_before = self._clock() + backoff(attempts, *self._retry)
-            await self._store.transact(_failed, (url, not_before, answer.error or "failed"))
+            error = answer.error or "failed"
+            await self._store.write(partial(_failed, url=url, retry_at=not_before, error=error))
             await self._advance(url, acked, False)
             _log.info("CSC-15 push failed", target=url, error=answer.error, attempt=attempts)
 
@@ -225,7 +226,7 @@ class Pusher:
             _log.warning("access server out of step; resuming from its sequence", target=url,
                          cursor=acked, reported=reported)  # fmt: skip
             note = f"resumed from the access server's sequence {reported} (cursor was {acked})"
-            await self._store.transact(_cursor, (url, reported, note))
+            await self._store.write(partial(_cursor, url=url, seq=reported, note=note))
             return reported
         _log.warning("access server holds a sequence this registry never issued; resync asked",
                      target=url, cursor=acked, reported=reported)  # fmt: skip
@@ -250,7 +251,7 @@ class Pusher:
             return Answer(False, None, f"{type(exc).__name__}: {exc}"[:300])
         return _answer(response)
 
-    async def _send(self, url: str, previous: int, changes: list[db.Change]) -> Answer:
+    async def _send(self, url: str, previous: int, changes: list[Change]) -> Answer:
         try:
             headers = await self._headers()
             if len(changes) == 1:
@@ -295,7 +296,7 @@ def _sequence(raw: str | None) -> int | None:
     return value if value <= MAX_SEQUENCE else None
 
 
-def _bounded(changes: list[db.Change]) -> list[db.Change]:
+def _bounded(changes: list[Change]) -> list[Change]:
     """As many changes as fit in one request the access server accepts (the first always goes)."""
     size = 0
     for count, change in enumerate(changes):
@@ -305,68 +306,59 @@ def _bounded(changes: list[db.Change]) -> list[db.Change]:
     return changes
 
 
-# The newest CSC-15 change: walks the primary key backwards (max() with a WHERE would scan the log).
-_LAST = select(change_log.c.seq).where(change_log.c.kind.in_(CSC15_KINDS)).order_by(change_log.c.seq.desc())
-
-
 async def last_csc15_seq(store: Store) -> int:
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(_LAST.limit(1))).scalar() or 0)
+    return await store.registry.last_seq_of(CSC15_KINDS)
 
 
 async def csc15_issued(store: Store, sequence: int) -> bool:
     """Whether ``sequence`` is 0 (nothing yet) or the number of a CSC-15 change in the log."""
-    if sequence == 0:
-        return True
-    c = change_log.c
-    async with store.engine.connect() as conn:
-        query = select(c.seq).where(c.seq == sequence, c.kind.in_(CSC15_KINDS))
-        return (await conn.execute(query)).first() is not None
+    return await store.registry.issued(sequence, CSC15_KINDS)
 
 
-def snapshot_tx(conn: Connection, _arg: None) -> dict[str, Any]:
-    """Everything an access server needs, consistent with the sequence number it carries."""
-    sequence = conn.execute(_LAST.limit(1)).scalar()
-    pools: dict[tuple[str, str], list[db.InstanceRecord]] = {}
-    for record in db.all_instances_tx(conn):
+def snapshot(tx: Tx) -> dict[str, Any]:
+    """Everything an access server needs, consistent with the sequence number it carries (read in
+    one transaction: ``await store.write(snapshot)``)."""
+    sequence = tx.changes.last_seq(CSC15_KINDS)
+    pools: dict[tuple[str, str], list[InstanceRecord]] = {}
+    for record in tx.instances.all():
         pools.setdefault(record.pool, []).append(record)
     return {
-        "sequence": int(sequence or 0),
-        "appProfiles": [r.profile.dump() for r in db.profiles_tx(conn)],
-        "userAuthorizations": [grant_payload(g) for g in db.all_grants_tx(conn)],
+        "sequence": sequence,
+        "appProfiles": [r.profile.dump() for r in tx.profiles.find()],
+        "userAuthorizations": [grant_payload(g) for g in tx.grants.all()],
         "servicePools": [pool_payload(pool, records) for pool, records in sorted(pools.items())],
     }
 
 
-def app_snapshot_tx(conn: Connection, app_id: str) -> dict[str, Any]:
+def app_snapshot(tx: Tx, *, app_id: str) -> dict[str, Any]:
     """One application's part of the snapshot (its profiles, its grants, their pools), for an access
     server that met a profile or grant it does not hold yet (issue 14)."""
-    sequence = conn.execute(_LAST.limit(1)).scalar()
-    profiles = db.profiles_tx(conn, app_id=app_id)
+    sequence = tx.changes.last_seq(CSC15_KINDS)
+    profiles = tx.profiles.find(app_id=app_id)
     wanted = {r.pool for r in profiles}
-    pools: dict[tuple[str, str], list[db.InstanceRecord]] = {}
-    for record in db.all_instances_tx(conn) if wanted else ():
+    pools: dict[tuple[str, str], list[InstanceRecord]] = {}
+    for record in tx.instances.all() if wanted else ():
         if record.pool in wanted:
             pools.setdefault(record.pool, []).append(record)
     return {
-        "sequence": int(sequence or 0),
+        "sequence": sequence,
         "appProfiles": [r.profile.dump() for r in profiles],
-        "userAuthorizations": [grant_payload(g) for g in db.grants_of_app_tx(conn, app_id)],
+        "userAuthorizations": [grant_payload(g) for g in tx.grants.of_app(app_id)],
         "servicePools": [pool_payload(pool, records) for pool, records in sorted(pools.items())],
     }
 
 
-def _ensure(conn: Connection, arg: tuple[str, int]) -> None:
-    db.target_ensure_tx(conn, *arg)
+def _ensure(tx: Tx, *, url: str, start: int) -> None:
+    tx.targets.ensure(url, start)
 
 
-def _acked(conn: Connection, arg: tuple[str, int]) -> None:
-    db.target_acked_tx(conn, arg[0], arg[1], datetime.now(UTC))
+def _acked(tx: Tx, *, url: str, seq: int) -> None:
+    tx.targets.acked(url, seq, datetime.now(UTC))
 
 
-def _failed(conn: Connection, arg: tuple[str, float, str]) -> None:
-    db.target_failed_tx(conn, *arg)
+def _failed(tx: Tx, *, url: str, retry_at: float, error: str) -> None:
+    tx.targets.failed(url, retry_at, error)
 
 
-def _cursor(conn: Connection, arg: tuple[str, int, str]) -> None:
-    db.target_cursor_tx(conn, *arg, datetime.now(UTC))
+def _cursor(tx: Tx, *, url: str, seq: int, note: str) -> None:
+    tx.targets.cursor(url, seq, note, datetime.now(UTC))

@@ -72,20 +72,22 @@ class Store:
         return cls(engine, writer=make_writer(url, sqlite_synchronous=sqlite_synchronous), observe=observe)
 
     async def write(self, work: Callable[[Tx], R]) -> R:
-        """Run ``work(tx)`` in the next group-commit transaction, in a savepoint of its own (see
-        :meth:`transact`): the one way to write. ``tx`` (:class:`~asgate.store.tx.Tx`) has one typed
-        object per aggregate; an exception ``work`` raises undoes only its own writes and is raised
-        here."""
-        return await self.transact(_in_tx, work)
-
-    async def transact(self, script: Callable[[Connection, A], R], arg: A) -> R:
-        """Run ``script(conn, arg)`` in the next group-commit transaction, in a savepoint of its own:
-        an exception it raises (a refusal such as a ProblemError, or a failed statement) undoes only
-        its own writes and is raised here; the other scripts of the batch commit."""
-        outcome: _Outcome[R] = await self.committer.submit(_run_scripts, (script, arg))  # type: ignore[arg-type]
+        """Run ``work(tx)`` in the next group-commit transaction, in a savepoint of its own: the one way
+        to write. ``tx`` (:class:`~asgate.store.tx.Tx`) has one typed object per aggregate. An
+        exception ``work`` raises (a refusal such as a ProblemError, or a failed statement) undoes only
+        its own writes and is raised here; the other work of the batch commits."""
+        outcome: _Outcome[R] = await self.committer.submit(_run_work, work)  # type: ignore[arg-type]
         if outcome.error is not None:
             raise outcome.error
         return outcome.value  # type: ignore[return-value]
+
+    async def write_many(self, work: Callable[[Tx, list[A]], list[R]], item: A) -> R:
+        """Apply ``item`` with ``work(tx, items)`` together with the other items submitted to the same
+        ``work`` for the next group-commit transaction (set-based: one query for a whole batch of
+        heartbeats); ``work`` returns one result per item, in order. No savepoint: an exception fails
+        every item of the batch, and the group committer then retries each on its own."""
+        result: R = await self.committer.submit(_Batched(work), item)
+        return result
 
     async def ping(self) -> bool:
         try:
@@ -100,8 +102,23 @@ class Store:
         await self.engine.dispose()
 
 
-def _in_tx(conn: Connection, work: Callable[[Tx], R]) -> R:
-    return work(Tx(conn))
+class _Batched(Generic[A, R]):
+    """``work`` as the group committer's batch function; equal for equal ``work``, so that
+    consecutive items of one script share a call (bound methods are new objects on each access)."""
+
+    __slots__ = ("work",)
+
+    def __init__(self, work: Callable[[Tx, list[A]], list[R]]) -> None:
+        self.work = work
+
+    def __call__(self, conn: Connection, items: list[A]) -> list[R]:
+        return self.work(Tx(conn), items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Batched) and other.work == self.work
+
+    def __hash__(self) -> int:
+        return hash(self.work)
 
 
 class _Outcome(Generic[R]):
@@ -112,15 +129,13 @@ class _Outcome(Generic[R]):
         self.error = error
 
 
-def _run_scripts(
-    conn: Connection, items: list[tuple[Callable[[Connection, object], object], object]]
-) -> list[_Outcome[object]]:
+def _run_work(conn: Connection, items: list[Callable[[Tx], object]]) -> list[_Outcome[object]]:
     results: list[_Outcome[object]] = []
-    for script, arg in items:
+    for work in items:
         savepoint = conn.begin_nested()
         try:
-            value = script(conn, arg)
-        except Exception as error:  # noqa: BLE001 - a refusal or a failure: undo this script only
+            value = work(Tx(conn))
+        except Exception as error:  # noqa: BLE001 - a refusal or a failure: undo this work only
             savepoint.rollback()
             results.append(_Outcome(error=error))
         else:

@@ -40,7 +40,7 @@ def audit_row(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An audit row for :func:`append_tx` (a plain dict: this is on the hot write path)."""
+    """An audit row for :meth:`AuditTx.append_rows` (a plain dict: this is on the hot write path)."""
     # Identifiers come from callers and may be huge; the audit row must never fail the request.
     return {
         "at": datetime.now(UTC),
@@ -68,7 +68,7 @@ class AuditStore:
 
     @staticmethod
     def _append_batch(conn: Connection, events: list[AuditEvent]) -> list[None]:
-        append_tx(conn, [event.row() for event in events])
+        AuditTx(conn).append_rows([event.row() for event in events])
         return [None] * len(events)
 
     async def scan(
@@ -94,7 +94,34 @@ class AuditStore:
         return [AuditEvent.model_validate(dict(row)) for row in rows]
 
 
+class AuditTx:
+    """The audit log inside a write transaction: ``tx.audit``."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        outcome: str = "ok",
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """One event (see :func:`audit_row`)."""
+        self.append_rows([audit_row(actor, action, resource, outcome, reason=reason, details=details)])
+
+    def append_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Many events at once, as :func:`audit_row` builds them."""
+        if rows:
+            self._conn.execute(insert(audit_events), rows)
+
+
 def append_tx(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert audit rows (see :func:`audit_row`) inside the caller's group-commit transaction."""
-    if rows:
-        conn.execute(insert(audit_events), rows)
+    """Insert audit rows (see :func:`audit_row`) inside the caller's group-commit transaction (the
+    MSGin5G batches; the registry uses ``tx.audit``)."""
+    AuditTx(conn).append_rows(rows)

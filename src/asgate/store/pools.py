@@ -33,16 +33,6 @@ class PoolInterface:
     updated_at: datetime
 
 
-def patterns_of_tx(conn: Connection, client_ids: Sequence[str]) -> dict[str, list[str]]:
-    """The pool patterns provisioned for each of ``client_ids`` (absent: none)."""
-    c = client_service_pools.c
-    rows = conn.execute(select(c.client_id, c.pattern).where(c.client_id.in_(sorted(set(client_ids)))))
-    found: dict[str, list[str]] = {}
-    for client_id, pattern in rows:
-        found.setdefault(client_id, []).append(pattern)
-    return found
-
-
 def _interface(row: RowMapping) -> PoolInterface:
     approved = row["approved"]
     return PoolInterface(
@@ -55,8 +45,49 @@ def _interface(row: RowMapping) -> PoolInterface:
     )
 
 
-def interfaces_tx(conn: Connection, pools: Sequence[Pool] | None = None) -> dict[Pool, PoolInterface]:
-    """The approval rows of ``pools`` (every pool's when None)."""
+class PoolsTx:
+    """Pool ownership and approved interfaces inside a write transaction: ``tx.pools``."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def patterns_of(self, client_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The pool patterns provisioned for each of ``client_ids`` (absent: none)."""
+        c = client_service_pools.c
+        query = select(c.client_id, c.pattern).where(c.client_id.in_(sorted(set(client_ids))))
+        found: dict[str, list[str]] = {}
+        for client_id, pattern in self._conn.execute(query):
+            found.setdefault(client_id, []).append(pattern)
+        return found
+
+    def interfaces(self, pools: Sequence[Pool] | None = None) -> dict[Pool, PoolInterface]:
+        """The approval rows of ``pools`` (every pool's when None)."""
+        return _interfaces(self._conn, pools)
+
+    def interface_put(self, item: PoolInterface, *, new: bool) -> None:
+        values = {
+            "approved": json.dumps([v.dump() for v in item.approved]) if item.approved is not None else None,
+            "rejected": item.rejected,
+            "version": item.version,
+            "updated_by": item.updated_by[:256],
+            "updated_at": item.updated_at,
+        }
+        t = pool_interfaces.c
+        if new:
+            self._conn.execute(
+                insert(pool_interfaces).values(service_type=item.pool[0], service_name=item.pool[1], **values)
+            )
+        else:
+            self._conn.execute(
+                update(pool_interfaces)
+                .where(t.service_type == item.pool[0], t.service_name == item.pool[1])
+                .values(**values)
+            )
+
+
+def _interfaces(conn: Connection, pools: Sequence[Pool] | None) -> dict[Pool, PoolInterface]:
     t = pool_interfaces.c
     if pools is None:
         return {item.pool: item for item in map(_interface, conn.execute(select(pool_interfaces)).mappings())}
@@ -70,27 +101,6 @@ def interfaces_tx(conn: Connection, pools: Sequence[Pool] | None = None) -> dict
     return found
 
 
-def interface_put_tx(conn: Connection, item: PoolInterface, *, new: bool) -> None:
-    values = {
-        "approved": json.dumps([v.dump() for v in item.approved]) if item.approved is not None else None,
-        "rejected": item.rejected,
-        "version": item.version,
-        "updated_by": item.updated_by[:256],
-        "updated_at": item.updated_at,
-    }
-    t = pool_interfaces.c
-    if new:
-        conn.execute(
-            insert(pool_interfaces).values(service_type=item.pool[0], service_name=item.pool[1], **values)
-        )
-    else:
-        conn.execute(
-            update(pool_interfaces)
-            .where(t.service_type == item.pool[0], t.service_name == item.pool[1])
-            .values(**values)
-        )
-
-
 class PoolStore:
     """Readers for the registry's in-memory view."""
 
@@ -99,4 +109,4 @@ class PoolStore:
 
     async def interfaces(self, pools: Sequence[Pool] | None = None) -> dict[Pool, PoolInterface]:
         async with self._engine.connect() as conn:
-            return await conn.run_sync(interfaces_tx, pools)
+            return await conn.run_sync(_interfaces, pools)

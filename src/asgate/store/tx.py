@@ -11,11 +11,48 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from asgate.store.audit import AuditTx
+from asgate.store.pools import PoolsTx
+from asgate.store.registry import (
+    Apps,
+    Changes,
+    Grants,
+    Instances,
+    Outbox,
+    Profiles,
+    Subscriptions,
+    Targets,
+)
+
 
 class Tx:
     """One transaction. Each aggregate of the store is an attribute, e.g. ``tx.instances``."""
 
-    __slots__ = ("_conn",)
+    __slots__ = (
+        "_conn",
+        # the registry (store/registry/, store/pools.py) and the audit log
+        "apps",
+        "audit",
+        "changes",
+        "grants",
+        "instances",
+        "outbox",
+        "pools",
+        "profiles",
+        "subscriptions",
+        "targets",
+    )
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # the registry (store/registry/, store/pools.py) and the audit log
+        self.instances = Instances(conn)
+        self.apps = Apps(conn)
+        self.grants = Grants(conn)
+        self.profiles = Profiles(conn)
+        self.subscriptions = Subscriptions(conn)
+        self.outbox = Outbox(conn)
+        self.changes = Changes(conn)
+        self.targets = Targets(conn)
+        self.pools = PoolsTx(conn)
+        self.audit = AuditTx(conn)
