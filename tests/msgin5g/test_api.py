@@ -299,7 +299,7 @@ async def test_an_unexpected_failure_is_a_generic_500_that_leaks_nothing(
     async def broken(*_a: object) -> None:
         raise RuntimeError("password=hunter2 at /srv/db")
 
-    monkeypatch.setattr(rt.store.registrations, "register", broken)
+    monkeypatch.setattr(rt.store, "write_many", broken)
     response = await post(http, token, {"asSvcId": "AS1"}, spec)
     assert response.status_code == 500
     assert response.json()["cause"] == "SYSTEM_FAILURE"

@@ -6,7 +6,7 @@ The store knows nothing of HTTP: it returns models or ``None`` and the services 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +24,7 @@ from asgate.store.tx import Tx
 from asgate.store.users import McIdTakenError, UserExistsError, UserStore
 
 A = TypeVar("A")
+I = TypeVar("I")  # noqa: E741 - an item of a batch
 R = TypeVar("R")
 
 __all__ = [
@@ -44,12 +45,13 @@ class Store:
         self.engine = engine
         self.committer = GroupCommitter(engine, writer=writer, observe=observe)
         self.clients = ClientStore(engine)
-        self.registrations = RegistrationStore(engine, self.committer)
+        self.registrations = RegistrationStore(engine)
         self.audit = AuditStore(engine, self.committer)
         self.registry = RegistryStore(engine)
         self.pools = PoolStore(engine)
         self.users = UserStore(engine)
         self.oidc = OidcGrantStore(engine)
+        self._batches: dict[Callable[..., Any], _Batch[Any, Any]] = {}
 
     @classmethod
     async def open(
@@ -78,6 +80,24 @@ class Store:
         here."""
         return await self.transact(_in_tx, work)
 
+    async def write_many(self, work: Callable[[Tx, list[I]], list[R]], item: I) -> R:
+        """Like :meth:`write` for a hot path: ``work(tx, items)`` runs once for every ``item`` submitted
+        concurrently with the same ``work`` (the group commit's batch, in arrival order) and returns
+        one result per item, so a batch costs a few set-based statements, not a few per item, and one
+        savepoint. If ``work`` raises, each item is run again alone in a savepoint of its own, so only
+        the culprit sees the exception (raised here). ``work`` must not have effects outside ``tx``.
+
+        (Measured on AS registrations, bench/asreg.py: one ``write`` per registration, i.e. a
+        savepoint and a few statements each, cut throughput by half on SQLite and by three quarters
+        on PostgreSQL, one round trip per statement.)"""
+        batch = self._batches.get(work)
+        if batch is None:
+            batch = self._batches[work] = _Batch(work)
+        outcome: _Outcome[R] = await self.committer.submit(batch, item)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value  # type: ignore[return-value]
+
     async def transact(self, script: Callable[[Connection, A], R], arg: A) -> R:
         """Run ``script(conn, arg)`` in the next group-commit transaction, in a savepoint of its own:
         an exception it raises (a refusal such as a ProblemError, or a failed statement) undoes only
@@ -101,7 +121,43 @@ class Store:
 
 
 def _in_tx(conn: Connection, work: Callable[[Tx], R]) -> R:
-    return work(Tx(conn))
+    tx = Tx(conn)
+    value = work(tx)
+    tx.flush()
+    return value
+
+
+class _Batch(Generic[I, R]):
+    """The group committer's batch function for one ``work`` of :meth:`Store.write_many` (one object
+    per ``work``: the committer batches consecutive jobs whose functions compare equal)."""
+
+    __slots__ = ("_work",)
+
+    def __init__(self, work: Callable[[Tx, list[I]], list[R]]) -> None:
+        self._work = work
+
+    def __call__(self, conn: Connection, items: list[I]) -> list[_Outcome[R]]:
+        savepoint = conn.begin_nested()
+        try:
+            values = self._run(conn, items)
+        except Exception:  # noqa: BLE001 - find the culprit: each item alone, as write() would
+            savepoint.rollback()
+            one: Callable[[Connection, object], object] = self._one  # type: ignore[assignment]
+            return _run_scripts(conn, [(one, item) for item in items])  # type: ignore[return-value]
+        savepoint.commit()
+        return [_Outcome(value) for value in values]
+
+    def _run(self, conn: Connection, items: list[I]) -> list[R]:
+        tx = Tx(conn)
+        values = self._work(tx, items)
+        if len(values) != len(items):
+            raise RuntimeError(f"{self._work!r} returned {len(values)} results for {len(items)} items")
+        tx.flush()
+        return values
+
+    def _one(self, conn: Connection, item: I) -> R:
+        (value,) = self._run(conn, [item])
+        return value
 
 
 class _Outcome(Generic[R]):

@@ -57,6 +57,39 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class AuditTx:
+    """The audit log inside one unit of work (``tx.audit``): rows commit or roll back with the
+    writes they describe.
+
+    Rows are only appended, never read back in the same transaction, so they are buffered and
+    inserted with one statement when the unit of work ends (:meth:`asgate.store.tx.Tx.flush`): on the
+    hot write paths that is one statement per batch instead of one per event.
+    """
+
+    __slots__ = ("_conn", "_rows")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._rows: list[dict[str, Any]] = []
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        outcome: str = "ok",
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one event (the arguments of :func:`audit_row`)."""
+        self._rows.append(audit_row(actor, action, resource, outcome, reason=reason, details=details))
+
+    def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        append_tx(self._conn, rows)
+
+
 class AuditStore:
     def __init__(self, engine: AsyncEngine, committer: GroupCommitter) -> None:
         self._engine = engine

@@ -11,11 +11,26 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from asgate.store.audit import AuditTx
+from asgate.store.msgs import RegistrationsTx
+
 
 class Tx:
     """One transaction. Each aggregate of the store is an attribute, e.g. ``tx.instances``."""
 
-    __slots__ = ("_conn",)
+    __slots__ = (
+        "_conn",
+        # msgin5g and the audit log:
+        "audit",
+        "registrations",
+    )
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # msgin5g and the audit log:
+        self.audit = AuditTx(conn)
+        self.registrations = RegistrationsTx(conn)
+
+    def flush(self) -> None:
+        """Write what the aggregates buffered (the store calls it when a unit of work ends)."""
+        self.audit.flush()
