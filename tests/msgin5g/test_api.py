@@ -327,14 +327,16 @@ async def _provision_direct(rt: Runtime) -> None:
     from asgate.idm.passwords import hash_secret
 
     now = datetime.now(UTC)
-    await rt.store.clients.add(
-        Client(
-            client_id="as-1",
-            secret_hash=hash_secret("as-1-secret"),
-            scopes=("msgs-asregistration",),
-            as_svc_ids=("AS1",),
-            created_at=now,
-            updated_at=now,
+    await rt.store.write(
+        lambda tx: tx.clients.add(
+            Client(
+                client_id="as-1",
+                secret_hash=hash_secret("as-1-secret"),
+                scopes=("msgs-asregistration",),
+                as_svc_ids=("AS1",),
+                created_at=now,
+                updated_at=now,
+            )
         )
     )
 

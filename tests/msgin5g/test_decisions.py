@@ -235,9 +235,8 @@ async def store(database: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store
     opened = await Store.open(database["database_url"], schema=database.get("database_schema"))
     now = datetime.now(UTC)
     for client_id, ids in (("as-1", [f"AS{i}" for i in range(300)]), ("as-2", ["B1"])):
-        await opened.clients.add(
-            Client(client_id=client_id, as_svc_ids=tuple(ids), created_at=now, updated_at=now)
-        )
+        new = Client(client_id=client_id, as_svc_ids=tuple(ids), created_at=now, updated_at=now)
+        await opened.write(lambda tx: tx.clients.add(new))  # noqa: B023 - awaited at once
     try:
         yield opened
     finally:

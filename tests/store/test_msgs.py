@@ -26,9 +26,10 @@ async def provisioned(store: Store) -> AsyncIterator[None]:
     ids_1 = [f"AS{i}" for i in range(300)] + [f"P{i:02d}" for i in range(1, 25, 2)]
     ids_2 = [f"P{i:02d}" for i in range(0, 25, 2)]
     for client_id, ids in (("as-1", ids_1), ("as-2", ids_2)):
-        await store.clients.add(
-            Client(client_id=client_id, as_svc_ids=tuple(dict.fromkeys(ids)), created_at=now, updated_at=now)
+        new = Client(
+            client_id=client_id, as_svc_ids=tuple(dict.fromkeys(ids)), created_at=now, updated_at=now
         )
+        await store.write(lambda tx: tx.clients.add(new))  # noqa: B023 - awaited at once
     yield
 
 

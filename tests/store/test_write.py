@@ -35,7 +35,7 @@ def put_all(tx: Tx, as_svc_ids: list[str]) -> list[str]:
 @pytest.fixture(autouse=True)
 async def client(store: Store) -> None:
     now = datetime.now(UTC)
-    await store.clients.add(Client(client_id="c", created_at=now, updated_at=now))
+    await store.write(lambda tx: tx.clients.add(Client(client_id="c", created_at=now, updated_at=now)))
     BATCHES.clear()
 
 

@@ -132,7 +132,7 @@ async def import_users(cli: CliContext, rows: Sequence[Row], progress: Progress)
         async def add(row: Row) -> None:
             user = _user(row, await hashes[row.line])
             try:
-                await store.users.add(user)
+                await store.write(lambda tx: tx.users.add(user))
             except UserExistsError:
                 raise RowError(f"user {user.username!r} already exists") from None
             except McIdTakenError as exc:

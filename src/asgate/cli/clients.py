@@ -139,7 +139,7 @@ def add(
     async def go() -> None:
         async with open_store(cli) as store:
             try:
-                await store.clients.add(client)
+                await store.write(lambda tx: tx.clients.add(client))
             except ClientExistsError:
                 raise click.ClickException(f"client {client_id!r} already exists") from None
             except (AsSvcIdTakenError, ReservedClientIdError) as exc:
@@ -301,7 +301,7 @@ def update(
                     attributes = dict(changes.get("attributes", current.attributes))  # type: ignore[call-overload]
                     changes["attributes"] = {**attributes, key: value}
             try:
-                updated = await store.clients.update(client_id, **changes)
+                updated = await store.write(lambda tx: tx.clients.update(client_id, **changes))
             except AsSvcIdTakenError as exc:
                 raise click.ClickException(str(exc)) from None
             assert updated is not None
@@ -331,7 +331,8 @@ def reset_secret(cli: CliContext, client_id: str, secret: str | None) -> None:
 
     async def go() -> None:
         async with open_store(cli) as store:
-            if await store.clients.update(client_id, secret_hash=hash_secret(plain)) is None:
+            secret_hash = hash_secret(plain)  # Argon2id: outside the write transaction
+            if await store.write(lambda tx: tx.clients.update(client_id, secret_hash=secret_hash)) is None:
                 raise click.ClickException(f"no client {client_id!r}")
             await store.audit.record(AuditEvent.now(_ACTOR, "client.reset-secret", f"client/{client_id}"))
 
@@ -351,7 +352,7 @@ def remove(cli: CliContext, client_id: str) -> None:
 
     async def go() -> bool:
         async with open_store(cli) as store:
-            removed = await store.clients.remove(client_id)
+            removed = await store.write(lambda tx: tx.clients.remove(client_id))
             if removed:
                 await store.audit.record(AuditEvent.now(_ACTOR, "client.remove", f"client/{client_id}"))
             return removed

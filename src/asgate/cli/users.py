@@ -138,7 +138,7 @@ def add(
     async def go() -> None:
         async with open_store(cli) as store:
             try:
-                await store.users.add(user)
+                await store.write(lambda tx: tx.users.add(user))
             except UserExistsError:
                 raise click.ClickException(f"user {username!r} already exists") from None
             except McIdTakenError as exc:
@@ -282,7 +282,7 @@ def remove(cli: CliContext, username: str) -> None:
 
     async def go() -> bool:
         async with open_store(cli) as store:
-            removed = await store.users.remove(username)
+            removed = await store.write(lambda tx: tx.users.remove(username))
             if removed:
                 await _audit(store, "user.remove", username)
             return removed
@@ -295,7 +295,7 @@ def remove(cli: CliContext, username: str) -> None:
 async def _update(cli: CliContext, username: str, changes: dict[str, Any], action: str) -> User:
     async with open_store(cli) as store:
         try:
-            user = await store.users.update(username, **changes)
+            user = await store.write(lambda tx: tx.users.update(username, **changes))
         except McIdTakenError as exc:
             raise click.ClickException(str(exc)) from None
         if user is None:

@@ -85,15 +85,17 @@ async def provision_client(store: Store, data_dir: Path, names: Sequence[str] = 
     if client is None:
         now = datetime.now(UTC)
         secret_hash = await anyio.to_thread.run_sync(hash_secret, secret)
-        await store.clients.add(
-            Client(
-                client_id=CLIENT_ID,
-                name="sample MC services",
-                secret_hash=secret_hash,
-                scopes=(SCOPE,),
-                service_pools=pools,
-                created_at=now,
-                updated_at=now,
+        await store.write(
+            lambda tx: tx.clients.add(
+                Client(
+                    client_id=CLIENT_ID,
+                    name="sample MC services",
+                    secret_hash=secret_hash,
+                    scopes=(SCOPE,),
+                    service_pools=pools,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
         )
         await store.audit.record(AuditEvent.now(_ACTOR, "client.add", f"client/{CLIENT_ID}"))
@@ -106,7 +108,7 @@ async def provision_client(store: Store, data_dir: Path, names: Sequence[str] = 
             changes["service_pools"] = (*client.service_pools, *missing)
         if not same:  # the file was replaced or removed: the file wins
             changes["secret_hash"] = await anyio.to_thread.run_sync(hash_secret, secret)
-        await store.clients.update(CLIENT_ID, **changes)
+        await store.write(lambda tx: tx.clients.update(CLIENT_ID, **changes))
         await store.audit.record(AuditEvent.now(_ACTOR, "client.update", f"client/{CLIENT_ID}"))
     return secret
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from asgate.store.audit import AuditTx
+from asgate.store.clients import ClientsTx
+from asgate.store.grants_oidc import GrantsOidcTx
 from asgate.store.msgs import RegistrationsTx
+from asgate.store.users import UsersTx
 
 
 class Tx:
@@ -23,6 +26,10 @@ class Tx:
         # msgin5g and the audit log:
         "audit",
         "registrations",
+        # the IdM:
+        "clients",
+        "grants_oidc",
+        "users",
     )
 
     def __init__(self, conn: Connection) -> None:
@@ -30,6 +37,10 @@ class Tx:
         # msgin5g and the audit log:
         self.audit = AuditTx(conn)
         self.registrations = RegistrationsTx(conn)
+        # the IdM:
+        self.clients = ClientsTx(conn)
+        self.grants_oidc = GrantsOidcTx(conn)
+        self.users = UsersTx(conn, self.grants_oidc)
 
     def flush(self) -> None:
         """Write what the aggregates buffered (the store calls it when a unit of work ends)."""
