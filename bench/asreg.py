@@ -58,14 +58,16 @@ end
 async def prepare(database: dict[str, Any], stored: int) -> None:
     store = await Store.open(database["database_url"], schema=database.get("database_schema"))
     now = dt.datetime.now(dt.UTC)
-    await store.clients.add(
-        Client(
-            client_id="bench",
-            secret_hash=hash_secret("bench-secret"),
-            scopes=("msgs-asregistration",),
-            as_svc_ids=tuple(f"AS{i}" for i in range(N_IDS)),
-            created_at=now,
-            updated_at=now,
+    await store.write(
+        lambda tx: tx.clients.add(
+            Client(
+                client_id="bench",
+                secret_hash=hash_secret("bench-secret"),
+                scopes=("msgs-asregistration",),
+                as_svc_ids=tuple(f"AS{i}" for i in range(N_IDS)),
+                created_at=now,
+                updated_at=now,
+            )
         )
     )
     started = time.perf_counter()

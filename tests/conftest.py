@@ -155,7 +155,7 @@ def provision(rt: Runtime) -> Provision:
             updated_at=now,
             **kw,
         )
-        return await rt.store.clients.add(client)
+        return await rt.store.write(lambda tx: tx.clients.add(client))
 
     return create
 

@@ -179,16 +179,15 @@ async def _provision(
 ) -> None:
     now = datetime.now(UTC)
     for client_id, pools in (("samples", SAMPLE_POOLS), ("recorder", ("GM/recorder",))):
-        await rt.store.clients.add(
-            Client(
-                client_id=client_id,
-                secret_hash=hash_secret(f"{client_id}-secret"),
-                scopes=("mcx-service-registration",),
-                service_pools=pools,
-                created_at=now,
-                updated_at=now,
-            )
+        new = Client(
+            client_id=client_id,
+            secret_hash=hash_secret(f"{client_id}-secret"),
+            scopes=("mcx-service-registration",),
+            service_pools=pools,
+            created_at=now,
+            updated_at=now,
         )
+        await rt.store.write(lambda tx: tx.clients.add(new))  # noqa: B023 - awaited at once
     await approve_sample_interfaces(rt, SAMPLES, "tests")
     ops = bearer(tokens.issue(subject="ops", client_id="ops", scopes=["mcx-registry-admin"])[0])
     for app in ("console-1", "console-2"):

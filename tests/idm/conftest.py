@@ -47,7 +47,7 @@ async def _client(rt: Runtime, client_id: str, secret_hash: str | None) -> Clien
         created_at=now,
         updated_at=now,
     )
-    return await rt.store.clients.add(client)
+    return await rt.store.write(lambda tx: tx.clients.add(client))
 
 
 AddUser = Callable[..., Awaitable[User]]
@@ -67,7 +67,7 @@ def add_user(rt: Runtime) -> AddUser:
             "created_at": now,
             "updated_at": now,
         }
-        return await rt.store.users.add(User(**{**values, **kw}))
+        return await rt.store.write(lambda tx: tx.users.add(User(**{**values, **kw})))
 
     return add
 

@@ -59,7 +59,9 @@ async def test_the_login_page_is_a_safe_accessible_form(http: httpx.AsyncClient)
 
 
 async def test_the_standard_scopes_are_described_in_words(http: httpx.AsyncClient, rt: Runtime) -> None:
-    await rt.store.clients.update("console-1", scopes=("3gpp:mc:ptt_service", "email", "phone"))
+    await rt.store.write(
+        lambda tx: tx.clients.update("console-1", scopes=("3gpp:mc:ptt_service", "email", "phone"))
+    )
     html = (await _page(http, scope="openid 3gpp:mc:ptt_service email phone")).text
     assert "see your e-mail address" in html and "see your phone number" in html
 
@@ -71,7 +73,7 @@ async def test_every_page_shows_a_new_handle(http: httpx.AsyncClient) -> None:
 
 
 async def test_client_names_are_escaped(http: httpx.AsyncClient, rt: Runtime) -> None:
-    await rt.store.clients.update("console-1", name='<img src=x onerror="alert(1)">')
+    await rt.store.write(lambda tx: tx.clients.update("console-1", name='<img src=x onerror="alert(1)">'))
     html = (await _page(http)).text
     assert "<img" not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
 
@@ -241,7 +243,7 @@ async def test_successful_logins_are_audited_and_failures_too(http: httpx.AsyncC
 
 async def test_removing_the_client_voids_its_pending_logins(http: httpx.AsyncClient, rt: Runtime) -> None:
     handle = parse_login_page((await _page(http)).text).fields["handle"]
-    assert await rt.store.clients.remove("console-1")
+    assert await rt.store.write(lambda tx: tx.clients.remove("console-1"))
     response = await _post(http, handle, "alice", "alice-password")
     assert response.status_code == 400 and "location" not in response.headers
 
@@ -293,7 +295,7 @@ async def test_errors_follow_the_requested_response_mode(http: httpx.AsyncClient
 
 
 async def test_a_disabled_user_is_refused_by_form_post_too(http: httpx.AsyncClient, rt: Runtime) -> None:
-    await rt.store.users.update("alice", disabled=True)
+    await rt.store.write(lambda tx: tx.users.update("alice", disabled=True))
     page = await _page(http, response_mode="form_post")
     answer = await _post(http, parse_login_page(page.text).fields["handle"], "alice", "alice-password")
     _, fields, _ = _form_post(answer)
@@ -304,7 +306,9 @@ PRIVATE_USE = "com.example.console:/oauth2redirect"  # RFC 8252 7.1, what AppAut
 
 
 async def test_a_private_use_scheme_redirect_completes_sign_in(http: httpx.AsyncClient, rt: Runtime) -> None:
-    await rt.store.clients.update("console-1", redirect_uris=("http://127.0.0.1/cb", PRIVATE_USE))
+    await rt.store.write(
+        lambda tx: tx.clients.update("console-1", redirect_uris=("http://127.0.0.1/cb", PRIVATE_USE))
+    )
     page = await _page(http, redirect_uri=PRIVATE_USE)
     # A scheme-source: "com.example.console://" is no valid source and Chromium blocked the form.
     assert "form-action 'self' com.example.console:;" in page.headers["content-security-policy"]

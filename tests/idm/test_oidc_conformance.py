@@ -40,7 +40,9 @@ async def test_id_tokens_are_signed_with_the_clients_algorithm(
     # A client registered before the choice existed keeps ES256.
     legacy = await _tokens(http, login)
     assert jwt.get_unverified_header(legacy["id_token"])["alg"] == "ES256"
-    await rt.store.clients.update("console-1", attributes={"id_token_signed_response_alg": "RS256"})
+    await rt.store.write(
+        lambda tx: tx.clients.update("console-1", attributes={"id_token_signed_response_alg": "RS256"})
+    )
     body = await _tokens(http, login)
     assert jwt.get_unverified_header(body["id_token"])["alg"] == "RS256"
     claims = await _id_claims(http, body["id_token"], "RS256")
@@ -57,7 +59,9 @@ async def test_id_tokens_are_signed_with_the_clients_algorithm(
 async def test_offline_access_governs_refresh_tokens(
     http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
 ) -> None:
-    await rt.store.clients.update("console-1", attributes={"refresh_tokens": "offline_access"})
+    await rt.store.write(
+        lambda tx: tx.clients.update("console-1", attributes={"refresh_tokens": "offline_access"})
+    )
     without = await _tokens(http, login)
     assert "refresh_token" not in without and without["access_token"]
     scope = "openid 3gpp:mc:ptt_service offline_access"
@@ -72,14 +76,14 @@ async def test_offline_access_governs_refresh_tokens(
     refreshed = await http.post("/oauth2/token", data=data)
     assert refreshed.status_code == 200 and refreshed.json()["refresh_token"] != with_it["refresh_token"]
     # A client registered to always get one does, without offline_access.
-    await rt.store.clients.update("console-1", attributes={"refresh_tokens": "always"})
+    await rt.store.write(lambda tx: tx.clients.update("console-1", attributes={"refresh_tokens": "always"}))
     assert (await _tokens(http, login))["refresh_token"]
 
 
 async def test_name_only_with_the_profile_scope(
     http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
 ) -> None:
-    await rt.store.clients.update("console-1", scopes=("3gpp:mc:ptt_service", "profile"))
+    await rt.store.write(lambda tx: tx.clients.update("console-1", scopes=("3gpp:mc:ptt_service", "profile")))
     plain = await _tokens(http, login, scope="openid 3gpp:mc:ptt_service")
     info = (await http.get("/userinfo", headers=bearer(plain["access_token"]))).json()
     assert "name" not in info and info["preferred_username"] == "alice"

@@ -55,7 +55,7 @@ async def test_a_login_without_nonce_gets_an_id_token_without_one_unless_the_cli
     assert id_claims["sub"] == alice.user_id and "nonce" not in id_claims
     assert id_claims["at_hash"] == oidc.at_hash(body["access_token"])  # still marked as an ID token
     # A client registered with --require-nonce is refused without one, by redirect.
-    await rt.store.clients.update("console-1", attributes={"require_nonce": True})
+    await rt.store.write(lambda tx: tx.clients.update("console-1", attributes={"require_nonce": True}))
     refused = await http.get(authorize_url(nonce=None))
     assert refused.status_code == 302
     answer = query(refused.headers["location"])
@@ -293,11 +293,11 @@ async def test_a_new_password_or_disabling_ends_the_users_logins(
     http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
 ) -> None:
     tokens = await _tokens(http, login)
-    await rt.store.users.update("alice", password_hash=alice.password_hash + "x")
+    await rt.store.write(lambda tx: tx.users.update("alice", password_hash=alice.password_hash + "x"))
     assert (await _refresh(http, tokens["refresh_token"])).json()["error"] == "invalid_grant"
-    await rt.store.users.update("alice", password_hash=alice.password_hash)
+    await rt.store.write(lambda tx: tx.users.update("alice", password_hash=alice.password_hash))
     tokens = await _tokens(http, login)
-    await rt.store.users.update("alice", disabled=True)
+    await rt.store.write(lambda tx: tx.users.update("alice", disabled=True))
     assert (await _refresh(http, tokens["refresh_token"])).json()["error"] == "invalid_grant"
     info = await http.get("/userinfo", headers=bearer(tokens["access_token"]))
     assert info.status_code == 401 and "invalid_token" in info.headers["www-authenticate"]
@@ -390,7 +390,9 @@ async def test_standard_scopes_release_the_users_name_email_and_phone(
     assert query(refused.headers["location"])["error"] == "invalid_scope"
     client = await rt.store.clients.get("console-1")
     assert client is not None
-    await rt.store.clients.update("console-1", scopes=(*client.scopes, *oidc.STANDARD_SCOPES))
+    await rt.store.write(
+        lambda tx: tx.clients.update("console-1", scopes=(*client.scopes, *oidc.STANDARD_SCOPES))
+    )
     body = await _tokens(http, login, username="carol", scope=f"{scope} email phone profile")
     assert body["scope"] == f"{scope} email phone profile"
     id_claims = await _verified(http, body["id_token"], audience="console-1")
@@ -417,7 +419,7 @@ async def test_standard_scopes_release_the_users_name_email_and_phone(
     refreshed = await _verified(http, narrowed["id_token"], audience="console-1")
     assert "email" not in refreshed and refreshed["phone_number"] == "+4930123456"
     # Never to a client alone, even one that holds them.
-    await rt.store.clients.update("portal", scopes=("mcx-registry", "email"))
+    await rt.store.write(lambda tx: tx.clients.update("portal", scopes=("mcx-registry", "email")))
     data = {"grant_type": "client_credentials", "scope": "email"}
     alone = await http.post("/oauth2/token", data=data, auth=("portal", "portal-secret"))
     assert alone.status_code == 400 and alone.json()["error"] == "invalid_scope"

@@ -299,7 +299,7 @@ async def test_an_unexpected_failure_is_a_generic_500_that_leaks_nothing(
     async def broken(*_a: object) -> None:
         raise RuntimeError("password=hunter2 at /srv/db")
 
-    monkeypatch.setattr(rt.store.registrations, "register", broken)
+    monkeypatch.setattr(rt.store, "write_many", broken)
     response = await post(http, token, {"asSvcId": "AS1"}, spec)
     assert response.status_code == 500
     assert response.json()["cause"] == "SYSTEM_FAILURE"
@@ -327,14 +327,16 @@ async def _provision_direct(rt: Runtime) -> None:
     from asgate.idm.passwords import hash_secret
 
     now = datetime.now(UTC)
-    await rt.store.clients.add(
-        Client(
-            client_id="as-1",
-            secret_hash=hash_secret("as-1-secret"),
-            scopes=("msgs-asregistration",),
-            as_svc_ids=("AS1",),
-            created_at=now,
-            updated_at=now,
+    await rt.store.write(
+        lambda tx: tx.clients.add(
+            Client(
+                client_id="as-1",
+                secret_hash=hash_secret("as-1-secret"),
+                scopes=("msgs-asregistration",),
+                as_svc_ids=("AS1",),
+                created_at=now,
+                updated_at=now,
+            )
         )
     )
 

@@ -116,6 +116,6 @@ async def test_refusals_are_audited_with_their_reason(
 async def test_a_removed_client_can_register_nothing(
     http: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime
 ) -> None:
-    await rt.store.clients.remove("as-a")
+    await rt.store.write(lambda tx: tx.clients.remove("as-a"))
     response = await http.post(BASE, json={"asSvcId": "AS-A"}, headers=bearer(tokens["as-a"]))
     assert (response.status_code, response.json()["cause"]) == (403, "AS_SVC_ID_NOT_ALLOWED")

@@ -31,14 +31,16 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 async def _provision(database: dict[str, Any]) -> None:
     store = await Store.open(database["database_url"], schema=database.get("database_schema"))
     now = dt.datetime.now(dt.UTC)
-    await store.clients.add(
-        Client(
-            client_id="as-1",
-            secret_hash=hash_secret("as-1-secret"),
-            scopes=("msgs-asregistration",),
-            as_svc_ids=("AS1", ""),
-            created_at=now,
-            updated_at=now,
+    await store.write(
+        lambda tx: tx.clients.add(
+            Client(
+                client_id="as-1",
+                secret_hash=hash_secret("as-1-secret"),
+                scopes=("msgs-asregistration",),
+                as_svc_ids=("AS1", ""),
+                created_at=now,
+                updated_at=now,
+            )
         )
     )
     await store.close()

@@ -52,17 +52,16 @@ async def _provision(database: dict[str, str]) -> None:
     now = dt.datetime.now(dt.UTC)
     try:
         for client_id, scope in {spec[1]: spec[2] for spec in APIS.values()}.items():
-            await store.clients.add(
-                Client(
-                    client_id=client_id,
-                    secret_hash=hash_secret(f"{client_id}-secret"),
-                    scopes=(scope,),
-                    # Issue 8 item 1: the service client serves every pool the fuzzer may name.
-                    service_pools=("*/*",) if scope == "mcx-service-registration" else (),
-                    created_at=now,
-                    updated_at=now,
-                )
+            new = Client(
+                client_id=client_id,
+                secret_hash=hash_secret(f"{client_id}-secret"),
+                scopes=(scope,),
+                # Issue 8 item 1: the service client serves every pool the fuzzer may name.
+                service_pools=("*/*",) if scope == "mcx-service-registration" else (),
+                created_at=now,
+                updated_at=now,
             )
+            await store.write(lambda tx: tx.clients.add(new))  # noqa: B023 - awaited at once
     finally:
         await store.close()
 

@@ -84,7 +84,9 @@ async def test_the_samples_client_is_provisioned_once_and_repaired_from_the_secr
     assert await provision_client(rt.store, data) == secret  # a restart changes nothing
     assert (await rt.store.clients.get("samples")) == client
 
-    await rt.store.clients.update("samples", scopes=("openid",))  # an administrator's edit
+    await rt.store.write(
+        lambda tx: tx.clients.update("samples", scopes=("openid",))
+    )  # an administrator's edit
     (data / "samples-secret").unlink()  # and a lost secret file
     renewed = await provision_client(rt.store, data)
     repaired = await rt.store.clients.get("samples")

@@ -53,18 +53,17 @@ async def _provision(database: dict[str, str]) -> None:
     now = dt.datetime.now(dt.UTC)
     try:
         for client_id, scopes, as_svc_ids in {c[0]: c for c in CLIENTS.values()}.values():
-            await store.clients.add(
-                Client(
-                    client_id=client_id,
-                    secret_hash=hash_secret(f"{client_id}-secret"),
-                    scopes=scopes,
-                    as_svc_ids=as_svc_ids,
-                    # Issue 8 item 1: the service client serves every pool the fuzzer may name.
-                    service_pools=("*/*",) if "mcx-service-registration" in scopes else (),
-                    created_at=now,
-                    updated_at=now,
-                )
+            new = Client(
+                client_id=client_id,
+                secret_hash=hash_secret(f"{client_id}-secret"),
+                scopes=scopes,
+                as_svc_ids=as_svc_ids,
+                # Issue 8 item 1: the service client serves every pool the fuzzer may name.
+                service_pools=("*/*",) if "mcx-service-registration" in scopes else (),
+                created_at=now,
+                updated_at=now,
             )
+            await store.write(lambda tx: tx.clients.add(new))  # noqa: B023 - awaited at once
     finally:
         await store.close()
 

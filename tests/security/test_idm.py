@@ -172,8 +172,12 @@ async def test_two_idm_processes_share_the_failure_counts_through_redis(
     client_id = f"as-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     secret_hash = hash_secret(f"{client_id}-secret")
-    await rt.store.clients.add(
-        Client(client_id=client_id, secret_hash=secret_hash, scopes=("x",), created_at=now, updated_at=now)
+    await rt.store.write(
+        lambda tx: tx.clients.add(
+            Client(
+                client_id=client_id, secret_hash=secret_hash, scopes=("x",), created_at=now, updated_at=now
+            )
+        )
     )
     try:
         async with _from(first, _address()) as a, _from(second, _address()) as b:

@@ -64,7 +64,7 @@ async def _native(rt: Runtime, *redirect_uris: str) -> None:
         created_at=now,
         updated_at=now,
     )
-    await rt.store.clients.add(client)
+    await rt.store.write(lambda tx: tx.clients.add(client))
 
 
 @pytest.mark.parametrize(

@@ -232,7 +232,7 @@ async def test_no_client_can_be_provisioned_under_the_registrys_name(
             updated_at=now,
         )
         with pytest.raises(ReservedClientIdError):
-            await rt.store.clients.add(impostor)
+            await rt.store.write(lambda tx: tx.clients.add(impostor))  # noqa: B023 - awaited at once
         assert await rt.store.clients.get(client_id) is None
         token = await http.post(
             "/oauth2/token",

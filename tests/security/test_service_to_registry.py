@@ -100,7 +100,9 @@ async def test_after_revocation_update_heartbeat_and_deregister_are_refused_and_
     token = mint("gms-1", SCOPE)  # issued before the revocation, still valid after it
     location = (await register_as(http, token, name="gm-north", heartbeatPeriod=1)).headers["location"]
     [before] = await rt.store.registry.instances()
-    await rt.store.clients.update("gms-1", service_pools=())  # `asgate clients update --remove-pool`
+    await rt.store.write(
+        lambda tx: tx.clients.update("gms-1", service_pools=())
+    )  # `asgate clients update --remove-pool`
     wider = gm_registration(name="gm-north", heartbeatPeriod=1, environment={"region": "south"})
     refused_for_pool(await http.put(location, json=wider, headers=bearer(token)))
     refused_for_pool(await http.put(f"{location}/heartbeat", headers=bearer(token)))

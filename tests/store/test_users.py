@@ -39,8 +39,10 @@ def _user(username: str = "alice", **kw: Any) -> User:
 
 @pytest.fixture
 async def alice(store: Store) -> User:
-    await store.clients.add(Client(client_id="console-1", created_at=NOW, updated_at=NOW))
-    return await store.users.add(_user())
+    await store.write(
+        lambda tx: tx.clients.add(Client(client_id="console-1", created_at=NOW, updated_at=NOW))
+    )
+    return await store.write(lambda tx: tx.users.add(_user()))
 
 
 def _family(user: User, **kw: Any) -> Family:
@@ -59,7 +61,9 @@ async def test_users_round_trip(store: Store, alice: User) -> None:
     assert await store.users.get(alice.user_id) == alice
     assert await store.users.by_username("alice") == alice
     assert await store.users.by_username("Alice") is None  # user names are exact
-    bob = await store.users.add(_user("bob", mcvideo_id="bob.v@mc.example", display_name="Bob"))
+    bob = await store.write(
+        lambda tx: tx.users.add(_user("bob", mcvideo_id="bob.v@mc.example", display_name="Bob"))
+    )
     assert [u.username for u in await store.users.all()] == ["alice", "bob"]
     assert (await store.users.get(bob.user_id)).mc_claims() == {  # type: ignore[union-attr]
         "mcptt_id": "bob@mc.example",
@@ -70,25 +74,25 @@ async def test_users_round_trip(store: Store, alice: User) -> None:
 
 async def test_user_names_and_mc_ids_are_unique(store: Store, alice: User) -> None:
     with pytest.raises(UserExistsError):
-        await store.users.add(_user("alice", mcptt_id="other@mc.example"))
+        await store.write(lambda tx: tx.users.add(_user("alice", mcptt_id="other@mc.example")))
     with pytest.raises(McIdTakenError) as caught:
-        await store.users.add(_user("bob", mcptt_id="alice@mc.example"))
+        await store.write(lambda tx: tx.users.add(_user("bob", mcptt_id="alice@mc.example")))
     assert (caught.value.field, caught.value.owner) == ("mcptt_id", "alice")
-    bob = await store.users.add(_user("bob", mcdata_id="bob@mc.example"))
+    bob = await store.write(lambda tx: tx.users.add(_user("bob", mcdata_id="bob@mc.example")))
     with pytest.raises(McIdTakenError):
-        await store.users.update("bob", mcptt_id="alice@mc.example")
+        await store.write(lambda tx: tx.users.update("bob", mcptt_id="alice@mc.example"))
     assert (await store.users.get(bob.user_id)).mcptt_id == "bob@mc.example"  # type: ignore[union-attr]
     # Users without an MC ID do not clash (NULLs are distinct on both backends).
-    await store.users.add(_user("c1", mcptt_id=None))
-    await store.users.add(_user("c2", mcptt_id=None))
+    await store.write(lambda tx: tx.users.add(_user("c1", mcptt_id=None)))
+    await store.write(lambda tx: tx.users.add(_user("c2", mcptt_id=None)))
 
 
 async def test_update_keeps_identity_and_clears_ids(store: Store, alice: User) -> None:
-    updated = await store.users.update("alice", mcptt_id=None, display_name="Alice A.")
+    updated = await store.write(lambda tx: tx.users.update("alice", mcptt_id=None, display_name="Alice A."))
     assert updated is not None and updated.user_id == alice.user_id and updated.created_at == alice.created_at
     assert updated.mcptt_id is None and updated.updated_at > alice.updated_at
     assert await store.users.get(alice.user_id) == updated
-    assert await store.users.update("nobody", display_name="x") is None
+    assert await store.write(lambda tx: tx.users.update("nobody", display_name="x")) is None
 
 
 async def test_an_authorization_request_is_taken_once(store: Store, alice: User) -> None:
@@ -164,13 +168,13 @@ async def test_password_change_and_disabling_revoke_the_users_families(store: St
     first, second = _family(alice), _family(alice)
     for i, family in enumerate((first, second)):
         await store.oidc.issue_code(f"c{i}", family, REQUEST, LATER)
-    await store.users.update("alice", display_name="A")  # nothing to revoke for
+    await store.write(lambda tx: tx.users.update("alice", display_name="A"))  # nothing to revoke for
     assert all(f.revoked_at is None for f in await store.oidc.families_of(alice.user_id))
-    await store.users.update("alice", password_hash="$argon2id$new")
+    await store.write(lambda tx: tx.users.update("alice", password_hash="$argon2id$new"))
     assert all(f.revoked_at is not None for f in await store.oidc.families_of(alice.user_id))
     third = _family(alice)
     await store.oidc.issue_code("c3", third, REQUEST, LATER)
-    await store.users.update("alice", disabled=True)
+    await store.write(lambda tx: tx.users.update("alice", disabled=True))
     assert all(f.revoked_at is not None for f in await store.oidc.families_of(alice.user_id))
     # ... and the access tokens of each login (their sid), for every server that checks tokens.
     revoked = await store.oidc.revoked_since(None, datetime.now(UTC))
@@ -183,18 +187,18 @@ async def test_removing_a_user_or_a_client_removes_their_grants(store: Store, al
     family = _family(alice)
     await store.oidc.issue_code("code1", family, REQUEST, LATER)
     await store.oidc.add_refresh(family.family_id, "r1", NOW, LATER)
-    assert await store.users.remove("alice")
+    assert await store.write(lambda tx: tx.users.remove("alice"))
     assert await store.users.get(alice.user_id) is None and await store.oidc.refresh_family("r1") is None
     with pytest.raises(GrantRejectedError):
         await store.oidc.redeem_code("code1", NOW)
-    assert not await store.users.remove("alice")
+    assert not await store.write(lambda tx: tx.users.remove("alice"))
     # The removed user's access tokens stay refused (their login's sid) until they expire.
     revoked = await store.oidc.revoked_since(None, datetime.now(UTC))
     assert [(r.kind, r.ident) for r in revoked] == [("sid", family.family_id)]
-    bob = await store.users.add(_user("bob"))
+    bob = await store.write(lambda tx: tx.users.add(_user("bob")))
     await store.oidc.issue_code("code2", _family(bob), REQUEST, LATER)
     await store.oidc.save_request("h", REQUEST, LATER)
-    assert await store.clients.remove("console-1")  # foreign keys cascade
+    assert await store.write(lambda tx: tx.clients.remove("console-1"))  # foreign keys cascade
     assert await store.oidc.families_of(bob.user_id) == []
     assert await store.oidc.take_request("h", NOW) is None
 

@@ -43,7 +43,7 @@ from asgate.cli.rows import (
     cell_text,
     read_rows,
 )
-from asgate.cli.users import _MC_ID, _MIN_PASSWORD, _USERNAME, _audit, _generate, users
+from asgate.cli.users import _MC_ID, _MIN_PASSWORD, _USERNAME, _audited, _generate, users
 from asgate.idm.models import User
 from asgate.idm.passwords import hash_secret
 from asgate.kernel.claims import MC_ID_CLAIMS
@@ -133,12 +133,11 @@ async def import_users(cli: CliContext, rows: Sequence[Row], progress: Progress)
         async def add(row: Row) -> None:
             user = _user(row, await hashes[row.line])
             try:
-                await store.users.add(user)
+                await store.write(lambda tx: _audited(tx, "user.add", user.username, tx.users.add(user)))
             except UserExistsError:
                 raise RowError(f"user {user.username!r} already exists") from None
             except McIdTakenError as exc:
                 raise RowError(str(exc)) from None
-            await _audit(store, "user.add", user.username)
             if row.line in generated:
                 report.generated.append({"username": user.username, "password": generated[row.line]})
 

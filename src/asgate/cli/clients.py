@@ -4,6 +4,7 @@ a running server sees a change at the next request that needs it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import click
 
@@ -28,9 +29,11 @@ from asgate.idm.models import (
 from asgate.idm.oidc import redirect_uri_problem
 from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.registry.pools import parse_pattern
-from asgate.store import AsSvcIdTakenError, AuditEvent, ClientExistsError, ReservedClientIdError
+from asgate.store import AsSvcIdTakenError, ClientExistsError, ReservedClientIdError
+from asgate.store.tx import Tx
 
 _ACTOR = "cli"
+T = TypeVar("T")
 
 
 def _redirect_uris(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -139,12 +142,11 @@ def add(
     async def go() -> None:
         async with open_store(cli) as store:
             try:
-                await store.clients.add(client)
+                await store.write(lambda tx: _audited(tx, "client.add", client_id, tx.clients.add(client)))
             except ClientExistsError:
                 raise click.ClickException(f"client {client_id!r} already exists") from None
             except (AsSvcIdTakenError, ReservedClientIdError) as exc:
                 raise click.ClickException(str(exc)) from None
-            await store.audit.record(AuditEvent.now(_ACTOR, "client.add", f"client/{client_id}"))
 
     run(go())
     if as_json:
@@ -301,11 +303,14 @@ def update(
                     attributes = dict(changes.get("attributes", current.attributes))  # type: ignore[call-overload]
                     changes["attributes"] = {**attributes, key: value}
             try:
-                updated = await store.clients.update(client_id, **changes)
+                updated = await store.write(
+                    lambda tx: _audited(
+                        tx, "client.update", client_id, tx.clients.update(client_id, **changes)
+                    )
+                )
             except AsSvcIdTakenError as exc:
                 raise click.ClickException(str(exc)) from None
             assert updated is not None
-            await store.audit.record(AuditEvent.now(_ACTOR, "client.update", f"client/{client_id}"))
             return updated
 
     client = run(go())
@@ -331,9 +336,17 @@ def reset_secret(cli: CliContext, client_id: str, secret: str | None) -> None:
 
     async def go() -> None:
         async with open_store(cli) as store:
-            if await store.clients.update(client_id, secret_hash=hash_secret(plain)) is None:
+            secret_hash = hash_secret(plain)  # Argon2id: outside the write transaction
+            updated = await store.write(
+                lambda tx: _audited(
+                    tx,
+                    "client.reset-secret",
+                    client_id,
+                    tx.clients.update(client_id, secret_hash=secret_hash),
+                )
+            )
+            if updated is None:
                 raise click.ClickException(f"no client {client_id!r}")
-            await store.audit.record(AuditEvent.now(_ACTOR, "client.reset-secret", f"client/{client_id}"))
 
     run(go())
     click.echo(f"new secret for {client_id}" + ("" if secret else f": {plain}"))
@@ -351,10 +364,9 @@ def remove(cli: CliContext, client_id: str) -> None:
 
     async def go() -> bool:
         async with open_store(cli) as store:
-            removed = await store.clients.remove(client_id)
-            if removed:
-                await store.audit.record(AuditEvent.now(_ACTOR, "client.remove", f"client/{client_id}"))
-            return removed
+            return await store.write(
+                lambda tx: _audited(tx, "client.remove", client_id, tx.clients.remove(client_id))
+            )
 
     if not run(go()):
         raise click.ClickException(f"no client {client_id!r}")
@@ -383,3 +395,10 @@ async def _get(cli: CliContext, client_id: str) -> Client:
     if client is None:
         raise click.ClickException(f"no client {client_id!r}")
     return client
+
+
+def _audited(tx: Tx, action: str, client_id: str, done: T) -> T:
+    """Audit a change in its own unit of work, if it happened (``done``: what the change returned)."""
+    if done:
+        tx.audit.append(_ACTOR, action, f"client/{client_id}")
+    return done

@@ -23,6 +23,7 @@ from asgate.cli.base import (
     run,
 )
 from asgate.client import ClientCredentials, MsgsAdmin
+from asgate.msgin5g import decisions
 from asgate.msgin5g.models import Registration, RegistrationPage
 from asgate.msgin5g.service import ADMIN_SCOPE
 from asgate.problem import ProblemError
@@ -49,7 +50,10 @@ class _StoreAdmin:
         return registration  # type: ignore[no-any-return]
 
     async def evict(self, registration_id: str) -> None:
-        if await self._store.registrations.deregister(registration_id, "cli") is None:
+        evicted = await self._store.write(
+            lambda tx: decisions.deregister(tx, registration_id, "cli", owner=None)
+        )
+        if not isinstance(evicted, decisions.Deregistered):
             raise ProblemError(404, "CONTEXT_NOT_FOUND", f"no AS registration {registration_id!r}")
 
 

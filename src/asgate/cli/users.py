@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -22,8 +22,11 @@ from asgate.cli.base import (
 )
 from asgate.idm.models import User
 from asgate.idm.passwords import hash_secret
-from asgate.store import AuditEvent, McIdTakenError, Store, UserExistsError
+from asgate.store import McIdTakenError, UserExistsError
 from asgate.store.ids import new_id
+from asgate.store.tx import Tx
+
+T = TypeVar("T")
 
 _ACTOR = "cli"
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
@@ -138,12 +141,11 @@ def add(
     async def go() -> None:
         async with open_store(cli) as store:
             try:
-                await store.users.add(user)
+                await store.write(lambda tx: _audited(tx, "user.add", username, tx.users.add(user)))
             except UserExistsError:
                 raise click.ClickException(f"user {username!r} already exists") from None
             except McIdTakenError as exc:
                 raise click.ClickException(str(exc)) from None
-            await _audit(store, "user.add", username)
 
     run(go())
     if as_json:
@@ -282,10 +284,9 @@ def remove(cli: CliContext, username: str) -> None:
 
     async def go() -> bool:
         async with open_store(cli) as store:
-            removed = await store.users.remove(username)
-            if removed:
-                await _audit(store, "user.remove", username)
-            return removed
+            return await store.write(
+                lambda tx: _audited(tx, "user.remove", username, tx.users.remove(username))
+            )
 
     if not run(go()):
         raise click.ClickException(f"no user {username!r}")
@@ -295,17 +296,21 @@ def remove(cli: CliContext, username: str) -> None:
 async def _update(cli: CliContext, username: str, changes: dict[str, Any], action: str) -> User:
     async with open_store(cli) as store:
         try:
-            user = await store.users.update(username, **changes)
+            user = await store.write(
+                lambda tx: _audited(tx, action, username, tx.users.update(username, **changes))
+            )
         except McIdTakenError as exc:
             raise click.ClickException(str(exc)) from None
         if user is None:
             raise click.ClickException(f"no user {username!r}")
-        await _audit(store, action, username)
         return user
 
 
-async def _audit(store: Store, action: str, username: str) -> None:
-    await store.audit.record(AuditEvent.now(_ACTOR, action, f"user/{username}"))
+def _audited(tx: Tx, action: str, username: str, done: T) -> T:
+    """Audit a change in its own unit of work, if it happened (``done``: what the change returned)."""
+    if done:
+        tx.audit.append(_ACTOR, action, f"user/{username}")
+    return done
 
 
 def _generate() -> str:

@@ -123,7 +123,7 @@ async def _provision(rt: Runtime) -> tuple[dict[str, str], str]:
             created_at=now,
             updated_at=now,
         )
-        await rt.store.clients.add(client)
+        await rt.store.write(lambda tx: tx.clients.add(client))  # noqa: B023 - awaited at once
     # ...and their descriptions approved, as the administrator would before they register.
     await approve_sample_interfaces(rt, DEFAULT_SAMPLES, "asgate demo")
     password = generate_secret()
@@ -136,7 +136,7 @@ async def _provision(rt: Runtime) -> tuple[dict[str, str], str]:
         created_at=now,
         updated_at=now,
     )
-    await rt.store.users.add(alice)
+    await rt.store.write(lambda tx: tx.users.add(alice))
     return secrets, password
 
 

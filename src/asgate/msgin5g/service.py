@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 from asgate.auth import Principal
 from asgate.metrics import Metrics
+from asgate.msgin5g import decisions
 from asgate.msgin5g.models import ASRegistration, Registration
 from asgate.problem import Cause, InvalidParam, ProblemError
-from asgate.store import AuditEvent, Store
+from asgate.store import Store
 from asgate.store.ids import new_id
-from asgate.store.msgs import NotProvisionedError
 from asgate.uripolicy import UriPolicy, refused
 
 SCOPE = "msgs-asregistration"
@@ -46,30 +46,28 @@ class MsgsService:
             as_prof=request.as_prof,
             registered_at=datetime.now(UTC),
         )
-        try:
-            # 8.2.5 pre-condition 2: the AS Service ID must be provisioned for this AS; checked in the
-            # same transaction as the write, so a provisioning change applies at once.
-            await self._store.registrations.register(registration)
-        except NotProvisionedError:
+        # 8.2.5 pre-condition 2: checked in the same transaction as the write, so a provisioning
+        # change applies at once.
+        outcome = await self._store.write_many(decisions.register, registration)
+        if isinstance(outcome, decisions.NotProvisioned):
             self._metrics.msgs_operations.labels("register", "denied").inc()
             raise ProblemError(
                 403,
                 Cause.AS_SVC_ID_NOT_ALLOWED,
                 f"AS Service ID {request.as_svc_id!r} is not provisioned for client {principal.client_id!r}",
                 invalid_params=[InvalidParam(param="/asSvcId", reason="not provisioned for this client")],
-            ) from None
+            )
         self._registered.inc()
         return registration
 
     async def deregister(self, principal: Principal, registration_id: str) -> Registration:
         """8.2.6 steps 3-4: only the AS that registered may de-register; its AS profile is deleted."""
-        current = await self._store.registrations.get(registration_id)
-        if current is None:
-            raise self._not_found(registration_id)
-        if current.client_id != principal.client_id:
-            await self._deny(
-                principal, "msgs.deregister", f"as-registration/{registration_id}", "not the owner"
-            )
+        client_id = principal.client_id
+        outcome = await self._store.write(
+            lambda tx: decisions.deregister(tx, registration_id, client_id, owner=client_id)
+        )
+        if isinstance(outcome, decisions.NotOwner):
+            self._metrics.msgs_operations.labels("deregister", "denied").inc()
             raise ProblemError(
                 403,
                 Cause.REGISTRATION_NOT_OWNED,
@@ -78,11 +76,10 @@ class MsgsService:
                     InvalidParam(param="{registrationId}", reason="registered by another client")
                 ],
             )
-        deleted = await self._store.registrations.deregister(registration_id, principal.client_id)
-        if deleted is None:  # replaced or de-registered concurrently
+        if isinstance(outcome, decisions.NotFound):  # also: replaced or de-registered concurrently
             raise self._not_found(registration_id)
         self._metrics.msgs_operations.labels("deregister", "ok").inc()
-        return deleted
+        return outcome.registration
 
     # ------------------------------------------------------------ administration
 
@@ -102,19 +99,15 @@ class MsgsService:
 
     async def evict(self, actor: str, registration_id: str) -> Registration:
         """An operator removes a registration (audited under the operator's identity)."""
-        deleted = await self._store.registrations.deregister(registration_id, actor)
-        if deleted is None:
+        outcome = await self._store.write(
+            lambda tx: decisions.deregister(tx, registration_id, actor, owner=None)
+        )
+        if not isinstance(outcome, decisions.Deregistered):
             raise self._not_found(registration_id)
         self._metrics.msgs_operations.labels("evict", "ok").inc()
-        return deleted
+        return outcome.registration
 
     # ------------------------------------------------------------ helpers
-
-    async def _deny(self, principal: Principal, action: str, resource: str, reason: str) -> None:
-        self._metrics.msgs_operations.labels(action.removeprefix("msgs."), "denied").inc()
-        await self._store.audit.record(
-            AuditEvent.now(principal.client_id, action, resource, "denied", reason=reason)
-        )
 
     @staticmethod
     def _not_found(registration_id: str) -> ProblemError:

@@ -30,7 +30,8 @@ from asgate.registry.models import Version
 from asgate.registry.service import RegistryService
 from asgate.runtime import Runtime
 from asgate.samples.runner import DEFAULT_SAMPLES, SPECS, SamplesHandle, run_samples
-from asgate.store import AuditEvent, Store
+from asgate.store import Store
+from asgate.store.tx import Tx
 
 CLIENT_ID = "samples"
 SCOPE = "mcx-service-registration"
@@ -85,18 +86,16 @@ async def provision_client(store: Store, data_dir: Path, names: Sequence[str] = 
     if client is None:
         now = datetime.now(UTC)
         secret_hash = await anyio.to_thread.run_sync(hash_secret, secret)
-        await store.clients.add(
-            Client(
-                client_id=CLIENT_ID,
-                name="sample MC services",
-                secret_hash=secret_hash,
-                scopes=(SCOPE,),
-                service_pools=pools,
-                created_at=now,
-                updated_at=now,
-            )
+        new = Client(
+            client_id=CLIENT_ID,
+            name="sample MC services",
+            secret_hash=secret_hash,
+            scopes=(SCOPE,),
+            service_pools=pools,
+            created_at=now,
+            updated_at=now,
         )
-        await store.audit.record(AuditEvent.now(_ACTOR, "client.add", f"client/{CLIENT_ID}"))
+        await store.write(lambda tx: _audited(tx, "client.add", tx.clients.add(new)))
         return secret
     same = await anyio.to_thread.run_sync(verify_secret, client.secret_hash, secret)
     missing = [p for p in pools if p not in client.service_pools]
@@ -106,8 +105,7 @@ async def provision_client(store: Store, data_dir: Path, names: Sequence[str] = 
             changes["service_pools"] = (*client.service_pools, *missing)
         if not same:  # the file was replaced or removed: the file wins
             changes["secret_hash"] = await anyio.to_thread.run_sync(hash_secret, secret)
-        await store.clients.update(CLIENT_ID, **changes)
-        await store.audit.record(AuditEvent.now(_ACTOR, "client.update", f"client/{CLIENT_ID}"))
+        await store.write(lambda tx: _audited(tx, "client.update", tx.clients.update(CLIENT_ID, **changes)))
     return secret
 
 
@@ -145,3 +143,8 @@ async def attached_samples(
         yield handle
     finally:
         await handle.stop()
+
+
+def _audited(tx: Tx, action: str, done: Client | None) -> None:
+    if done is not None:
+        tx.audit.append(_ACTOR, action, f"client/{CLIENT_ID}")

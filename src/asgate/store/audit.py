@@ -57,6 +57,43 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class AuditTx:
+    """The audit log inside one unit of work (``tx.audit``): rows commit or roll back with the
+    writes they describe.
+
+    Rows are only appended, never read back in the same transaction, so they are buffered and
+    inserted with one statement when the unit of work ends (:meth:`asgate.store.tx.Tx.flush`): on the
+    hot write paths that is one statement per batch instead of one per event.
+    """
+
+    __slots__ = ("_conn", "_rows")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._rows: list[dict[str, Any]] = []
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        outcome: str = "ok",
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one event (the arguments of :func:`audit_row`)."""
+        self._rows.append(audit_row(actor, action, resource, outcome, reason=reason, details=details))
+
+    def append_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Many events at once, as :func:`audit_row` builds them."""
+        self._rows.extend(rows)
+
+    def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        append_tx(self._conn, rows)
+
+
 class AuditStore:
     def __init__(self, engine: AsyncEngine, committer: GroupCommitter) -> None:
         self._engine = engine
@@ -68,7 +105,7 @@ class AuditStore:
 
     @staticmethod
     def _append_batch(conn: Connection, events: list[AuditEvent]) -> list[None]:
-        AuditTx(conn).append_rows([event.row() for event in events])
+        append_tx(conn, [event.row() for event in events])
         return [None] * len(events)
 
     async def scan(
@@ -94,34 +131,8 @@ class AuditStore:
         return [AuditEvent.model_validate(dict(row)) for row in rows]
 
 
-class AuditTx:
-    """The audit log inside a write transaction: ``tx.audit``."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def append(
-        self,
-        actor: str,
-        action: str,
-        resource: str,
-        outcome: str = "ok",
-        *,
-        reason: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """One event (see :func:`audit_row`)."""
-        self.append_rows([audit_row(actor, action, resource, outcome, reason=reason, details=details)])
-
-    def append_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Many events at once, as :func:`audit_row` builds them."""
-        if rows:
-            self._conn.execute(insert(audit_events), rows)
-
-
 def append_tx(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert audit rows (see :func:`audit_row`) inside the caller's group-commit transaction (the
     MSGin5G batches; the registry uses ``tx.audit``)."""
-    AuditTx(conn).append_rows(rows)
+    if rows:
+        conn.execute(insert(audit_events), rows)

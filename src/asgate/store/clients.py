@@ -1,4 +1,8 @@
-"""OAuth2 clients, the AS Service IDs provisioned for them and the pools they may serve."""
+"""OAuth2 clients, the AS Service IDs provisioned for them and the pools they may serve.
+
+Writes go through the unit of work (``tx.clients``, :class:`ClientsTx`); reads are async methods of
+:class:`ClientStore`.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.idm.models import Client
 from asgate.store.schema import client_as_svc_ids, client_service_pools, clients
@@ -40,25 +44,117 @@ class AsSvcIdTakenError(Exception):
         self.owner = owner
 
 
+class ClientsTx:
+    """OAuth2 clients inside one unit of work (``tx.clients``).
+
+    Promises: a client ID names one client (:class:`ClientExistsError`), IDs with the reserved
+    prefix are refused (:class:`ReservedClientIdError`), an AS Service ID is provisioned for one
+    client only (:class:`AsSvcIdTakenError`).
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, client: Client) -> Client:
+        """Insert a client with its AS Service IDs and pools."""
+        if client.client_id.lower().startswith(RESERVED_PREFIX):
+            raise ReservedClientIdError(client.client_id)
+        if self.get(client.client_id) is not None:
+            raise ClientExistsError(client.client_id)
+        self._conn.execute(insert(clients).values(**_row(client)))
+        self._set_as_svc_ids(client.client_id, client.as_svc_ids)
+        self._set_pools(client.client_id, client.service_pools)
+        return client
+
+    def get(self, client_id: str) -> Client | None:
+        row = self._conn.execute(select(clients).where(clients.c.client_id == client_id)).mappings().first()
+        if row is None:
+            return None
+        ids = self._conn.execute(
+            select(client_as_svc_ids.c.as_svc_id)
+            .where(client_as_svc_ids.c.client_id == client_id)
+            .order_by(client_as_svc_ids.c.as_svc_id)
+        )
+        p = client_service_pools.c
+        pools = self._conn.execute(select(p.pattern).where(p.client_id == client_id).order_by(p.pattern))
+        return _client(row, list(ids.scalars()), list(pools.scalars()))
+
+    def update(self, client_id: str, **changes: Any) -> Client | None:
+        """Change fields of a client (``as_svc_ids`` and ``service_pools`` replace the whole set);
+        ``None`` if there is no such client."""
+        current = self.get(client_id)
+        if current is None:
+            return None
+        updated = current.model_copy(update={**changes, "updated_at": datetime.now(UTC)})
+        row = _row(updated)
+        del row["client_id"], row["created_at"]
+        self._conn.execute(update(clients).where(clients.c.client_id == client_id).values(**row))
+        if "as_svc_ids" in changes:
+            self._set_as_svc_ids(client_id, updated.as_svc_ids)
+        if "service_pools" in changes:
+            self._set_pools(client_id, updated.service_pools)
+        return updated
+
+    def remove(self, client_id: str) -> bool:
+        self._conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
+        self._conn.execute(delete(client_service_pools).where(client_service_pools.c.client_id == client_id))
+        return bool(self._conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount)
+
+    def _set_as_svc_ids(self, client_id: str, as_svc_ids: Sequence[str]) -> None:
+        self._conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
+        unique = list(dict.fromkeys(as_svc_ids))
+        # Chunked: drivers cap the parameters of one statement (asyncpg: 32,767).
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            taken = self._conn.execute(
+                select(client_as_svc_ids.c.as_svc_id, client_as_svc_ids.c.client_id).where(
+                    client_as_svc_ids.c.as_svc_id.in_(chunk)
+                )
+            )
+            for as_svc_id, owner in taken:
+                raise AsSvcIdTakenError(as_svc_id, owner)
+            try:
+                self._conn.execute(
+                    insert(client_as_svc_ids), [{"as_svc_id": a, "client_id": client_id} for a in chunk]
+                )
+            except IntegrityError as exc:  # a concurrent provisioning won the race
+                raise AsSvcIdTakenError(chunk[0], "another client") from exc
+
+    def _set_pools(self, client_id: str, patterns: Sequence[str]) -> None:
+        p = client_service_pools
+        self._conn.execute(delete(p).where(p.c.client_id == client_id))
+        unique = list(dict.fromkeys(patterns))
+        if unique:
+            self._conn.execute(
+                insert(p), [{"client_id": client_id, "pattern": pattern} for pattern in unique]
+            )
+
+
 class ClientStore:
+    """Reads of clients (writes: :class:`ClientsTx` through ``store.write``)."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def add(self, client: Client) -> Client:
-        """Insert a client and its AS Service IDs in one transaction."""
-        if client.client_id.lower().startswith(RESERVED_PREFIX):
-            raise ReservedClientIdError(client.client_id)
-        async with self._engine.begin() as conn:
-            if await self._get_tx(conn, client.client_id) is not None:
-                raise ClientExistsError(client.client_id)
-            await conn.execute(insert(clients).values(**_row(client)))
-            await self._set_as_svc_ids_tx(conn, client.client_id, client.as_svc_ids)
-            await _set_pools_tx(conn, client.client_id, client.service_pools)
-        return client
-
     async def get(self, client_id: str) -> Client | None:
         async with self._engine.connect() as conn:
-            return await self._get_tx(conn, client_id)
+            row = (
+                (await conn.execute(select(clients).where(clients.c.client_id == client_id)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            ids = await conn.execute(
+                select(client_as_svc_ids.c.as_svc_id)
+                .where(client_as_svc_ids.c.client_id == client_id)
+                .order_by(client_as_svc_ids.c.as_svc_id)
+            )
+            p = client_service_pools.c
+            pools = await conn.execute(select(p.pattern).where(p.client_id == client_id).order_by(p.pattern))
+            return _client(row, list(ids.scalars()), list(pools.scalars()))
 
     async def all(self) -> list[Client]:
         async with self._engine.connect() as conn:
@@ -75,78 +171,9 @@ class ClientStore:
             _client(row, by_client.get(row["client_id"], []), pools.get(row["client_id"], [])) for row in rows
         ]
 
-    async def update(self, client_id: str, **changes: Any) -> Client | None:
-        """Change fields of a client (``as_svc_ids`` and ``service_pools`` replace the whole set)."""
-        async with self._engine.begin() as conn:
-            current = await self._get_tx(conn, client_id)
-            if current is None:
-                return None
-            updated = current.model_copy(update={**changes, "updated_at": datetime.now(UTC)})
-            row = _row(updated)
-            del row["client_id"], row["created_at"]
-            await conn.execute(update(clients).where(clients.c.client_id == client_id).values(**row))
-            if "as_svc_ids" in changes:
-                await self._set_as_svc_ids_tx(conn, client_id, updated.as_svc_ids)
-            if "service_pools" in changes:
-                await _set_pools_tx(conn, client_id, updated.service_pools)
-        return updated
-
-    async def remove(self, client_id: str) -> bool:
-        async with self._engine.begin() as conn:
-            await conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
-            await conn.execute(
-                delete(client_service_pools).where(client_service_pools.c.client_id == client_id)
-            )
-            result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
-            return bool(result.rowcount)
-
     async def count(self) -> int:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(clients))).scalar_one())
-
-    async def _get_tx(self, conn: AsyncConnection, client_id: str) -> Client | None:
-        row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).mappings().first()
-        if row is None:
-            return None
-        ids = await conn.execute(
-            select(client_as_svc_ids.c.as_svc_id)
-            .where(client_as_svc_ids.c.client_id == client_id)
-            .order_by(client_as_svc_ids.c.as_svc_id)
-        )
-        p = client_service_pools.c
-        pools = await conn.execute(select(p.pattern).where(p.client_id == client_id).order_by(p.pattern))
-        return _client(row, list(ids.scalars()), list(pools.scalars()))
-
-    async def _set_as_svc_ids_tx(
-        self, conn: AsyncConnection, client_id: str, as_svc_ids: Sequence[str]
-    ) -> None:
-        await conn.execute(delete(client_as_svc_ids).where(client_as_svc_ids.c.client_id == client_id))
-        unique = list(dict.fromkeys(as_svc_ids))
-        # Chunked: drivers cap the parameters of one statement (asyncpg: 32,767).
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            taken = await conn.execute(
-                select(client_as_svc_ids.c.as_svc_id, client_as_svc_ids.c.client_id).where(
-                    client_as_svc_ids.c.as_svc_id.in_(chunk)
-                )
-            )
-            for as_svc_id, owner in taken:
-                raise AsSvcIdTakenError(as_svc_id, owner)
-            try:
-                await conn.execute(
-                    insert(client_as_svc_ids), [{"as_svc_id": a, "client_id": client_id} for a in chunk]
-                )
-            except IntegrityError as exc:  # a concurrent provisioning won the race
-                raise AsSvcIdTakenError(chunk[0], "another client") from exc
-
-
-async def _set_pools_tx(conn: AsyncConnection, client_id: str, patterns: Sequence[str]) -> None:
-    await conn.execute(delete(client_service_pools).where(client_service_pools.c.client_id == client_id))
-    unique = list(dict.fromkeys(patterns))
-    if unique:
-        await conn.execute(
-            insert(client_service_pools), [{"client_id": client_id, "pattern": p} for p in unique]
-        )
 
 
 def _row(client: Client) -> dict[str, Any]:

@@ -7,13 +7,16 @@ redemptions of one code or one refresh token cannot both succeed on either backe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from asgate.idm.models import (
     AuthorizationRequest,
@@ -288,35 +291,57 @@ class OidcGrantStore:
         return total
 
 
-async def revoke_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> int:
-    """Revoke every live family of a user, inside the caller's transaction."""
-    return await _revoke_tx(conn, families.c.user_id == user_id, now)
+class GrantsOidcTx:
+    """OpenID Connect grants inside one unit of work (``tx.grants_oidc``); so far what a change of a
+    user needs (the flows themselves still write through :class:`OidcGrantStore`)."""
 
+    __slots__ = ("_conn",)
 
-async def delete_user_tx(conn: AsyncConnection, user_id: str, now: datetime) -> None:
-    """Delete every family of a user (their codes and refresh tokens cascade); their access
-    tokens stay revoked."""
-    await _revoke_tx(conn, families.c.user_id == user_id, now)
-    await conn.execute(delete(families).where(families.c.user_id == user_id))
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def revoke_user(self, user_id: str, now: datetime) -> int:
+        """Revoke every live family of a user; how many."""
+        return self._revoke(families.c.user_id == user_id, now)
+
+    def delete_user(self, user_id: str, now: datetime) -> None:
+        """Delete every family of a user (their codes and refresh tokens cascade); their access
+        tokens stay revoked."""
+        self._revoke(families.c.user_id == user_id, now)
+        self._conn.execute(delete(families).where(families.c.user_id == user_id))
+
+    def _revoke(self, where: object, now: datetime) -> int:
+        """Revoke families, and (RFC 7009 2.1) every access token of them: a ``sid`` revocation each."""
+        ids = self._conn.execute(_revoke_statement(where, now)).scalars().all()
+        if ids:
+            self._conn.execute(insert(revocations), _sid_rows(ids, now))
+        return len(ids)
 
 
 async def _revoke_tx(conn: AsyncConnection, where: object, now: datetime) -> int:
     """Revoke families, and (RFC 7009 2.1) every access token of them: a ``sid`` revocation each."""
+    ids = (await conn.execute(_revoke_statement(where, now))).scalars().all()
+    if ids:
+        await conn.execute(insert(revocations), _sid_rows(ids, now))
+    return len(ids)
+
+
+def _revoke_statement(where: object, now: datetime) -> ReturningUpdate[tuple[str]]:
     # RETURNING: only the families this statement revoked (a concurrent one may have won a row).
-    statement = (
+    return (
         update(families)
         .where(and_(where, families.c.revoked_at.is_(None)))  # type: ignore[arg-type]
         .values(revoked_at=now)
         .returning(families.c.family_id)
     )
-    ids = (await conn.execute(statement)).scalars().all()
-    if ids:
-        until = now + KEEP_REVOKED
-        rows = [
-            {"kind": "sid", "ident": family_id, "revoked_at": now, "expires_at": until} for family_id in ids
-        ]
-        await conn.execute(insert(revocations), rows)
-    return len(ids)
+
+
+def _sid_rows(family_ids: Sequence[Any], now: datetime) -> list[dict[str, object]]:
+    until = now + KEEP_REVOKED
+    return [
+        {"kind": "sid", "ident": family_id, "revoked_at": now, "expires_at": until}
+        for family_id in family_ids
+    ]
 
 
 def _family_row(family: Family) -> dict[str, object]:

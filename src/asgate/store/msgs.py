@@ -1,8 +1,13 @@
-"""AS registrations of the MSGin5G Server (TS 23.554 8.2.5/8.2.6)."""
+"""AS registrations of the MSGin5G Server (TS 23.554 8.2.5/8.2.6): typed data access only.
+
+Writes go through the unit of work (``tx.registrations``, :class:`RegistrationsTx`); the decisions
+(provisioning, replacement, ownership) live in :mod:`asgate.msgin5g.decisions`. Reads are async
+methods of :class:`RegistrationStore`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -10,42 +15,64 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.msgin5g.models import ASProfile, Registration
-from asgate.store.audit import append_tx, audit_row
-from asgate.store.group_commit import GroupCommitter
 from asgate.store.schema import as_registrations as t
 from asgate.store.schema import client_as_svc_ids
 
 
-class NotProvisionedError(Exception):
-    """The AS Service ID is not provisioned for the registering client (TS 23.554 8.2.5 pre-condition 2)."""
+class RegistrationsTx:
+    """AS registrations inside one unit of work (``tx.registrations``).
+
+    At most one registration per AS Service ID (a second :meth:`put` for it raises
+    ``IntegrityError``): who may register, and what a new registration replaces, is the caller's
+    decision (:mod:`asgate.msgin5g.decisions`). The methods are set-based, so that a batch of
+    registrations costs a few statements, not a few per registration.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def owners(self, as_svc_ids: Collection[str]) -> dict[str, str]:
+        """The client each of ``as_svc_ids`` is provisioned for (absent: provisioned for none)."""
+        if not as_svc_ids:
+            return {}
+        c = client_as_svc_ids.c
+        rows = self._conn.execute(select(c.as_svc_id, c.client_id).where(c.as_svc_id.in_(as_svc_ids)))
+        return {as_svc_id: client_id for as_svc_id, client_id in rows}
+
+    def get(self, registration_id: str) -> Registration | None:
+        row = self._conn.execute(select(t).where(t.c.registration_id == registration_id)).mappings().first()
+        return _registration(row) if row else None
+
+    def put(self, *registrations: Registration) -> None:
+        if registrations:
+            self._conn.execute(insert(t), [_row(reg) for reg in registrations])
+
+    def delete(self, registration_id: str) -> Registration | None:
+        """Delete a registration; the deleted one, or ``None`` if there was none."""
+        row = (
+            self._conn.execute(delete(t).where(t.c.registration_id == registration_id).returning(t))
+            .mappings()
+            .first()
+        )
+        return _registration(row) if row else None
+
+    def delete_for(self, as_svc_ids: Collection[str]) -> dict[str, str]:
+        """Delete the registrations of ``as_svc_ids``: the id each one had, by AS Service ID."""
+        if not as_svc_ids:
+            return {}
+        rows = self._conn.execute(
+            delete(t).where(t.c.as_svc_id.in_(as_svc_ids)).returning(t.c.as_svc_id, t.c.registration_id)
+        )
+        return {as_svc_id: registration_id for as_svc_id, registration_id in rows}
 
 
 class RegistrationStore:
-    def __init__(self, engine: AsyncEngine, committer: GroupCommitter) -> None:
+    """Reads of AS registrations (writes: :class:`RegistrationsTx` through ``store.write``)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._committer = committer
-
-    async def register(self, registration: Registration) -> str | None:
-        """Store ``registration``, replacing any live one for its AS Service ID.
-
-        The AS Service ID must be provisioned for ``registration.client_id``; that is checked in the
-        same transaction, so a provisioning change takes effect at once. Raises
-        :class:`NotProvisionedError` otherwise (and audits the refusal). Returns the id of the
-        registration it replaced, if any. Durable when it returns.
-        """
-        result: str | None | NotProvisionedError = await self._committer.submit(
-            self._register_batch, registration
-        )
-        if isinstance(result, NotProvisionedError):
-            raise result
-        return result
-
-    async def deregister(self, registration_id: str, actor: str) -> Registration | None:
-        """Delete a registration; ``None`` if it does not exist (any more)."""
-        result: Registration | None = await self._committer.submit(
-            self._deregister_batch, (registration_id, actor)
-        )
-        return result
 
     async def get(self, registration_id: str) -> Registration | None:
         async with self._engine.connect() as conn:
@@ -86,71 +113,6 @@ class RegistrationStore:
         async with self._engine.begin() as conn:
             for start in range(0, len(rows), chunk):
                 await conn.execute(insert(t), rows[start : start + chunk])
-
-    @staticmethod
-    def _register_batch(conn: Connection, regs: list[Registration]) -> list[str | None | NotProvisionedError]:
-        svc_ids = list(dict.fromkeys(r.as_svc_id for r in regs))
-        provisioned = select(client_as_svc_ids).where(client_as_svc_ids.c.as_svc_id.in_(svc_ids))
-        owners: dict[str, str] = {as_svc_id: owner for as_svc_id, owner in conn.execute(provisioned)}
-        allowed = [reg for reg in regs if owners.get(reg.as_svc_id) == reg.client_id]
-        deleted: Iterable[tuple[str, str]] = (
-            conn.execute(
-                delete(t)
-                .where(t.c.as_svc_id.in_({reg.as_svc_id for reg in allowed}))
-                .returning(t.c.as_svc_id, t.c.registration_id)
-            )
-            if allowed
-            else []
-        )
-        live: dict[str, str] = {svc: reg_id for svc, reg_id in deleted}
-        results: list[str | None | NotProvisionedError] = []
-        events = []
-        for reg in regs:  # applied in arrival order: a later one replaces an earlier one
-            if owners.get(reg.as_svc_id) != reg.client_id:
-                results.append(NotProvisionedError(reg.as_svc_id))
-                reason = "AS Service ID not provisioned"
-                events.append(
-                    audit_row(
-                        reg.client_id, "msgs.register", f"as-svc-id/{reg.as_svc_id}", "denied", reason=reason
-                    )
-                )
-                continue
-            prev = live.get(reg.as_svc_id)
-            results.append(prev)
-            live[reg.as_svc_id] = reg.registration_id
-            details = {"asSvcId": reg.as_svc_id, "replaced": prev} if prev else {"asSvcId": reg.as_svc_id}
-            events.append(
-                audit_row(
-                    reg.client_id, "msgs.register", f"as-registration/{reg.registration_id}", details=details
-                )
-            )
-        winners = {reg.as_svc_id: reg for reg in allowed}
-        if winners:
-            conn.execute(insert(t), [_row(reg) for reg in winners.values()])
-        append_tx(conn, events)
-        return results
-
-    @staticmethod
-    def _deregister_batch(conn: Connection, items: list[tuple[str, str]]) -> list[Registration | None]:
-        ids = list(dict.fromkeys(reg_id for reg_id, _ in items))
-        rows = (conn.execute(delete(t).where(t.c.registration_id.in_(ids)).returning(t))).mappings().all()
-        found = {row["registration_id"]: _registration(row) for row in rows}
-        results: list[Registration | None] = []
-        events = []
-        for reg_id, actor in items:
-            reg = found.pop(reg_id, None)  # a second delete of the same id in one batch finds nothing
-            results.append(reg)
-            if reg is not None:
-                events.append(
-                    audit_row(
-                        actor,
-                        "msgs.deregister",
-                        f"as-registration/{reg_id}",
-                        details={"asSvcId": reg.as_svc_id},
-                    )
-                )
-        append_tx(conn, events)
-        return results
 
 
 def _row(reg: Registration) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from asgate.store.audit import AuditTx
+from asgate.store.clients import ClientsTx
+from asgate.store.grants_oidc import GrantsOidcTx
+from asgate.store.msgs import RegistrationsTx
 from asgate.store.pools import PoolsTx
 from asgate.store.registry import (
     Apps,
@@ -23,6 +26,7 @@ from asgate.store.registry import (
     Subscriptions,
     Targets,
 )
+from asgate.store.users import UsersTx
 
 
 class Tx:
@@ -30,9 +34,9 @@ class Tx:
 
     __slots__ = (
         "_conn",
-        # the registry (store/registry/, store/pools.py) and the audit log
-        "apps",
         "audit",
+        # the registry (store/registry/, store/pools.py):
+        "apps",
         "changes",
         "grants",
         "instances",
@@ -41,11 +45,18 @@ class Tx:
         "profiles",
         "subscriptions",
         "targets",
+        # msgin5g:
+        "registrations",
+        # the IdM:
+        "clients",
+        "grants_oidc",
+        "users",
     )
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        # the registry (store/registry/, store/pools.py) and the audit log
+        self.audit = AuditTx(conn)
+        # the registry (store/registry/, store/pools.py):
         self.instances = Instances(conn)
         self.apps = Apps(conn)
         self.grants = Grants(conn)
@@ -55,4 +66,13 @@ class Tx:
         self.changes = Changes(conn)
         self.targets = Targets(conn)
         self.pools = PoolsTx(conn)
-        self.audit = AuditTx(conn)
+        # msgin5g:
+        self.registrations = RegistrationsTx(conn)
+        # the IdM:
+        self.clients = ClientsTx(conn)
+        self.grants_oidc = GrantsOidcTx(conn)
+        self.users = UsersTx(conn, self.grants_oidc)
+
+    def flush(self) -> None:
+        """Write what the aggregates buffered (the store calls it when a unit of work ends)."""
+        self.audit.flush()
