@@ -137,6 +137,7 @@ def test_the_walk_through_runs_as_documented(tmp_path: Path) -> None:
         assert found != -1, f"{text!r} missing (in order) from the walk-through's output:\n{output[-4000:]}"
         position = found
     assert output.rstrip().endswith(
-        '{"status":403,"title":"Forbidden","cause":"PROFILE_NOT_AUTHORIZED",'
-        '"detail":"no application profile with this index for this application"}'
+        '{"title":"Forbidden","status":403,'
+        '"detail":"no application profile with this index for this application",'
+        '"cause":"PROFILE_NOT_AUTHORIZED"}'
     )
