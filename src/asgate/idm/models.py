@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 # TS 33.180 B.2.1: user attribute = claim name. Re-exported: store/users.py imports it from here.
-from asgate.kernel.claims import MC_ID_CLAIMS as MC_ID_CLAIMS
+from asgate.kernel.claims import MC_ID_CLAIMS
 from asgate.wire import WireModel
 
 # Client attribute: its authorization requests must carry a nonce (OIDC Core 3.1.2.1 makes it optional).
