@@ -87,8 +87,8 @@ class Store:
         """Like :meth:`write` for a hot path: ``work(tx, items)`` runs once for every ``item`` submitted
         concurrently with the same ``work`` (the group commit's batch, in arrival order) and returns
         one result per item, so a batch costs a few set-based statements (one query for a whole batch
-        of heartbeats), not a few per item, and one savepoint. If ``work`` raises, each item is run
-        again alone in a savepoint of its own, so only the culprit sees the exception (raised here).
+        of heartbeats), not a few per item, and no savepoint. If ``work`` raises, the group committer
+        runs each item again alone, so only the culprit sees the exception (raised here).
         ``work`` must not have effects outside ``tx``.
 
         (Measured on AS registrations, bench/asreg.py: one ``write`` per registration, i.e. a
@@ -152,14 +152,10 @@ class _Batch(Generic[I, R]):
         self._work = work
 
     def __call__(self, conn: Connection, items: list[I]) -> list[_Outcome[R]]:
-        savepoint = conn.begin_nested()
-        try:
-            values = self._run(conn, items)
-        except Exception:  # noqa: BLE001 - find the culprit: each item alone, as write() would
-            savepoint.rollback()
-            return [self._alone(conn, item) for item in items]
-        savepoint.commit()
-        return [_Outcome(value) for value in values]
+        # No savepoint: if ``work`` raises, the group committer rolls the transaction back and runs
+        # each job again alone, so only the culprit sees the exception (a savepoint per batch cost
+        # 10-15 % of AS registrations' throughput on SQLite, docs/benchmarks.md).
+        return [_Outcome(value) for value in self._run(conn, items)]
 
     def _run(self, conn: Connection, items: list[I]) -> list[R]:
         tx = Tx(conn)
@@ -168,13 +164,3 @@ class _Batch(Generic[I, R]):
             raise RuntimeError(f"{self._work!r} returned {len(values)} results for {len(items)} items")
         tx.flush()
         return values
-
-    def _alone(self, conn: Connection, item: I) -> _Outcome[R]:
-        savepoint = conn.begin_nested()
-        try:
-            (value,) = self._run(conn, [item])
-        except Exception as error:  # noqa: BLE001 - a refusal or a failure: undo this item only
-            savepoint.rollback()
-            return _Outcome(error=error)
-        savepoint.commit()
-        return _Outcome(value)
