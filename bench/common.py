@@ -27,6 +27,13 @@ PEERS = ROOT / "bench" / "peers"  # the peers' configurations (nginx, Envoy), ke
 TOOLS = {"nginx": "nginx-light", "wrk": "wrk", "taskset": "util-linux"}
 
 
+def h2load_cmd(url: str, connections: int, streams: int, duration: int) -> list[str]:
+    """``bench/h2load.py`` (the Python HTTP/2 load generator) pinned to core 1, as wrk is."""
+    script = str(Path(__file__).parent / "h2load.py")
+    return ["taskset", "-c", "1", sys.executable, script, url, "--connections", str(connections),
+            "--streams", str(streams), "--duration", str(duration)]  # fmt: skip
+
+
 def missing_tools(*tools: str) -> str | None:
     """Why a benchmark needing ``tools`` cannot run here (None when every one is on PATH)."""
     absent = [tool for tool in tools if shutil.which(tool) is None]

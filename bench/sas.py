@@ -56,6 +56,7 @@ from asgate.idm.keys import KeyRing  # noqa: E402
 from common import (  # noqa: E402
     PEERS,
     asgate,
+    h2load_cmd,
     machine,
     require,
     start_asgate,
@@ -357,15 +358,7 @@ def http2(world: World, args: argparse.Namespace) -> dict[str, Any]:
     url, headers = world.url("console-1"), world.headers("console-1")
     result: dict[str, Any] = {}
     for connections, streams in ((args.connections, 1), (10, 10)):
-        cmd = ["taskset", "-c", "1", sys.executable, str(Path(__file__).parent / "h2load.py"), url]
-        cmd += [
-            "--connections",
-            str(connections),
-            "--streams",
-            str(streams),
-            "--duration",
-            str(args.duration),
-        ]
+        cmd = h2load_cmd(url, connections, streams, args.duration)
         for header in headers:
             cmd += ["-H", header]
         runs = []

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PEERS, ROOT, require, wait_port, wrk  # noqa: E402
+from common import PEERS, ROOT, h2load_cmd, require, wait_port, wrk  # noqa: E402
 
 BACKEND, NGINX, ENGINE = 9001, 9002, 9010
 
@@ -161,15 +161,7 @@ def http2(args: argparse.Namespace, url: str) -> None:
     shapes = [(args.connections, 1), (10, 10)]  # one stream per connection; ten deep on ten
     print(f"\n{'http/2':18s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
     for connections, streams in shapes:
-        cmd = ["taskset", "-c", "1", sys.executable, str(Path(__file__).parent / "h2load.py"), url]
-        cmd += [
-            "--connections",
-            str(connections),
-            "--streams",
-            str(streams),
-            "--duration",
-            str(args.duration),
-        ]
+        cmd = h2load_cmd(url, connections, streams, args.duration)
         runs = [
             json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
             for _ in range(args.rounds)
