@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asgate.auth.tokens import Principal  # noqa: E402
 from asgate.idm.keys import KeyRing  # noqa: E402
+from asgate.kernel.settings import Settings  # noqa: E402
 from asgate.registry.lifecycle import Liveness  # noqa: E402
 from asgate.registry.models import (  # noqa: E402
     AuthorizationRequest,
@@ -53,8 +54,7 @@ from asgate.registry.models import (  # noqa: E402
     ServiceRegistration,
 )
 from asgate.registry.service import RegistryService  # noqa: E402
-from asgate.runtime import Runtime  # noqa: E402
-from asgate.settings import Settings  # noqa: E402
+from asgate.system.runtime import Runtime  # noqa: E402
 from common import asgate, machine, require, start_asgate, stop, wait_port, write_results, wrk  # noqa: E402
 from sas import BACKEND, nginx  # noqa: E402
 

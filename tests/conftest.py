@@ -27,9 +27,9 @@ from starlette.types import ASGIApp
 
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.browser import NO_CHROMIUM, browser, page_errors  # noqa: F401 - fixtures for every test package
 
 PG_URL = os.environ.get("ASGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

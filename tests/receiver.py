@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgate.serving import _Server
+from asgate.system.serving import _Server
 from tests.live import free_port
 
 

@@ -12,8 +12,8 @@ import uvicorn
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from asgate.serving import _Server
-from asgate.web import SegmentRouter
+from asgate.kernel.web import SegmentRouter
+from asgate.system.serving import _Server
 from tests.access.conftest import Raw
 from tests.conftest import Mint
 from tests.live import free_port

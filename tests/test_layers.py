@@ -94,3 +94,63 @@ def test_the_check_sees_what_it_forbids() -> None:
         "sample.py:3 imports asgate.store.schema_registry",
         "sample.py:5 uses the store's .committer",
     ]
+
+
+# The shared kernel (asgate.kernel) sits under everything: problem details, wire models, settings,
+# logs, metrics, the URI policy, the web toolkit. The composition root (asgate.system) sits above
+# every role: it builds the runtime and the roles a process runs, and serves them.
+COMPOSITION = ("asgate.system.roles", "asgate.system.serving", "asgate.system.apidocs", "asgate.system.ops")
+# Who may assemble processes: the composition root itself and the entry points that start one.
+ASSEMBLERS = ("system", "cli", "demo", "samples")
+
+
+def _asgate_imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [(line, module) for line, module in _imports(tree) if module.split(".")[0] == "asgate"]
+
+
+def test_the_kernel_imports_nothing_above_it() -> None:
+    violations = [
+        f"{path.relative_to(SRC)}:{line} imports {module}"
+        for path in sorted((SRC / "kernel").rglob("*.py"))
+        for line, module in _asgate_imports(path)
+        if not module.startswith("asgate.kernel")
+    ]
+    assert violations == []
+
+
+def test_no_loose_modules_outside_the_kernel_and_the_composition_root() -> None:
+    loose = sorted(p.name for p in SRC.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert loose == []
+
+
+def test_only_the_composition_root_assembles_processes() -> None:
+    violations = [
+        f"{path.relative_to(SRC)}:{line} imports {module}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).parts[0] not in ASSEMBLERS
+        for line, module in _asgate_imports(path)
+        if any(module == m or module.startswith(m + ".") for m in COMPOSITION)
+    ]
+    assert violations == []
+
+
+def test_every_role_class_lives_in_its_package_role_module() -> None:
+    found = {
+        str(path.relative_to(SRC)): node.name
+        for path in sorted(SRC.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Role") and node.name != "Role"
+    }
+    misplaced = {
+        name: cls
+        for name, cls in found.items()
+        if not (name.endswith("/role.py") or name.startswith("system/"))
+    }
+    assert misplaced == {}
+    assert {n for n in found if n.endswith("/role.py")} == {
+        "access/role.py",
+        "idm/role.py",
+        "msgin5g/role.py",
+        "registry/role.py",
+    }

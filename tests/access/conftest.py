@@ -20,7 +20,7 @@ from asgate.access.options import EngineOptions, PoolOptions
 from asgate.access.server import AccessServer
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.access.upstream import Endpoint, UpstreamPool
-from asgate.problem import problem_body
+from asgate.kernel.problem import problem_body
 from tests.access.backend import Backend
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

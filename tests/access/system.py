@@ -18,13 +18,13 @@ from asgate.client import ClientCredentials
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.idm.service import TokenService
+from asgate.kernel.settings import Settings
 from asgate.registry.models import ServiceRegistration
-from asgate.roles import control_app
-from asgate.runtime import Runtime
 from asgate.samples.attached import approve_sample_interfaces, sample_pools
 from asgate.samples.runner import SamplesHandle, run_samples
-from asgate.serving import _Server
-from asgate.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
+from asgate.system.serving import _Server
 from tests.live import free_port
 from tests.receiver import Receiver, running_receiver
 

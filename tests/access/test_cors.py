@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from tests.access.system import System, bearer, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sas-system")]

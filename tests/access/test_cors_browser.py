@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from asgate.serving import _Server
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.serving import _Server
 from tests.access.system import System, running_system
 from tests.access.test_cors import allow_origins
 from tests.browser import watch

@@ -11,7 +11,7 @@ from asgate.access.admission import Admission
 from asgate.access.gate import SasGate
 from asgate.access.state import AccessState
 from asgate.access.types import Admit, Reject, RequestHead
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests.access.test_policy import profile
 from tests.access.test_state import POOL, change
 from tests.conftest import Mint

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from asgate import cors
 from asgate.access.errors import Refusal
 from asgate.access.gate import ASSERTED
 from asgate.access.headers import request_head, response_head, rewrite_location
 from asgate.access.types import Admit
 from asgate.access.upstream import UpstreamPool
 from asgate.access.validate import check_path, scan_headers, split_target
+from asgate.kernel import cors
 
 BACKENDS = frozenset({"10.0.0.7:9101", "gms-1.internal:8080"})
 

@@ -19,7 +19,7 @@ import pytest
 import websockets
 from cryptography.hazmat.primitives import serialization
 
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from tests.access.conftest import Raw
 from tests.access.system import ALICE, System, bearer, running_system
 

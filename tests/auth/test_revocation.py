@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from asgate.auth.revocation import Revocations
-from asgate.runtime import Runtime
 from asgate.store.grants_oidc import Revoked
+from asgate.system.runtime import Runtime
 
 
 async def test_a_poll_learns_new_revocations_and_forgets_expired_ones(rt: Runtime) -> None:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from asgate.auth import TokenError, TokenValidator
 from asgate.idm.keys import KeyRing
-from asgate.settings import TrustedIssuer
+from asgate.kernel.settings import TrustedIssuer
 
 ISS, AUD = "http://idm.test", "asgate"
 

@@ -15,10 +15,10 @@ import pytest
 from click.testing import Result
 
 from asgate.client.browser import ScriptedBrowser
-from asgate.problem import ProblemError
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.problem import ProblemError
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.idm.conftest import authorize_url, query
 
 Asgate = Callable[..., Result]

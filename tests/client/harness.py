@@ -23,8 +23,8 @@ from starlette.types import ASGIApp
 
 import asgate.registry
 from asgate.client import ClientCredentials, ServiceAgent
+from asgate.kernel.settings import Settings
 from asgate.samples import SPECS
-from asgate.settings import Settings
 from tests import contract
 from tests.conftest import Provision
 

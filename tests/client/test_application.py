@@ -24,7 +24,7 @@ from asgate.client import (
     SyncExternalApplication,
     WebSocketListener,
 )
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from tests.conftest import Mint, Provision, bearer
 from tests.mcworld import CONSOLE, World, mc_world
 from tests.registry.conftest import ADMIN, admin_app, admin_grant, gm_registration, register

@@ -24,10 +24,10 @@ from asgate.client import (
     pool_audience,
     verify_sas_assertion,
 )
-from asgate.problem import render
+from asgate.kernel.problem import render
 from asgate.registry.models import ServiceRegistration
-from asgate.runtime import Runtime
 from asgate.samples import SPECS
+from asgate.system.runtime import Runtime
 
 ALICE = "alice@mc.example"
 POOL = ("GM", "sample-gm")

@@ -17,8 +17,8 @@ import pytest
 from asgate.auth import TokenValidator
 from asgate.client import ProblemError, ScriptedBrowser, UserLogin
 from asgate.idm.models import User
-from asgate.runtime import Runtime
-from asgate.settings import TrustedIssuer
+from asgate.kernel.settings import TrustedIssuer
+from asgate.system.runtime import Runtime
 from tests.idm.conftest import AddUser, add_user, alice, console, portal  # noqa: F401 - fixtures
 from tests.live import live_server
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from asgate.demo.narrate import DemoFailed, Narrator
 from asgate.demo.record import Journal, RecordingTransport
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 
 
 def _narrator() -> tuple[Narrator, io.StringIO]:

@@ -1,4 +1,4 @@
-"""docs/operations.md lists every setting of ``asgate.settings.Settings`` with its default, and nothing
+"""docs/operations.md lists every setting of ``asgate.kernel.settings.Settings`` with its default, and nothing
 that is not a setting: an operator reading the tables reads the code's truth."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROW = re.compile(r"^\| `([a-z0-9_]+)` \| ([^|]*) \|", re.MULTILINE)

@@ -16,8 +16,8 @@ from asgate.client.browser import ScriptedBrowser
 from asgate.idm.models import Client, User
 from asgate.idm.oidc import s256
 from asgate.idm.passwords import hash_secret
-from asgate.runtime import Runtime
 from asgate.store.ids import new_id
+from asgate.system.runtime import Runtime
 
 REDIRECT = "http://127.0.0.1:53117/cb"  # registered as http://127.0.0.1/cb: any port (RFC 8252 7.3)
 VERIFIER = "v" * 20 + "-erifier._~" + "x" * 30

@@ -16,9 +16,9 @@ import pytest
 from asgate.client.browser import ScriptedBrowser, parse_login_page
 from asgate.idm import csrf
 from asgate.idm.models import Client
-from asgate.problem import ProblemError
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.problem import ProblemError
+from asgate.kernel.settings import Settings
+from asgate.system.runtime import Runtime
 from tests.idm.conftest import REDIRECT, AddUser, Login, authorize_url, exchange, query
 
 pytestmark = pytest.mark.usefixtures("console", "alice")

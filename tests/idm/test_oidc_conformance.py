@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from asgate.idm.models import User
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests.conftest import Provision, bearer
 from tests.idm.conftest import Login, exchange
 

@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests.conftest import Provision
 
 

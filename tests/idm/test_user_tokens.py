@@ -14,9 +14,9 @@ import pytest
 from asgate.auth import TokenValidator
 from asgate.idm import oidc
 from asgate.idm.models import User
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.conftest import Provision, bearer
 from tests.idm.conftest import REDIRECT, VERIFIER, AddUser, Login, authorize_url, exchange, query
 

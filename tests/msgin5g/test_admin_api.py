@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import asgate.msgin5g
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests import contract
 from tests.conftest import Provision, TokenFor, bearer
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests import contract
 from tests.conftest import Provision, TokenFor, bearer, official_3gpp
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests import contract
 from tests.conftest import Provision, TokenFor, bearer, official_3gpp
 

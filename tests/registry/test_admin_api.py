@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.runtime import Runtime
 from tests import contract
 from tests.conftest import bearer
 from tests.registry.conftest import ADMIN, DOCS, REGISTRY, admin_app, admin_grant, gm_registration, register

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests import contract
 from tests.conftest import bearer
 from tests.receiver import Receiver

@@ -11,9 +11,9 @@ import httpx
 import jwt
 import pytest
 
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.conftest import bearer
 from tests.receiver import Receiver
 from tests.registry.conftest import REGISTRY, SERVICES, admin_app, admin_grant, gm_registration

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.conftest import bearer
 from tests.registry.conftest import REGISTRY, SERVICES, admin_app, admin_grant, gm_registration
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from tests.access.system import ALICE, System, bearer, running_system
 
 ADMIN = "/mcx-registry-admin/v1"

@@ -124,6 +124,22 @@ def test_discovery_merges_a_pool_and_hides_addresses_from_untrusted_apps() -> No
     )
 
 
+def test_discovery_describes_a_pool_as_one_service_whatever_the_order_of_its_instances() -> None:
+    """The instances of a pool may each offer part of an approved description: discovery answers
+    what the pool offers (the union the administrator approves, ``interfaces.union``), the same
+    whichever instance registered first."""
+    first = reg(port=1)
+    versions = gm_registration()["versions"]
+    versions[0]["resources"][0]["operations"] = ["GET", "DELETE"]
+    second = reg(port=2, versions=versions)
+    for order in ([first, second], [second, first]):
+        (info,) = discovery.get_service_information(
+            [(("GM", "gms"), order)], app(GM), None, True, discovery.Query()
+        )
+        groups = next(r for r in (info.versions or [])[0].resources or [] if r.resource_name == "groups")
+        assert sorted(groups.operations or []) == ["DELETE", "GET", "POST"]
+
+
 @pytest.mark.parametrize(
     ("requests", "expected"),
     [

@@ -11,7 +11,7 @@ import pytest
 import structlog
 from structlog.testing import LogCapture
 
-from asgate import web
+from asgate.kernel import web
 from tests.conftest import bearer
 from tests.registry.conftest import gm_registration, register
 

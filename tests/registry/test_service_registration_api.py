@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests import contract
 from tests.conftest import bearer
 from tests.registry.conftest import DOCS, SERVICES, gm_registration, register

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from asgate.idm.passwords import verify_secret
-from asgate.runtime import Runtime
 from asgate.samples.attached import provision_client
 from asgate.store import Store
+from asgate.system.runtime import Runtime
 from tests.live import live_server
 
 SAMPLES = ["--samples", "--samples-port", "0"]  # never the default ports: tests run in parallel

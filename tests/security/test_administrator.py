@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests.conftest import Mint, bearer
 
 ADMIN = "/mcx-registry-admin/v1"

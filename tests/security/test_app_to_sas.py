@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from tests.access.system import ALICE, System, bearer, raw_request, running_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sas-system")]

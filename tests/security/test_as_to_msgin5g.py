@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests.conftest import Mint, Provision, TokenFor, bearer
 
 BASE = "/msgs-asregistration/v1/registrations"

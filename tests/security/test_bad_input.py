@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.runtime import Runtime
 from tests.conftest import Provision, bearer
 from tests.registry.conftest import gm_registration
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import websockets
 
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from tests.access.system import System, bearer, running_system
 from tests.access.test_cors import CONSOLE, allow_origins
 

@@ -26,9 +26,9 @@ from asgate.client.browser import parse_login_page
 from asgate.idm import csrf, passwords
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.access.conftest import REDIS_URL, delete_matching, redis  # noqa: F401 - fixture
 from tests.conftest import Provision
 from tests.idm.conftest import AddUser, add_user, alice, authorize_url, console  # noqa: F401 - fixtures

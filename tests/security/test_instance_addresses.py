@@ -23,10 +23,10 @@ import pytest
 from asgate.access.options import PoolOptions
 from asgate.access.server import AccessServer
 from asgate.access.upstream import Endpoint, UpstreamPool
-from asgate.runtime import Runtime
+from asgate.kernel.settings import Settings
 from asgate.samples import LOOPBACK_ALLOWED
-from asgate.settings import Settings
 from asgate.store import AuditEvent, Store
+from asgate.system.runtime import Runtime
 from tests.access import conftest as access
 from tests.access.backend import Backend
 from tests.access.conftest import FAST, FAST_POOL, request

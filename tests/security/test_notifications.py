@@ -19,11 +19,11 @@ import uvicorn
 import websockets
 from starlette.types import ASGIApp
 
+from asgate.kernel.settings import Settings
 from asgate.registry.hub import MAX_REFUSED_ACKS
-from asgate.runtime import Runtime
-from asgate.serving import _Server
-from asgate.settings import Settings
 from asgate.store.registry import Delivery
+from asgate.system.runtime import Runtime
+from asgate.system.serving import _Server
 from tests.conftest import Mint, bearer
 from tests.live import free_port
 from tests.registry.conftest import (

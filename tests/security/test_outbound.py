@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from asgate.runtime import Runtime
-from asgate.serving import _Server
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.kernel.uripolicy import instance_policy, outbound_policy
 from asgate.store.registry import Delivery
-from asgate.uripolicy import instance_policy, outbound_policy
+from asgate.system.runtime import Runtime
+from asgate.system.serving import _Server
 from tests.conftest import Mint, Provision, bearer
 from tests.live import free_port
 from tests.receiver import Receiver, running_receiver

@@ -16,7 +16,7 @@ import pytest
 
 from asgate.client.browser import parse_login_page
 from asgate.idm.models import Client
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 from tests.idm.conftest import AddUser, add_user, alice, authorize_url, console  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("console", "alice")

@@ -22,10 +22,10 @@ import pytest
 
 from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
+from asgate.kernel.settings import Settings
 from asgate.registry.sync import csc15_issued, last_csc15_seq
-from asgate.runtime import Runtime
-from asgate.settings import Settings
 from asgate.store import ReservedClientIdError
+from asgate.system.runtime import Runtime
 from tests.access.system import System, bearer, running_system
 from tests.access.test_policy import profile
 

@@ -21,7 +21,7 @@ from asgate.access.options import PoolOptions, upstream_tls
 from asgate.access.server import AccessServer
 from asgate.access.upstream import Endpoint, UpstreamPool
 from asgate.client import SasAssertionError, SasKeys, verify_sas_assertion
-from asgate.settings import Settings, SettingsError
+from asgate.kernel.settings import Settings, SettingsError
 from tests.access import conftest as engine
 from tests.access.backend import Backend
 from tests.access.certs import Authority

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
 from asgate.store import AuditEvent
+from asgate.system.runtime import Runtime
 from tests.access.system import System, registration_for, running_system
 from tests.conftest import Mint, Provision, bearer
 from tests.registry.conftest import ADMIN, REGISTRY, SERVICES, admin_app, admin_grant, gm_registration

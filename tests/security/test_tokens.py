@@ -17,8 +17,8 @@ import websockets
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.runtime import Runtime
 from tests.access.system import System, bearer, running_system
 from tests.conftest import Mint
 from tests.security.test_notifications import ws_url  # noqa: F401 - the app on a real socket

@@ -28,7 +28,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from asgate import logs
 from asgate.access.state import (
     MAX_BATCH,
     MAX_SEQUENCE,
@@ -38,13 +37,14 @@ from asgate.access.state import (
 )
 from asgate.auth import Authenticator
 from asgate.auth.tokens import Principal
-from asgate.background import Background
 from asgate.client._http import TokenSource
+from asgate.kernel import logs
+from asgate.kernel.background import Background
 from asgate.kernel.backoff import backoff
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.web import JSON, parse_body, respond
+from asgate.kernel.wire import WireModel
 from asgate.registry.models import AllowedService, ApplicationProfile
-from asgate.web import JSON, parse_body, respond
-from asgate.wire import WireModel
 
 _log = logs.get("asgate.access.csc15")
 API = "/mcx-access-profiles/v1"

@@ -11,7 +11,7 @@ from asgate.access.http1 import Downstream
 from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions
 from asgate.access.types import Gate
-from asgate.problem import Cause
+from asgate.kernel.problem import Cause
 
 if TYPE_CHECKING:
     from asgate.access.http2 import Http2

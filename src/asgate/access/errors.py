@@ -11,7 +11,7 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from asgate.problem import PROBLEM_JSON, Cause, problem_body
+from asgate.kernel.problem import PROBLEM_JSON, Cause, problem_body
 
 Header = tuple[bytes, bytes]
 
@@ -56,9 +56,9 @@ def render_problem(
     close: bool,
     head_only: bool = False,
 ) -> bytes:
-    """A complete HTTP/1.1 response carrying ``problem`` (built by :func:`asgate.problem.problem_body`);
-    no body bytes for a HEAD request. An empty ``problem`` is an answer without content (RFC 9110
-    15.3.5: a 204 has no Content-Length)."""
+    """A complete HTTP/1.1 response carrying ``problem`` (built by
+    :func:`asgate.kernel.problem.problem_body`); no body bytes for a HEAD request. An empty
+    ``problem`` is an answer without content (RFC 9110 15.3.5: a 204 has no Content-Length)."""
     if not problem:
         return _response(status, b"", None, headers, close, head_only)
     body = json.dumps(problem, separators=(",", ":")).encode()

@@ -11,13 +11,13 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING
 
-from asgate import logs
 from asgate.access import headers as hdr
 from asgate.access.errors import HEALTH_DRAINING, HEALTH_OK, Refusal, render_json, upstream_refusal
 from asgate.access.types import Admit, Reject, RequestHead
 from asgate.access.upstream import Instance, UpstreamConnection
 from asgate.access.validate import Framing
-from asgate.problem import Cause
+from asgate.kernel import logs
+from asgate.kernel.problem import Cause
 
 if TYPE_CHECKING:
     from asgate.access.http1 import Downstream

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl
 
-from asgate import cors, logs
 from asgate.access import priority as prio
 from asgate.access.admission import Admission
 from asgate.access.assertion import AssertionMinter, forwards_user_token
@@ -28,12 +27,13 @@ from asgate.access.state import AccessState
 from asgate.access.types import Admit, Header, Reject, RequestHead
 from asgate.auth.tokens import Principal, TokenError, TokenValidator
 from asgate.client.assertion import HEADER as ASSERTION_HEADER
+from asgate.kernel import cors, logs
 from asgate.kernel.bearer import bearer_token_bytes
-from asgate.problem import problem_body
+from asgate.kernel.problem import problem_body
 
 if TYPE_CHECKING:
     from asgate.idm.keys import KeyRing
-    from asgate.settings import Settings
+    from asgate.kernel.settings import Settings
 
 _log = logs.get("asgate.access.gate")
 AUTHORIZATION = b"authorization"

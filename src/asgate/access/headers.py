@@ -43,7 +43,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-prefix",
     b"x-real-ip",
 }
-# The access server alone answers for cross-origin use (asgate.cors): a service's own CORS fields
+# The access server alone answers for cross-origin use (asgate.kernel.cors): a service's own CORS fields
 # (an "Access-Control-Allow-Origin: *" of a framework default) never reach a browser.
 _RESPONSE_DROP = HOP_BY_HOP | {
     b"server",

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from asgate import logs
 from asgate.access.errors import Refusal, bad_request, render_problem
 from asgate.access.exchange import Exchange
 from asgate.access.types import Header, RequestHead
 from asgate.access.upstream import UpstreamConnection
 from asgate.access.validate import METHOD_NAMES, method_refusal, scan_headers, split_target
-from asgate.problem import Cause
+from asgate.kernel import logs
+from asgate.kernel.problem import Cause
 
 if TYPE_CHECKING:
     from typing import Any

@@ -35,13 +35,13 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from asgate import logs
 from asgate.access.errors import Refusal, bad_request
 from asgate.access.exchange import Exchange
 from asgate.access.http1 import LINGER_BYTES
 from asgate.access.types import Header, RequestHead
 from asgate.access.validate import METHOD_NAMES, Framing, method_refusal, scan_headers, split_target
-from asgate.problem import PROBLEM_JSON, Cause
+from asgate.kernel import logs
+from asgate.kernel.problem import PROBLEM_JSON, Cause
 
 if TYPE_CHECKING:
     from asgate.access.engine import Engine

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from asgate.settings import Settings
+    from asgate.kernel.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +77,8 @@ class PoolOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoolOptions:
-        from asgate.resolver import connect_address
-        from asgate.uripolicy import instance_policy
+        from asgate.kernel.resolver import connect_address
+        from asgate.kernel.uripolicy import instance_policy
 
         tls = None
         if settings.sas_upstream_ca or settings.sas_upstream_client_cert:

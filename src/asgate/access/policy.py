@@ -72,7 +72,7 @@ class ProfileRule:
     user_rate: Rate | None = None
     max_inflight: int | None = None
     label: str = field(default="")
-    # Serialized origins of the application's browser pages (asgate.cors), as a request sends them.
+    # Serialized origins of the application's browser pages (asgate.kernel.cors), as a request sends them.
     origins: frozenset[bytes] = frozenset()
 
     @classmethod

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from asgate import logs
 from asgate.auth.revocation import POLL_INTERVAL, Revocations
-from asgate.background import Background
 from asgate.idm.internal import InternalTokens
+from asgate.kernel import logs
+from asgate.kernel.background import Background
 from asgate.store.grants_oidc import OidcGrantStore, Revoked
 
 _OVERLAP = timedelta(seconds=30)

@@ -8,7 +8,6 @@ import ssl
 
 from starlette.routing import BaseRoute
 
-from asgate import logs
 from asgate.access.csc15 import SCOPE, Csc15Server, ProfileFetcher, SnapshotPuller
 from asgate.access.gate import AuditBuffer, SasGate
 from asgate.access.metrics import SasMetrics
@@ -17,10 +16,11 @@ from asgate.access.revocations import RevocationPuller
 from asgate.access.server import AccessServer
 from asgate.access.state import AccessState
 from asgate.access.workers import WorkerProcesses
-from asgate.background import Background
 from asgate.idm.internal import InternalTokens
-from asgate.runtime import Runtime
+from asgate.kernel import logs
+from asgate.kernel.background import Background
 from asgate.store.tx import Tx
+from asgate.system.runtime import Runtime
 
 _log = logs.get("asgate.access")
 

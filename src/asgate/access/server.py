@@ -17,11 +17,11 @@ import asyncio
 import socket
 import ssl as ssl_module
 
-from asgate import logs
 from asgate.access.engine import Engine
 from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions
 from asgate.access.types import Gate
+from asgate.kernel import logs
 
 _log = logs.get("asgate.access.server")
 

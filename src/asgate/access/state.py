@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asgate import logs
 from asgate.access.options import PoolOptions
 from asgate.access.policy import ProfileRule
 from asgate.access.upstream import Endpoint, UpstreamPool
-from asgate.atrest import private_file, write_private
+from asgate.kernel import logs
+from asgate.kernel.atrest import private_file, write_private
 from asgate.registry.models import AllowedService, ApplicationProfile
 
 _log = logs.get("asgate.access.state")

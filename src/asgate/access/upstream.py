@@ -21,8 +21,8 @@ from typing import Protocol, cast
 
 import httptools
 
-from asgate import logs
 from asgate.access.options import PoolOptions, upstream_tls
+from asgate.kernel import logs
 
 Header = tuple[bytes, bytes]
 _log = logs.get("asgate.access.upstream")

@@ -15,7 +15,7 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from asgate.access.errors import Refusal, bad_request
-from asgate.problem import Cause
+from asgate.kernel.problem import Cause
 
 # RFC 9110 9.3: the methods a REST service can be called with. CONNECT (RFC 9110 9.3.6) would turn
 # the SAS into a tunnel to anywhere; TRACE (9.3.8) echoes credentials back (cross-site tracing).

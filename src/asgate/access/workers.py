@@ -17,16 +17,16 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from asgate import logs
 from asgate.access.gate import AuditBuffer, SasGate
 from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions, PoolOptions
 from asgate.access.server import AccessServer
 from asgate.access.state import AccessState
-from asgate.background import Background
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel import logs
+from asgate.kernel.background import Background
+from asgate.kernel.settings import Settings
 from asgate.store.tx import Tx
+from asgate.system.runtime import Runtime
 
 _log = logs.get("asgate.access.workers")
 

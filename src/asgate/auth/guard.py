@@ -8,7 +8,7 @@ from starlette.requests import HTTPConnection
 
 from asgate.auth.tokens import Principal, TokenError, TokenValidator
 from asgate.kernel import bearer as kernel_bearer
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
 
 REALM = "asgate"
 

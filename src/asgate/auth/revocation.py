@@ -29,10 +29,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asgate import logs
+from asgate.kernel import logs
 
 if TYPE_CHECKING:
-    from asgate.background import Background
+    from asgate.kernel.background import Background
     from asgate.store.grants_oidc import OidcGrantStore
 
 POLL_INTERVAL = 1.0

@@ -28,7 +28,7 @@ from asgate.auth.jose import TokenError as TokenError  # re-exported: the valida
 from asgate.auth.revocation import Revocations
 from asgate.idm.keys import ALGORITHM as SIGNING_ALGORITHM
 from asgate.idm.keys import KeyRing
-from asgate.settings import TrustedIssuer
+from asgate.kernel.settings import TrustedIssuer
 
 _JWKS_MIN_REFRESH = 30.0
 _JWKS_MAX_AGE = 3600.0

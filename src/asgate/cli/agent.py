@@ -19,13 +19,13 @@ from typing import Any, Self, Union, get_args, get_origin
 import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from asgate import logs
 from asgate.cli.base import CliContext, pass_cli
 from asgate.client import ClientCredentials, ServiceAgent, http_health_check, tcp_health_check
 from asgate.client.health import HealthCheck
 from asgate.client.registration import SCOPE
+from asgate.kernel import logs
+from asgate.kernel.settings import HostPort
 from asgate.registry.models import ServiceRegistration
-from asgate.settings import HostPort
 
 EXAMPLE = """\
 registry_url = "http://127.0.0.1:7480"

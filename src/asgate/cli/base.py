@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from asgate import __version__
-from asgate.atrest import private_dir
-from asgate.problem import ProblemError
-from asgate.settings import Settings, SettingsError
+from asgate.kernel.atrest import private_dir
+from asgate.kernel.problem import ProblemError
+from asgate.kernel.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from asgate.store import Store

@@ -47,7 +47,7 @@ from asgate.cli.users import _MC_ID, _MIN_PASSWORD, _USERNAME, _audited, _genera
 from asgate.idm.models import User
 from asgate.idm.passwords import hash_secret
 from asgate.kernel.claims import MC_ID_CLAIMS
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 from asgate.registry.models import ExternalAppSpec, GrantSpec
 from asgate.store import McIdTakenError, UserExistsError
 from asgate.store.ids import new_id

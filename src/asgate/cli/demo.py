@@ -9,7 +9,7 @@ import click
 import uvloop
 from rich.console import Console
 
-from asgate import logs
+from asgate.kernel import logs
 
 
 @click.command()

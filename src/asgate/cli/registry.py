@@ -22,7 +22,8 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
-from asgate.cors import normalise_origins
+from asgate.kernel.cors import normalise_origins
+from asgate.kernel.uripolicy import instance_policy, outbound_policy
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import (
     AllowedService,
@@ -33,7 +34,6 @@ from asgate.registry.models import (
     RateLimits,
 )
 from asgate.registry.service import RegistryService
-from asgate.uripolicy import instance_policy, outbound_policy
 
 T = TypeVar("T")
 ACTOR = "cli"

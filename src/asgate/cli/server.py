@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 import click
 import uvloop
 
-from asgate import logs, roles
 from asgate.cli.base import CliContext, pass_cli
-from asgate.serving import run as serve_roles
-from asgate.settings import Settings
+from asgate.kernel import logs
+from asgate.kernel.settings import Settings
+from asgate.system import roles
+from asgate.system.serving import run as serve_roles
 
 if TYPE_CHECKING:
-    from asgate.runtime import Runtime
     from asgate.samples import SamplesHandle
+    from asgate.system.runtime import Runtime
 
 
 def _listener_options(fn: Any) -> Any:

@@ -20,7 +20,7 @@ from asgate.client.registration import ServiceRegistrationClient
 from asgate.client.registry import RegistryClient
 from asgate.client.sync import SyncExternalApplication
 from asgate.client.tokens import ClientCredentials
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 from asgate.registry.models import (
     ApplicationProfile,
     AuthorizationResponse,

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from asgate.problem import Cause, ProblemDetails, ProblemError
+from asgate.kernel.problem import Cause, ProblemDetails, ProblemError
 
 
 class TokenSource(Protocol):

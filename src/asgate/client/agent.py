@@ -24,13 +24,13 @@ from typing import Any, Self
 import httpx
 from pydantic import ValidationError
 
-from asgate import logs
 from asgate.client._http import TokenSource
 from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
 from asgate.client.health import HealthCheck
 from asgate.client.registration import ServiceRegistrationClient
+from asgate.kernel import logs
 from asgate.kernel.backoff import backoff
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 from asgate.registry.models import ServiceInstance, ServiceRegistration
 
 _log = logs.get("asgate.agent")

@@ -26,13 +26,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from asgate import logs
 from asgate.client._http import TokenSource, raise_for_problem
 from asgate.client.login import Browser, UserLogin, UserTokens, open_system_browser
 from asgate.client.notifications import CallbackListener, WebSocketListener, problem_of_handshake
 from asgate.client.reconfigure import Callback, Reconfigurer
 from asgate.client.registry import API, SCOPE, RegistryClient
 from asgate.client.tokens import ClientCredentials
+from asgate.kernel import logs
 from asgate.kernel.claims import MCDATA_ID, MCPTT_ID, MCVIDEO_ID
 from asgate.registry.models import (
     ApplicationProfile,

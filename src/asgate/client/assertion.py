@@ -33,7 +33,7 @@ import httpx
 import jwt
 
 from asgate.kernel.claims import MC_ID_CLAIMS
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 
 HEADER = "asgate-assertion"
 TYP = "asgate-sas+jwt"

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
 
 
 @dataclass

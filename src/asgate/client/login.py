@@ -28,7 +28,7 @@ import httpx
 import jwt
 
 from asgate.idm.oidc import s256
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
 
 Browser = Callable[[str], Awaitable[object] | object]
 _ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"]

@@ -27,11 +27,11 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from asgate import logs
+from asgate.kernel import logs
 from asgate.kernel.backoff import backoff
-from asgate.problem import Cause, ProblemDetails, ProblemError, problem_body
+from asgate.kernel.problem import Cause, ProblemDetails, ProblemError, problem_body
+from asgate.kernel.wire import WIRE
 from asgate.registry.models import ProfileNotification
-from asgate.wire import WIRE
 
 _log = logs.get("asgate.client.notifications")
 Handler = Callable[[ProfileNotification], None]

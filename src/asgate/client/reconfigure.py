@@ -8,10 +8,10 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgate import logs
 from asgate.client.notifications import TRANSIENT
+from asgate.kernel import logs
 from asgate.kernel.backoff import backoff
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 from asgate.registry.models import ApplicationProfile, ProfileNotification
 
 _log = logs.get("asgate.client.reconfigure")

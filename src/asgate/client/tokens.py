@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
 
 
 class ClientCredentials:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from asgate.demo.record import Exchange
-from asgate.problem import ProblemError
+from asgate.kernel.problem import ProblemError
 
 _BODY = 110  # characters of a body shown on one line
 _SHOWN_HEADERS = ("location", "resource-priority", "x-sample-instance", "asgate-sequence")

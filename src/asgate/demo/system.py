@@ -25,13 +25,13 @@ from asgate.demo.record import Journal
 from asgate.idm.internal import InternalTokens
 from asgate.idm.models import Client, User
 from asgate.idm.passwords import generate_secret, hash_secret
-from asgate.roles import control_app
-from asgate.runtime import Runtime
+from asgate.kernel.settings import Settings
 from asgate.samples import DEFAULT_SAMPLES, SamplesHandle, run_samples
 from asgate.samples.attached import approve_sample_interfaces, sample_pools
-from asgate.serving import _Server, server_config
-from asgate.settings import Settings
 from asgate.store.ids import new_id
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
+from asgate.system.serving import _Server, server_config
 
 ALICE = "alice@mc.example"  # alice's MCPTT ID: her MC service ID
 APP = "console-1"  # the external application: a dispatch console

@@ -22,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from asgate.atrest import FILE_MODE, private_dir, write_private
+from asgate.kernel.atrest import FILE_MODE, private_dir, write_private
 
 ALGORITHM = "ES256"  # access tokens, SAS assertions, and ID tokens unless a client asks for RS256
 RS256 = "RS256"

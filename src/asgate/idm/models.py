@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # TS 33.180 B.2.1: user attribute = claim name. Re-exported: store/users.py imports it from here.
 from asgate.kernel.claims import MC_ID_CLAIMS
-from asgate.wire import WireModel
+from asgate.kernel.wire import WireModel
 
 # Client attribute: its authorization requests must carry a nonce (OIDC Core 3.1.2.1 makes it optional).
 REQUIRE_NONCE = "require_nonce"

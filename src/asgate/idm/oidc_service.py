@@ -28,8 +28,8 @@ from asgate.idm.models import (
 from asgate.idm.oidc import AuthorizeError, ScopeError
 from asgate.idm.service import OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle
-from asgate.problem import Cause, ProblemError
-from asgate.settings import Settings
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.kernel.settings import Settings
 from asgate.store import AuditEvent, Store
 from asgate.store.grants_oidc import KEEP_REVOKED
 from asgate.store.ids import new_id

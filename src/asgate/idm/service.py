@@ -15,7 +15,7 @@ from asgate.idm.models import Client, TokenResponse
 from asgate.idm.oidc import USER_ONLY_SCOPES
 from asgate.idm.passwords import SecretVerifier, hash_concurrency
 from asgate.idm.throttle import FailureThrottle, KeyedLocks
-from asgate.problem import Cause
+from asgate.kernel.problem import Cause
 from asgate.store.clients import ClientStore
 
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from asgate.logs import get as get_logger
+from asgate.kernel.logs import get as get_logger
 
 _log = get_logger("asgate.idm")
 

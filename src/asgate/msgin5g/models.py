@@ -9,8 +9,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from asgate.problem import ProblemDetails
-from asgate.wire import WireModel
+from asgate.kernel.problem import ProblemDetails
+from asgate.kernel.wire import WireModel
 
 
 class ASProfile(WireModel):

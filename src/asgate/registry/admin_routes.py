@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.kernel.web import parse_body, path_string, query_int, query_problem, respond
 from asgate.registry.models import (
     ExternalAppList,
     ExternalAppSpec,
@@ -31,10 +32,9 @@ from asgate.registry.models import (
 )
 from asgate.registry.scripts import etag, etag_of
 from asgate.registry.service import ADMIN_SCOPE, RegistryService
-from asgate.runtime import Runtime
 from asgate.store import AuditEvent
 from asgate.store import registry as db
-from asgate.web import parse_body, path_string, query_int, query_problem, respond
+from asgate.system.runtime import Runtime
 
 ADMIN = "/mcx-registry-admin/v1"
 POOL = f"{ADMIN}/pools/{{serviceType}}/{{serviceName}}"

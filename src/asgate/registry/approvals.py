@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import interfaces
 from asgate.registry.models import PoolInterfaceState, Version
 from asgate.registry.scripts import Scripts, _not_found, etag_of

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from asgate.registry.models import AllowedService, CustomOperation, Resource, Version
+from asgate.registry.models import AllowedService, Version
 
 Caps = frozenset[str] | None
 
@@ -39,27 +39,6 @@ def of(allowed: AllowedService | None) -> Caps:
     if allowed is None or allowed.capabilities is None:
         return None
     return frozenset(allowed.capabilities)
-
-
-def merge(versions: Iterable[Sequence[Version] | None]) -> list[Version]:
-    """Union of several instances' versions: by apiVersion, resources by name (first one wins)."""
-    merged: dict[str, tuple[Version, dict[str, Resource], dict[str, CustomOperation]]] = {}
-    for version_list in versions:
-        for version in version_list or ():
-            _, resources, operations = merged.setdefault(version.api_version, (version, {}, {}))
-            for resource in version.resources or ():
-                resources.setdefault(resource.resource_name, resource)
-            for operation in version.cust_operations or ():
-                operations.setdefault(operation.cust_op_name, operation)
-    return [
-        first.model_copy(
-            update={
-                "resources": list(resources.values()) or None,
-                "cust_operations": list(operations.values()) or None,
-            }
-        )
-        for first, resources, operations in merged.values()
-    ]
 
 
 def restrict(versions: Sequence[Version], caps: Caps, api_version: str | None = None) -> list[Version]:

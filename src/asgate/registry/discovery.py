@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from asgate.registry import capabilities
+from asgate.registry import capabilities, interfaces
 from asgate.registry.models import AllowedService, ExternalAppSpec, ServiceInformation, ServiceRegistration
 
 
@@ -89,7 +89,7 @@ def describe(
     environment = dict(first.environment or {})
     for other in instances[1:]:
         environment = {k: v for k, v in environment.items() if (other.environment or {}).get(k) == v}
-    versions = capabilities.restrict(capabilities.merge(i.versions for i in instances), caps)
+    versions = capabilities.restrict(interfaces.union(i.versions for i in instances), caps)
     return ServiceInformation(
         service_type=first.service_type,
         service_name=first.service_name,

@@ -17,8 +17,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from asgate import logs
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel import logs
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 
 _log = logs.get("asgate.registry.hub")
 # An application that keeps sending acknowledgements the hub refuses is probing: close after this many.

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from asgate.cors import MAX_ORIGINS, normalise_origin
-from asgate.wire import DateTime, WireModel
+from asgate.kernel.cors import MAX_ORIGINS, normalise_origin
+from asgate.kernel.wire import DateTime, WireModel
 
 ServiceType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")]
 ServiceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
@@ -23,7 +23,7 @@ Path = Annotated[str, StringConstraints(pattern=r"^/", max_length=512)]
 # Interfaces the service access server can carry: HTTP and WebSocket (an HTTP upgrade).
 PROXIED_PROTOCOLS = frozenset({"HTTP", "HTTPS", "WEBSOCKET", "WS", "WSS"})
 T = TypeVar("T")
-# A browser application's origin, stored as a browser serializes it (asgate.cors).
+# A browser application's origin, stored as a browser serializes it (asgate.kernel.cors).
 Origin = Annotated[str, StringConstraints(max_length=300), AfterValidator(normalise_origin)]
 Origins = Annotated[list[Origin], AfterValidator(lambda v: list(dict.fromkeys(v)))]  # once each
 

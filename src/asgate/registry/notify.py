@@ -18,16 +18,16 @@ from collections.abc import Callable
 import aiohttp
 from yarl import URL
 
-from asgate import logs
-from asgate.background import Background
+from asgate.kernel import logs
+from asgate.kernel.background import Background
 from asgate.kernel.backoff import backoff
+from asgate.kernel.resolver import AddressRefused
+from asgate.kernel.uripolicy import UriPolicy
 from asgate.registry.hub import NotificationHub
 from asgate.registry.models import ProfileNotification
-from asgate.resolver import AddressRefused
 from asgate.store import Store
 from asgate.store import registry as db
 from asgate.store.tx import Tx
-from asgate.uripolicy import UriPolicy
 
 _log = logs.get("asgate.registry.notify")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from asgate.registry import capabilities
+from asgate.registry import capabilities, interfaces
 from asgate.registry.models import (
     ApplicationProfile,
     ExternalAppSpec,
@@ -27,7 +27,7 @@ def interface_description(
     app: ExternalAppSpec,
     edit: ProfileEdit | None = None,
 ) -> ServiceInterfaceDescription:
-    versions = capabilities.restrict(capabilities.merge(i.versions for i in instances), caps, api_version)
+    versions = capabilities.restrict(interfaces.union(i.versions for i in instances), caps, api_version)
     if edit is not None and edit.versions is not None:
         versions = edit.versions  # the administrator's own restriction of this profile
     return ServiceInterfaceDescription(

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from asgate.auth import Principal
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.settings import DEFAULT_DENY_HOSTS
+from asgate.kernel.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
 from asgate.registry import discovery, interfaces
 from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
@@ -35,10 +37,8 @@ from asgate.registry.models import (
 from asgate.registry.pools import POOL_NOT_PROVISIONED
 from asgate.registry.scripts import Beat, Context, Heartbeat, Refusal, Scripts
 from asgate.registry.view import RegistryView
-from asgate.settings import DEFAULT_DENY_HOSTS
 from asgate.store import AuditEvent, Store
 from asgate.store.tx import Tx
-from asgate.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
 
 R = TypeVar("R")
 

@@ -31,9 +31,9 @@ from urllib.parse import quote
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from asgate import logs
-from asgate.background import Background
 from asgate.client._http import TokenSource
+from asgate.kernel import logs
+from asgate.kernel.background import Background
 from asgate.kernel.backoff import backoff
 from asgate.registry.scripts import CSC15_KINDS, grant_payload, pool_payload
 from asgate.store import Store

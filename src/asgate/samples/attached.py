@@ -19,19 +19,19 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from asgate import logs
-from asgate.atrest import write_private
 from asgate.client import ClientCredentials
 from asgate.idm.models import Client
 from asgate.idm.passwords import generate_secret, hash_secret, verify_secret
-from asgate.problem import ProblemError
+from asgate.kernel import logs
+from asgate.kernel.atrest import write_private
+from asgate.kernel.problem import ProblemError
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import Version
 from asgate.registry.service import RegistryService
-from asgate.runtime import Runtime
 from asgate.samples.runner import DEFAULT_SAMPLES, SPECS, SamplesHandle, run_samples
 from asgate.store import Store
 from asgate.store.tx import Tx
+from asgate.system.runtime import Runtime
 
 CLIENT_ID = "samples"
 SCOPE = "mcx-service-registration"

@@ -21,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.kernel.web import respond
+from asgate.kernel.wire import WireModel
 from asgate.registry.models import Resource
 from asgate.samples.common import (
     Sample,
@@ -33,8 +35,6 @@ from asgate.samples.common import (
     json_object,
     not_found,
 )
-from asgate.web import respond
-from asgate.wire import WireModel
 
 PREFIX = "/cm"
 DEFAULT_ADMINS = ("admin@mc.example",)

@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgate.problem import Cause, ProblemError
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.kernel.web import parse_body, respond
+from asgate.kernel.wire import WireModel
 from asgate.registry.models import Resource
 from asgate.samples.common import Sample, SampleSpec, Verify, build_sample, caller, forbidden, not_found
-from asgate.web import parse_body, respond
-from asgate.wire import WireModel
 
 PREFIX = "/gm"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from asgate.kernel.web import parse_body, query_int, respond
+from asgate.kernel.wire import WireModel
 from asgate.registry.models import Resource
 from asgate.samples.common import Sample, SampleSpec, Verify, build_sample, caller, forbidden, not_found
-from asgate.web import parse_body, query_int, respond
-from asgate.wire import WireModel
 
 PREFIX = "/mcdata"
 INBOX_LIMIT = 1000  # messages kept per user

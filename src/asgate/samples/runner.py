@@ -19,10 +19,10 @@ import httpx
 import uvicorn
 from starlette.requests import HTTPConnection
 
-from asgate import logs
 from asgate.client._http import TokenSource
 from asgate.client.agent import ServiceAgent
 from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
+from asgate.kernel import logs
 from asgate.samples import cm, gm, mcdata, mcptt
 from asgate.samples.common import Sample, SampleSpec, Verify
 

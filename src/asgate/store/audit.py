@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from asgate.kernel.wire import WireModel
 from asgate.store.group_commit import GroupCommitter
 from asgate.store.schema import audit_events
-from asgate.wire import WireModel
 
 
 class AuditEvent(WireModel):

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from asgate.atrest import sqlite_database
+from asgate.kernel.atrest import sqlite_database
 
 
 def is_sqlite(url: str) -> bool:

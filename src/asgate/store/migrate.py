@@ -17,7 +17,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgate.atrest import FILE_MODE
+from asgate.kernel.atrest import FILE_MODE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: serialises concurrent migrators on one PostgreSQL database.

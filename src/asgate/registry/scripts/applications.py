@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import policy, profiles
 from asgate.registry.models import (
     ApplicationProfile,

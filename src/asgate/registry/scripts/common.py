@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import interfaces, pools
 from asgate.registry.lifecycle import Liveness, State
 from asgate.registry.models import ExternalAppSpec, Grant, ServiceRegistration

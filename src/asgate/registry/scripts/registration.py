@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from asgate.problem import InvalidParam, ProblemError
+from asgate.kernel.problem import InvalidParam, ProblemError
 from asgate.registry import interfaces, lifecycle, pools
 from asgate.registry.lifecycle import Event, State
 from asgate.registry.models import ServiceRegistration

@@ -14,9 +14,9 @@ import yaml
 
 from asgate.access.errors import Refusal, bad_request, render_problem, upstream_refusal
 from asgate.client.notifications import _response as callback_response
-from asgate.problem import InvalidParam, ProblemError, problem_body, render
+from asgate.kernel.problem import InvalidParam, ProblemError, problem_body, render
+from asgate.kernel.web_cors import AllowedOrigins, CorsMiddleware
 from asgate.registry.hub import ack_problem
-from asgate.web_cors import AllowedOrigins, CorsMiddleware
 
 COMMON = Path(__file__).resolve().parents[1] / "src/asgate/registry/openapi/common.yaml"
 

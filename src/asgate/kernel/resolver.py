@@ -4,7 +4,7 @@ answers a harmless address when the URI is stored and 127.0.0.1 when it is calle
 
 Two outbound paths call addresses that others chose: the registry's notifications (aiohttp, through
 :class:`PolicyResolver`) and the service access server's connections to MC service instances
-(:func:`connect_address`). The decisions are :mod:`asgate.uripolicy`'s; this module is the I/O.
+(:func:`connect_address`). The decisions are :mod:`asgate.kernel.uripolicy`'s; this module is the I/O.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from asgate import logs
-from asgate.uripolicy import HostError, HostPolicy, normalise
+from asgate.kernel import logs
+from asgate.kernel.uripolicy import HostError, HostPolicy, normalise
 
-_log = logs.get("asgate.resolver")
+_log = logs.get("asgate.kernel.resolver")
 
 
 class AddressRefused(OSError):

@@ -14,9 +14,9 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.conftest import Provision
 
 BASE = "http://docs.example:8080"

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from asgate.runtime import Runtime
+from asgate.system.runtime import Runtime
 
 METRICS_SCOPE = "asgate-metrics"
 

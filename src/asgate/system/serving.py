@@ -21,10 +21,10 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from asgate import logs
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import HostPort, Settings
+from asgate.kernel import logs
+from asgate.kernel.settings import HostPort, Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 
 _log = logs.get("asgate.serve")
 

@@ -1,11 +1,11 @@
 """Allowed origins are stored as a browser serializes them, and the CORS answers name only what is
-allowed (asgate.cors, pure)."""
+allowed (asgate.kernel.cors, pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from asgate import cors
+from asgate.kernel import cors
 
 
 @pytest.mark.parametrize(

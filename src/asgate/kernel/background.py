@@ -15,9 +15,9 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-from asgate import logs
+from asgate.kernel import logs
 
-_log = logs.get("asgate.background")
+_log = logs.get("asgate.kernel.background")
 GRACE = 5.0  # seconds a loop has to finish its unit of work when the role stops
 _UNWIND = 1.0  # seconds a cancelled loop has to unwind
 

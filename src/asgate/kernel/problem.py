@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from asgate.wire import WireModel
+from asgate.kernel.wire import WireModel
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from asgate.logs import resolve_format
-from asgate.web import routine_request
+from asgate.kernel.logs import resolve_format
+from asgate.kernel.web import routine_request
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_routine_requests(method: str, path: str, status: int, routine: bool) ->
 
 
 _LOG_ONE_LINE = (
-    "from asgate import logs; logs.configure('info', sys.argv[1]); logs.get('t').info('hello', n=1)"
+    "from asgate.kernel import logs; logs.configure('info', sys.argv[1]); logs.get('t').info('hello', n=1)"
 )
 
 

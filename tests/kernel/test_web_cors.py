@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asgate.web_cors import AllowedOrigins
+from asgate.kernel.web_cors import AllowedOrigins
 from tests.conftest import Mint, Provision, bearer
 
 CONSOLE = "https://console.example"

@@ -23,10 +23,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asgate import logs
-from asgate.metrics import Metrics
-from asgate.problem import Cause, InvalidParam, ProblemError, render
-from asgate.wire import WIRE, WireModel
+from asgate.kernel import logs
+from asgate.kernel.metrics import Metrics
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError, render
+from asgate.kernel.wire import WIRE, WireModel
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"

@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asgate import cors
-from asgate.problem import PROBLEM_JSON, problem_body
+from asgate.kernel import cors
+from asgate.kernel.problem import PROBLEM_JSON, problem_body
 
 # The endpoints of a browser application: exact paths, and CSC-14 by prefix.
 PATHS = frozenset(

@@ -31,8 +31,8 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import asgate
-from asgate.problem import Cause, ProblemError
-from asgate.runtime import Runtime
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.system.runtime import Runtime
 
 _PACKAGE = Path(asgate.__file__).parent
 _REF = re.compile(r"""(\$ref:\s*['"]?)([A-Za-z0-9_./-]+\.yaml)(#)""")

@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from asgate.kernel.problem import ProblemDetails
+from asgate.kernel.web import parse_body, query_int, respond
 from asgate.msgin5g.models import ASRegistration, ASRegistrationAck, RegistrationPage
 from asgate.msgin5g.service import ADMIN_SCOPE, SCOPE, MsgsService
-from asgate.problem import ProblemDetails
-from asgate.runtime import Runtime
-from asgate.web import parse_body, query_int, respond
+from asgate.system.runtime import Runtime
 
 API = "msgs-asregistration"
 ADMIN_API = "msgs-admin"

@@ -11,16 +11,16 @@ import httpx
 from aiohttp.abc import AbstractResolver
 from starlette.types import Scope
 
-from asgate.atrest import private_dir
 from asgate.auth import Authenticator, TokenValidator
 from asgate.auth.revocation import Revocations
-from asgate.background import Background
 from asgate.idm.keys import KeyRing
-from asgate.metrics import Metrics
-from asgate.resolver import PolicyResolver, proxy_hosts
-from asgate.settings import Settings
+from asgate.kernel.atrest import private_dir
+from asgate.kernel.background import Background
+from asgate.kernel.metrics import Metrics
+from asgate.kernel.resolver import PolicyResolver, proxy_hosts
+from asgate.kernel.settings import Settings
+from asgate.kernel.uripolicy import HostPolicy, UriPolicy, instance_policy, outbound_policy
 from asgate.store import Store
-from asgate.uripolicy import HostPolicy, UriPolicy, instance_policy, outbound_policy
 
 
 @dataclass

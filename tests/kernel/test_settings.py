@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asgate.settings import HostPort, Settings, SettingsError
+from asgate.kernel.settings import HostPort, Settings, SettingsError
 
 
 def test_defaults_are_a_working_single_machine_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,9 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from asgate.runtime import Runtime
-from asgate.web import build_app
-from asgate.web_cors import AllowedOrigins, CorsMiddleware
+from asgate.kernel.web import build_app
+from asgate.kernel.web_cors import AllowedOrigins, CorsMiddleware
+from asgate.system.runtime import Runtime
 
 
 class Role(Protocol):
@@ -30,9 +30,9 @@ class Role(Protocol):
 
 def _factories() -> dict[str, Callable[[Runtime], Role]]:
     from asgate.access.role import AccessRole
-    from asgate.idm.routes import IdmRole
-    from asgate.msgin5g.routes import MsgsRole
-    from asgate.registry.routes import RegistryRole
+    from asgate.idm.role import IdmRole
+    from asgate.msgin5g.role import MsgsRole
+    from asgate.registry.role import RegistryRole
 
     return {"idm": IdmRole, "msgin5g": MsgsRole, "registry": RegistryRole, "access": AccessRole}
 
@@ -44,8 +44,8 @@ def names() -> list[str]:
 @asynccontextmanager
 async def control_app(rt: Runtime, role_names: Sequence[str] | None = None) -> AsyncIterator[ASGIApp]:
     """The control-plane ASGI app with the given roles started (all by default)."""
-    from asgate.apidocs import DocsRole
-    from asgate.ops import OpsRole
+    from asgate.system.apidocs import DocsRole
+    from asgate.system.ops import OpsRole
 
     factories = _factories()
     unknown = [n for n in role_names or () if n not in factories]

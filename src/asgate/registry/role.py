@@ -14,10 +14,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgate import logs
-from asgate.background import Background
 from asgate.idm.internal import InternalTokens
-from asgate.problem import Cause, ProblemError
+from asgate.kernel import logs
+from asgate.kernel.background import Background
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.kernel.web import JSON, parse_body, query_int, query_problem, respond
 from asgate.registry import admin_routes
 from asgate.registry.discovery import Query
 from asgate.registry.hub import NotificationHub
@@ -31,9 +32,8 @@ from asgate.registry.notify import Notifier
 from asgate.registry.scripts import etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
 from asgate.registry.sync import Pusher, app_snapshot, last_csc15_seq, snapshot
-from asgate.runtime import Runtime
 from asgate.store.audit import AuditEvent
-from asgate.web import JSON, parse_body, query_int, query_problem, respond
+from asgate.system.runtime import Runtime
 
 _log = logs.get("asgate.registry")
 SERVICES = "/mcx-service-registration/v1/services"

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import httpx
 
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 from tests.conftest import Provision, TokenFor, bearer
 
 

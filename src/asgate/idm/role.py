@@ -17,7 +17,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from asgate.auth.guard import REALM, bearer_token, invalid_request
-from asgate.background import Background
 from asgate.idm import csrf, introspection, oidc
 from asgate.idm.introspection import Introspection
 from asgate.idm.keys import ALGORITHMS
@@ -28,10 +27,11 @@ from asgate.idm.pages import LoginForm, error_page, form_post_page, login_page
 from asgate.idm.passwords import SecretVerifier, hash_concurrency
 from asgate.idm.service import ClientThrottle, OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle
-from asgate.logs import get as get_logger
-from asgate.problem import Cause, ProblemError
-from asgate.runtime import Runtime
-from asgate.web import JSON, read_body
+from asgate.kernel.background import Background
+from asgate.kernel.logs import get as get_logger
+from asgate.kernel.problem import Cause, ProblemError
+from asgate.kernel.web import JSON, read_body
+from asgate.system.runtime import Runtime
 
 _FORM = "application/x-www-form-urlencoded"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 import idna
 
-from asgate.problem import Cause, InvalidParam, ProblemError
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 
 if TYPE_CHECKING:
-    from asgate.registry.models import ServiceRegistration
-    from asgate.settings import Settings
+    from asgate.kernel.settings import Settings
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -287,7 +286,26 @@ def refused(pointer: str, reason: str) -> ProblemError:
     )
 
 
-def instance_address_refusals(policy: HostPolicy, registration: ServiceRegistration) -> list[InvalidParam]:
+class Interface(Protocol):
+    """The addresses of one interface of an MC service instance (the registry's
+    ``InterfaceDescription``; a protocol, so that the kernel knows nothing of the registry)."""
+
+    @property
+    def ipv4_addr(self) -> str | None: ...
+
+    @property
+    def ipv6_addr(self) -> str | None: ...
+
+    @property
+    def fqdn(self) -> str | None: ...
+
+
+class Addressed(Protocol):
+    @property
+    def interfaces(self) -> Sequence[Interface]: ...
+
+
+def instance_address_refusals(policy: HostPolicy, registration: Addressed) -> list[InvalidParam]:
     """Every address of a service registration the instance policy refuses (pure; empty: accepted)."""
     refusals: list[InvalidParam] = []
     for index, interface in enumerate(registration.interfaces):
@@ -312,7 +330,7 @@ def instance_address_refusals(policy: HostPolicy, registration: ServiceRegistrat
     return refusals
 
 
-def check_instance_addresses(policy: HostPolicy, registration: ServiceRegistration) -> None:
+def check_instance_addresses(policy: HostPolicy, registration: Addressed) -> None:
     """Refuse a registration (or update) whose instance addresses the policy does not allow: the
     service access server would connect there for external applications (an instance registered
     at 169.254.169.254 turns the SAS into a window on the cloud metadata service)."""

@@ -16,18 +16,18 @@ import pytest
 import structlog
 from sqlalchemy import event
 
-from asgate import background as module
-from asgate.background import GRACE, Background
-from asgate.roles import control_app
-from asgate.runtime import Runtime
-from asgate.settings import Settings
+from asgate.kernel import background as module
+from asgate.kernel.background import GRACE, Background
+from asgate.kernel.settings import Settings
+from asgate.system.roles import control_app
+from asgate.system.runtime import Runtime
 
 
 @pytest.fixture
 def logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     with structlog.testing.capture_logs() as entries:
         # A logger of its own: one used before (and cached) would not reach the capture.
-        monkeypatch.setattr(module, "_log", structlog.get_logger("asgate.background"))
+        monkeypatch.setattr(module, "_log", structlog.get_logger("asgate.kernel.background"))
         yield entries
 
 
