@@ -144,7 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     require("wrk", "taskset")
     runs = [one(backend, stored, args) for backend in args.backends for stored in args.stored]
-    report = {"benchmark": "asreg", "machine": machine(), "runs": runs}
+    report: dict[str, Any] = {"benchmark": "asreg", "machine": machine(), "runs": runs}
     for backend in args.backends:
         p99 = {r["stored"]: r["p99_ms"] for r in runs if r["backend"] == backend}
         if len(p99) > 1:

@@ -13,7 +13,9 @@ import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -134,6 +136,7 @@ def main() -> None:
     parser.add_argument("--source", help="local address to send from (e.g. 127.0.0.2: another client host)")
     args = parser.parse_args()
     started = time.monotonic()
+    runner: Callable[[Coroutine[Any, Any, Result]], Result]
     try:
         import uvloop
 

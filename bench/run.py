@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import missing_tools  # noqa: E402
 
 HERE = Path(__file__).parent
-BENCHMARKS = {
+BENCHMARKS: dict[str, list[Path | str]] = {
     "asreg": [HERE / "asreg.py"],
     "sas": [HERE / "sas.py"],
     "registry": [HERE / "registry.py"],

@@ -102,7 +102,8 @@ def summary(latencies: list[float]) -> dict[str, float]:
 
 async def flood_process(base: str, kind: str, flooders: int) -> None:
     """``--flood``: flood until SIGTERM (or PHASE_LIMIT), then print the answers' counts."""
-    on, done, counts = asyncio.Event(), asyncio.Event(), {}
+    on, done = asyncio.Event(), asyncio.Event()
+    counts: dict[int, int] = {}
     on.set()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     tasks = [asyncio.create_task(flooder(base, kind, on, done, counts, w)) for w in range(flooders)]

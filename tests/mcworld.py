@@ -78,7 +78,7 @@ class World:
                 items = (await self.admin("GET", "/outbox", params={"state": "DELIVERED"})).json()["items"]
                 found = [e for e in items if e["kind"] == "notification" and predicate(e)]
                 if found:
-                    return found[0]
+                    return dict(found[0])
                 await asyncio.sleep(0.1)
 
     def restart(self) -> None:
@@ -139,7 +139,7 @@ async def mc_world(data_dir: Path, samples: tuple[str, ...] = ("gm", "mcptt")) -
         "registry_retry_base": "0.05",
         "registry_retry_max": "0.5",
     }
-    with live_server(data_dir, **settings) as server:
+    with live_server(data_dir, None, **settings) as server:
         first = server.proc
         world = World(server, f"http://127.0.0.1:{sas_port}", SamplesHandle(), samples)
         await asyncio.to_thread(provision, world)

@@ -45,7 +45,7 @@ class Receiver:
             return Response(status_code=self.failures.pop(0))
         body = json.loads(raw) if raw else None
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
-        if request.url.path == "/notify":
+        if request.url.path == "/notify" and body is not None:
             self.received.append(body)
         self.arrived.set()
         return Response(status_code=204)

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -228,7 +229,7 @@ class Backend:
     _on_drop_reused = _on_echo
 
 
-def _headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def _headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     result: dict[str, str] = {}
     for name, value in headers:
         key = name.decode().lower()

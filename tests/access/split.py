@@ -103,7 +103,7 @@ async def split_deployment(
     access_dirs = [tmp_path / f"access-{i + 1}" for i in range(access_servers)]
     for data_dir in access_dirs:
         shutil.copytree(keyring.directory, data_dir / "keys")
-    commands = [
+    commands: list[tuple[Path, tuple[str, ...], int, dict[str, str]]] = [
         (data_dir, ("serve", "access"), control, {
             "issuer": registry_url,
             "sas_registry_url": registry_url,

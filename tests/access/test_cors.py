@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from websockets.typing import Origin, Subprotocol
 
 from asgate.kernel.settings import Settings
 from tests.access.system import System, bearer, running_system
@@ -179,8 +180,8 @@ async def test_a_websocket_from_an_allowed_page_with_the_token_in_the_query(syst
     # RFC 6750 2.3: a browser's WebSocket cannot send Authorization; the token rides in the query.
     async with websockets.connect(
         f"{url}?access_token={system.user_token()}",
-        origin=CONSOLE,
-        subprotocols=["sip"],  # type: ignore[arg-type,list-item]
+        origin=Origin(CONSOLE),
+        subprotocols=[Subprotocol("sip")],
     ) as ws:
         await ws.send("OPTIONS sip:group-1@mc.example SIP/2.0\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\r\n")
         answer = str(await asyncio.wait_for(ws.recv(), 5))
@@ -193,8 +194,8 @@ async def test_a_websocket_from_a_foreign_page_is_refused(system: System) -> Non
     url = profile["serviceLocationInformation"].replace("http://", "ws://") + "/signalling"
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
-            url, origin="https://evil.example", additional_headers=bearer(system.user_token())
-        ):  # type: ignore[arg-type]
+            url, origin=Origin("https://evil.example"), additional_headers=bearer(system.user_token())
+        ):
             pass
     assert refused.value.response.status_code == 403
     assert b"ORIGIN_NOT_ALLOWED" in refused.value.response.body

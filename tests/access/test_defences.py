@@ -236,7 +236,7 @@ async def test_slow_headers_get_408_and_the_connection_closes(
         except ConnectionError:
             break
         await asyncio.sleep(0.05)
-        if client.reader.at_eof() or client.reader._buffer:  # noqa: SLF001 - answered already
+        if client.reader.at_eof() or client.reader._buffer:  # type: ignore[attr-defined]  # noqa: SLF001 - answered already
             break
     status, headers, _ = await client.response()
     assert status == 408 and headers["connection"] == "close"

@@ -263,7 +263,8 @@ async def test_connection_specific_fields_are_refused(sas: Sas) -> None:
         client.h2.send_headers(stream_id, [*fields, (name, value)], end_stream=True)
         await client.send()
         refused = await client.until(lambda f: isinstance(f, GoAwayFrame | RstStreamFrame))
-        assert refused is not None and refused.error_code == ErrorCodes.PROTOCOL_ERROR, name
+        assert isinstance(refused, GoAwayFrame | RstStreamFrame), name
+        assert refused.error_code == ErrorCodes.PROTOCOL_ERROR, name
         assert client.status(stream_id) is None
         client.close()
     assert sas.gate.heads == [] and sas.backends[0].connections == 0

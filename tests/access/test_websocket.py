@@ -104,7 +104,8 @@ async def test_messages_round_trip_through_the_engine(
 ) -> None:
     async with connect(URL.format(ws_sas.port), subprotocols=SUB) as ws:
         assert ws.subprotocol == "mcx.v1"
-        for message in ["hello", b"\x00\x01binary", "x" * 1000]:
+        messages: list[str | bytes] = ["hello", b"\x00\x01binary", "x" * 1000]
+        for message in messages:
             await ws.send(message)
             assert await ws.recv() == message
         await ws.send(["frag", "mented"])  # a fragmented message within the limit

@@ -334,7 +334,7 @@ def _partner(ring: KeyRing, http: httpx.AsyncClient, **config: Any) -> TokenVali
     return validator(ring, trusted=[trusted], http=http)
 
 
-def _partner_token(key: Any, alg: str, kid: str = "r1", typ: str | None = "at+jwt", **kw: Any) -> str:
+def _partner_token(key: Any, alg: str, kid: str | None = "r1", typ: str | None = "at+jwt", **kw: Any) -> str:
     body = claims(iss="https://partner.example", **kw)
     return jwt.encode(body, key, algorithm=alg, headers={"kid": kid, **({"typ": typ} if typ else {})})
 

@@ -117,7 +117,7 @@ def _until(check: Callable[[], bool], timeout: float) -> None:
 @pytest.mark.xdist_group("process")
 def test_the_sidecar_follows_the_tcp_health_check_and_deregisters_on_sigterm(tmp_path: Path) -> None:
     settings = {"registry_missed_heartbeats": "1", "registry_sweep_interval": "0.1"}
-    with live_server(tmp_path / "data", **settings) as server, listening() as (health, port):
+    with live_server(tmp_path / "data", None, **settings) as server, listening() as (health, port):
         server.cli(
             "clients", "add", "gms-1", "--scope", "mcx-service-registration", "--secret", "s3cret",
             "--pool", "GM/gms",

@@ -82,7 +82,7 @@ async def test_no_heartbeats_while_unhealthy_so_the_registry_suspends_then_it_re
 
         health.healthy = True  # within the removal grace: the same instance comes back
         await eventually(lambda: _is(registry, instance_id, "REGISTERED"), 1)
-        assert agent.instance_id == instance_id and agent.state is AgentState.REGISTERED
+        assert (agent.instance_id, agent.state) == (instance_id, AgentState.REGISTERED)
 
 
 async def test_an_update_while_unhealthy_waits_for_health_instead_of_reviving_the_instance(

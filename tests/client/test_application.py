@@ -161,7 +161,7 @@ async def test_authorize_success_partial_and_refusals(
     partial = await console.authorize(ALICE, services=["GM", "CM"])
     assert partial.result == "PARTIAL_SUCCESS"
     assert [(f.service_type, f.cause) for f in partial.failures or []] == [("CM", "SERVICE_NOT_ALLOWED")]
-    refusals = [
+    refusals: list[tuple[dict[str, Any], str]] = [
         ({"mc_service_id": "bob@mc.example", "services": ["GM"]}, "USER_NOT_AUTHORIZED"),
         ({"services": ["CM"]}, "SERVICE_NOT_ALLOWED"),
         ({"services": ["GM:nope"]}, "CAPABILITY_NOT_FOUND"),

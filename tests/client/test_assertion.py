@@ -96,7 +96,7 @@ async def test_a_service_on_service_agent_verifies_in_a_few_lines(app: ASGIApp, 
 
     service = Starlette(
         routes=[Route("/gm/groups", list_groups)],
-        exception_handlers={ProblemError: lambda request, exc: render(exc)},  # type: ignore[arg-type]
+        exception_handlers={ProblemError: lambda request, exc: render(exc)},
     )
     token = _minter(rt).mint("console-1", ALICE, POOL, "", {"mcptt_id": ALICE})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://gm") as client:
@@ -124,7 +124,7 @@ async def test_whatever_the_bytes_a_bad_assertion_is_a_refusal_not_a_crash(
     app: ASGIApp, rt: Runtime, mangle: Any
 ) -> None:
     header, payload, signature = (
-        _minter(rt).mint("console-1", ALICE, POOL, None, {"mcptt_id": ALICE}).decode().split(".")
+        _minter(rt).mint("console-1", ALICE, POOL, "", {"mcptt_id": ALICE}).decode().split(".")
     )
     keys = _keys(app, rt)
     with pytest.raises(SasAssertionError):

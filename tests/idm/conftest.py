@@ -77,7 +77,7 @@ async def alice(add_user: AddUser) -> User:
     return await add_user("alice")
 
 
-def authorize_url(client_id: str = "console-1", **overrides: str | None) -> str:
+def authorize_url(client_id: str | None = "console-1", **overrides: str | None) -> str:
     params: dict[str, str | None] = {
         "response_type": "code",
         "client_id": client_id,
@@ -103,7 +103,7 @@ class Login:
     http: httpx.AsyncClient
 
     async def __call__(
-        self, username: str = "alice", password: str | None = None, **overrides: str | None
+        self, username: str = "alice", password: str | None = None, **overrides: Any
     ) -> dict[str, str]:
         browser = ScriptedBrowser(username, password or f"{username}-password", http=self.http)
         location = await browser.sign_in(authorize_url(**overrides))

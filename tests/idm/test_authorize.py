@@ -32,7 +32,7 @@ async def _post(
     http: httpx.AsyncClient, handle: str, username: str, password: str, **headers: str
 ) -> httpx.Response:
     # The form's token, as the page gave it to this client (its cookie jar holds the browser key).
-    token = csrf.form_token(http.cookies.get(csrf.COOKIE, ""), handle)
+    token = csrf.form_token(http.cookies.get(csrf.COOKIE) or "", handle)
     form = {"handle": handle, "username": username, "password": password, "csrf": token}
     return await http.post("/oauth2/authorize", data=form, headers=headers)
 

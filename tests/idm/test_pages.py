@@ -47,5 +47,5 @@ def test_without_a_valid_source_only_self_is_allowed() -> None:
 def test_a_form_post_page_allows_its_own_target_only() -> None:
     page = form_post_page("https://console.example/cb", {"code": "c&<", "state": "s"})
     assert "form-action 'self' https://console.example;" in page.headers["content-security-policy"]
-    html = page.body.decode()
+    html = bytes(page.body).decode()
     assert 'action="https://console.example/cb"' in html and 'value="c&amp;&lt;"' in html

@@ -142,8 +142,9 @@ def test_pyoidc_signs_in_verifies_the_id_token_and_uses_every_endpoint(
     resource_server = ExtensionClient(client_id="rs-1", client_authn_method=CLIENT_AUTHN_METHOD)
     resource_server.client_secret = "rs-1-secret"
     resource_server.provider_info = client.provider_info
-    resource_server.introspection_endpoint = client.provider_info["introspection_endpoint"]
-    resource_server.revocation_endpoint = client.provider_info["revocation_endpoint"]
+    # pyoidc reads these endpoints from attributes it creates on the fly (typed stubs do not know them).
+    resource_server.introspection_endpoint = client.provider_info["introspection_endpoint"]  # type: ignore[attr-defined]
+    resource_server.revocation_endpoint = client.provider_info["revocation_endpoint"]  # type: ignore[attr-defined]
 
     def introspect(token: str) -> dict[str, Any]:
         answer = resource_server.do_token_introspection(
@@ -156,7 +157,7 @@ def test_pyoidc_signs_in_verifies_the_id_token_and_uses_every_endpoint(
     assert live["username"] == "alice" and "offline_access" in live["scope"]
     revoker = ExtensionClient(client_id=client_id, client_authn_method=CLIENT_AUTHN_METHOD)
     revoker.client_secret = f"{client_id}-secret"
-    revoker.revocation_endpoint = client.provider_info["revocation_endpoint"]
+    revoker.revocation_endpoint = client.provider_info["revocation_endpoint"]  # type: ignore[attr-defined]
     status = revoker.do_token_revocation(
         request_args={"token": refreshed["access_token"], "token_type_hint": "access_token"},
         authn_method="client_secret_basic",

@@ -9,7 +9,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from asgate.system.runtime import Runtime
 
 
 @pytest.fixture
-def logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, Any]]]:
     with structlog.testing.capture_logs() as entries:
         # A logger of its own: one used before (and cached) would not reach the capture.
         monkeypatch.setattr(module, "_log", structlog.get_logger("asgate.kernel.background"))
@@ -68,7 +68,7 @@ async def test_stop_lets_the_unit_of_work_under_way_finish_and_wakes_the_waiting
 
 
 async def test_stop_cancels_a_loop_still_busy_after_the_grace_and_names_it(
-    logged: list[dict[str, Any]],
+    logged: list[MutableMapping[str, Any]],
 ) -> None:
     background = Background()
 

@@ -76,7 +76,7 @@ def test_the_builder_names_every_field_once() -> None:
 def test_the_apis_renderer(error: ProblemError) -> None:
     response = render(error, instance="/mcx-registry/v1/x")
     assert response.media_type == "application/problem+json"
-    body = _valid(json.loads(response.body), error.status)
+    body = _valid(json.loads(bytes(response.body)), error.status)
     assert body["instance"] == "/mcx-registry/v1/x"
 
 

@@ -3,6 +3,7 @@ OAuth2 client with a real token, and a sample GM registration."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -117,9 +118,7 @@ async def approve_interfaces(rt: Runtime, pools: Sequence[str], versions: list[V
         service_type, _, service_name = pool.partition("/")
         item = (service_type, service_name)
         await rt.store.write(
-            lambda tx, pool=item: _SCRIPTS.put_pool_interface(
-                tx, actor="ops", pool=pool, versions=versions, now=now
-            )
+            functools.partial(_SCRIPTS.put_pool_interface, actor="ops", pool=item, versions=versions, now=now)
         )
 
 

@@ -318,5 +318,5 @@ async def outbox_entry(
             ).json()["items"]
             found = [e for e in outbox if e["kind"] == "notification" and predicate(e)]
             if found:
-                return found[0]
+                return dict(found[0])
             await asyncio.sleep(0.05)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from tests.registry.conftest import gm_registration, register
 
 
 @pytest.fixture
-def requests_logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def requests_logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, Any]]]:
     """The ``request`` lines the middleware writes, with their level (every level kept)."""
     capture = LogCapture()
     logger = structlog.wrap_logger(
@@ -29,7 +29,7 @@ def requests_logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, 
     yield capture.entries
 
 
-def _levels(entries: list[dict[str, Any]], method: str, suffix: str) -> list[tuple[int, str]]:
+def _levels(entries: list[MutableMapping[str, Any]], method: str, suffix: str) -> list[tuple[int, str]]:
     return [
         (entry["status"], entry["log_level"])
         for entry in entries
@@ -38,7 +38,7 @@ def _levels(entries: list[dict[str, Any]], method: str, suffix: str) -> list[tup
 
 
 async def test_a_successful_heartbeat_logs_at_debug_other_requests_at_info(
-    http: httpx.AsyncClient, tokens: dict[str, str], requests_logged: list[dict[str, Any]]
+    http: httpx.AsyncClient, tokens: dict[str, str], requests_logged: list[MutableMapping[str, Any]]
 ) -> None:
     location = (await register(http, tokens["gms-1"], gm_registration())).headers["location"]
     assert (await http.put(f"{location}/heartbeat", headers=bearer(tokens["gms-1"]))).status_code == 204

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -13,8 +15,8 @@ from tests.registry.conftest import DOCS, SERVICES, gm_registration, register
 SPEC = DOCS / "service-registration.yaml"
 
 
-async def call(http: httpx.AsyncClient, method: str, url: str, token: str, **kw: object) -> httpx.Response:
-    response = await http.request(method, url, headers={**bearer(token), **kw.pop("headers", {})}, **kw)  # type: ignore[arg-type]
+async def call(http: httpx.AsyncClient, method: str, url: str, token: str, **kw: Any) -> httpx.Response:
+    response = await http.request(method, url, headers={**bearer(token), **kw.pop("headers", {})}, **kw)
     contract.check(SPEC, response)
     return response
 
@@ -78,7 +80,7 @@ async def test_register_returns_the_stored_instance_with_location_and_etag(
     ],
 )
 async def test_bad_registrations_are_400_with_a_pointer(
-    http: httpx.AsyncClient, tokens: dict[str, str], change: dict[str, object], pointer: str
+    http: httpx.AsyncClient, tokens: dict[str, str], change: dict[str, Any], pointer: str
 ) -> None:
     response = await call(http, "POST", SERVICES, tokens["gms-1"], json=gm_registration(**change))
     assert response.status_code == 400

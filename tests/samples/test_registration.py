@@ -39,6 +39,6 @@ async def test_each_instance_registers_its_own_port_in_its_pool_and_deregisters_
         await asyncio.sleep(0.2)
         assert await registry.status(ids["gm-2"]) in ("REGISTERED", "SUSPENDED")  # a crash: no DELETE
 
-    for instance in ("gm-1", "mcdata-1", "mcptt-1"):
-        assert await registry.status(ids[instance]) is None
+    for name in ("gm-1", "mcdata-1", "mcptt-1"):
+        assert await registry.status(ids[name]) is None
     assert await registry.status(ids["gm-2"]) is not None

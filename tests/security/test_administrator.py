@@ -9,6 +9,8 @@ nothing; what the administrator does is audited under the administrator's name.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -16,7 +18,7 @@ from asgate.system.runtime import Runtime
 from tests.conftest import Mint, bearer
 
 ADMIN = "/mcx-registry-admin/v1"
-OPERATIONS = [
+OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", f"{ADMIN}/apps", None),
     ("PUT", f"{ADMIN}/apps/console-1", {"allowedServices": [{"serviceType": "GM"}]}),
     ("DELETE", f"{ADMIN}/apps/console-1", None),

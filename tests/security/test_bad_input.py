@@ -290,7 +290,7 @@ async def test_a_non_ascii_digit_in_a_numeric_header_is_400(
     response = await http.request(
         "DELETE",
         "/mcx-access-profiles/v1/app-profiles/p1",
-        headers={k: v.encode("latin-1") for k, v in headers.items()},
+        headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
     )
     assert response.status_code == 400, response.text
     assert response.json()["invalidParams"][0]["param"] == "header asgate-sequence"

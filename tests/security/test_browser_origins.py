@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from asgate.kernel.settings import Settings
 from tests.access.system import System, bearer, running_system
@@ -114,16 +115,17 @@ async def test_a_websocket_from_a_foreign_origin_is_refused_even_with_a_valid_to
     url = profile["serviceLocationInformation"].replace("http://", "ws://") + "/signalling"
     token = system.user_token()
     for origin in ["https://evil.example", "null", "https://console.example.evil.example"]:
-        for attempt in (
+        attempts: list[dict[str, Any]] = [
             {"additional_headers": bearer(token)},
             {"uri": f"{url}?access_token={token}"},
-        ):
+        ]
+        for attempt in attempts:
             with pytest.raises(websockets.InvalidStatus) as refused:
                 async with websockets.connect(
                     attempt.get("uri", url),
-                    origin=origin,
+                    origin=Origin(origin),
                     additional_headers=attempt.get("additional_headers"),
-                ):  # type: ignore[arg-type]
+                ):
                     pass
             assert refused.value.response.status_code == 403, origin
             assert b"ORIGIN_NOT_ALLOWED" in refused.value.response.body

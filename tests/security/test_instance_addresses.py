@@ -202,7 +202,7 @@ async def _registered(db: Path, count: int, timeout: float = 20.0) -> int:
 async def test_only_up_with_samples_allows_loopback_and_says_so(tmp_path: Path) -> None:
     shipped = {"outbound_allow_loopback": "false", "instance_allow_loopback": "false"}
     data = tmp_path / "samples"
-    with live_server(data, args=["--samples", "--samples-port", "0"], **shipped) as server:
+    with live_server(data, None, args=["--samples", "--samples-port", "0"], **shipped) as server:
         assert await _registered(data / "asgate.db", 5) == 5  # the samples on 127.0.0.1
         deadline = time.monotonic() + 10
         while LOOPBACK_ALLOWED not in server.log.read_text() and time.monotonic() < deadline:
@@ -211,7 +211,7 @@ async def test_only_up_with_samples_allows_loopback_and_says_so(tmp_path: Path) 
         assert server.kill(signal.SIGTERM) == 0
     # Plain `asgate up`: the shipped policy; an instance on 127.0.0.1 is refused, nothing stored.
     data = tmp_path / "plain"
-    with live_server(data, **shipped) as server:
+    with live_server(data, None, **shipped) as server:
         server.cli("clients", "add", "gms-1", "--secret", "gms-1-secret-0123456789abcdef",
                    "--scope", "mcx-service-registration")  # fmt: skip
         async with httpx.AsyncClient(base_url=server.url) as client:

@@ -83,11 +83,12 @@ async def outbox(system: System) -> int:
 async def push_one(
     system: System, sequence: str, previous: str, token: dict[str, str] | None = None, **kw: Any
 ) -> httpx.Response:
-    headers = {
+    fields = {
         **(token or registry_token(system)),
-        "Asgate-Sequence": sequence.encode(),
+        "Asgate-Sequence": sequence,  # as UTF-8 bytes: some of the malformed ones are not ASCII
         "Asgate-Previous-Sequence": previous,
     }
+    headers = [(name.encode(), value.encode()) for name, value in fields.items()]
     body = profile(appProfileId="forged", appProfileIndex=9999, appId="console-1").dump()
     return await system.http.put(f"{system.api}{API}/app-profiles/forged", json=body, headers=headers, **kw)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
 from asgate.store import Store
+from asgate.store.tx import Tx
 
 
 async def test_append_then_scan_in_order_with_filters(store: Store) -> None:
@@ -48,10 +50,12 @@ async def test_a_failed_unit_of_work_takes_its_audit_rows_with_it(store: Store) 
     assert [e.actor for e in await store.audit.scan()] == ["dave"]
 
 
+def _append(tx: Tx, actor: str) -> None:
+    tx.audit.append(actor, "x.y", "r")
+
+
 async def test_concurrent_appends_are_all_durable(store: Store) -> None:
-    await asyncio.gather(
-        *(store.write(lambda tx, i=i: tx.audit.append(f"u{i}", "x.y", "r")) for i in range(200))
-    )
+    await asyncio.gather(*(store.write(functools.partial(_append, actor=f"u{i}")) for i in range(200)))
     assert len(await store.audit.scan(limit=1000)) == 200
 
 

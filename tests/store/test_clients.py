@@ -13,7 +13,7 @@ from asgate.store.tx import Tx
 
 def client(client_id: str, **kw: object) -> Client:
     now = datetime.now(UTC)
-    return Client(client_id=client_id, scopes=("msgs-asregistration",), created_at=now, updated_at=now, **kw)  # type: ignore[arg-type]
+    return Client(client_id=client_id, scopes=("msgs-asregistration",), created_at=now, updated_at=now, **kw)
 
 
 async def test_add_get_list_remove(store: Store) -> None:

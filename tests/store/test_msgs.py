@@ -7,6 +7,7 @@ tests/msgin5g/test_decisions.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from asgate.idm.models import Client
 from asgate.msgin5g.models import ASProfile, Registration
 from asgate.store import Store
 from asgate.store.ids import new_id
+from asgate.store.tx import Tx
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +41,7 @@ def reg(as_svc_id: str, client_id: str = "as-1", **kw: object) -> Registration:
         as_svc_id=as_svc_id,
         client_id=client_id,
         registered_at=datetime.now(UTC),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -87,9 +89,13 @@ async def test_delete_returns_the_deleted_registration_once(store: Store) -> Non
     assert await store.registrations.get(r.registration_id) is None
 
 
+def _put(tx: Tx, r: Registration) -> None:
+    tx.registrations.put(r)
+
+
 async def test_concurrent_writes_are_all_durable(store: Store) -> None:
     regs = [reg(f"AS{i}") for i in range(300)]
-    await asyncio.gather(*(store.write(lambda tx, r=r: tx.registrations.put(r)) for r in regs))
+    await asyncio.gather(*(store.write(functools.partial(_put, r=r)) for r in regs))
     assert await store.registrations.count() == 300
     ids = {r.registration_id for r in await store.registrations.scan(limit=1000)}
     assert ids == {r.registration_id for r in regs}
@@ -116,7 +122,7 @@ async def test_scan_pages_in_creation_order_with_a_cursor_and_filters(store: Sto
     for i in range(25):
         r = reg(f"P{i:02d}", client_id="as-1" if i % 2 else "as-2")
         regs.append(r.model_copy(update={"registered_at": base + timedelta(seconds=i)}))
-        await store.write(lambda tx, r=regs[-1]: tx.registrations.put(r))
+        await store.write(functools.partial(_put, r=regs[-1]))
     page1 = await store.registrations.scan(limit=10)
     page2 = await store.registrations.scan(limit=10, after=page1[-1].registration_id)
     page3 = await store.registrations.scan(limit=10, after=page2[-1].registration_id)
