@@ -113,21 +113,31 @@ def forget_worker(pid: int, path: Path) -> None:
 
 class WorkerMetrics(Collector):
     """The data-plane workers' ``asgate_sas_*`` metrics, summed over the worker processes from their
-    multiprocess files (their other metrics, e.g. of their store, are not the data plane's)."""
+    multiprocess files (their other metrics, e.g. of their store, are not the data plane's). A metric
+    no worker has counted yet is shown without samples, as a single process shows it."""
 
     def __init__(self, path: Path) -> None:
         # prometheus_client's multiprocess module has no type annotations.
         self._files = MultiProcessCollector(None, path=str(path))  # type: ignore[no-untyped-call]
+        self._declared = list(SasMetrics().registry.collect())
 
     def collect(self) -> Iterator[Metric]:
         families: Iterable[Metric] = self._files.collect()  # type: ignore[no-untyped-call]
+        seen: set[str] = set()
         for family in families:
             if not family.name.startswith(PREFIX):
                 continue
+            seen.add(family.name)
             if family.name == OPEN:
                 yield from _open_connections(family)
             else:
                 yield family
+        for declared in self._declared:
+            if declared.name not in seen:
+                if declared.name == OPEN:
+                    yield from _open_connections(Metric(OPEN, "", "gauge"))
+                else:
+                    yield Metric(declared.name, declared.documentation, declared.type)
 
 
 def _open_connections(family: Metric) -> Iterator[Metric]:
