@@ -25,6 +25,7 @@ from tests.access.system import bearer
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "asgate.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+OPERATIONS = ROOT / "docs" / "operations.md"
 # Series Prometheus itself makes for every target.
 SYNTHETIC = {"up"}
 # Names in PromQL that are not metrics: keywords and aggregation modifiers (functions are followed by "(").
@@ -67,6 +68,25 @@ def metric_names(expr: str) -> set[str]:
         if call is None and name.lower() not in KEYWORDS:
             names.add(name)
     return names
+
+
+def documented_metrics() -> set[str]:
+    """The metric names in the first column of the tables of docs/operations.md's "## Monitoring"."""
+    text = OPERATIONS.read_text(encoding="utf-8")
+    start = text.index("\n## Monitoring\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    rows = re.findall(r"^\| ([^|]*) \|", section, re.MULTILINE)
+    return {name for row in rows for name in re.findall(r"`(asgate_\w+)`", row)}
+
+
+def families(text: str) -> set[str]:
+    """asgate's metric families as documented: counters with _total, the others by their name."""
+    return {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in text_string_to_metric_families(text)
+        # (a counter's or histogram's _created is a gauge family of its own in the text format)
+        if family.name.startswith("asgate_") and not family.name.endswith("_created")
+    }
 
 
 def exposed(text: str) -> set[str]:
@@ -147,6 +167,10 @@ async def test_every_metric_the_dashboard_and_the_alerts_name_is_exposed(tmp_pat
         access = await split.http.get(f"{split.access[0].url}/metrics")
         assert control.status_code == 200 and access.status_code == 200
         names = exposed(control.text) | exposed(access.text) | SYNTHETIC
+        all_families = families(control.text) | families(access.text)
+    # docs/operations.md lists every metric a control plane and an access server expose.
+    assert all_families - documented_metrics() == set()
+    assert documented_metrics() - all_families == set()
     for source, queries in (
         ("deploy/grafana/asgate.json", dashboard_queries()),
         ("deploy/prometheus/alerts.yml", [rule["expr"] for rule in alert_rules()]),

@@ -71,6 +71,7 @@ async def test_the_workers_counters_are_summed_on_the_access_servers_metrics(tmp
         assert len(per_worker) == 2  # one series per live worker, labelled by its pid
         # Both workers served, and /metrics shows their sum (never one worker's count alone).
         metrics_dir = tmp_path / "access-1" / "sas-metrics"
+        assert metrics_dir.stat().st_mode & 0o777 == 0o700  # no other local user reads or forges them
         served = served_per_worker(metrics_dir)
         assert len(served) == 2 and all(n > 0 for n in served.values()) and sum(served.values()) == REQUESTS
         # Kill one worker: the parent restarts it; what it counted stays in the sum, its gauges go.
