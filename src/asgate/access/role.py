@@ -36,7 +36,10 @@ class AccessRole:
             pool_options=PoolOptions.from_settings(s), path=s.data_dir / "sas-state.json"
         )
         self.audit = AuditBuffer()
-        self.metrics = SasMetrics(rt.metrics.registry)
+        # sas_workers > 1: the workers serve and count; /metrics shows their sum (WorkerMetrics), so
+        # this process's unused data-plane metrics stay off the runtime's registry.
+        workers = s.sas_workers > 1
+        self.metrics = SasMetrics(None if workers else rt.metrics.registry)
         self.gate = SasGate.configured(
             s, self.state, rt.validator, keyring=rt.keyring, metrics=self.metrics, audit=self.audit.add
         )
@@ -73,7 +76,9 @@ class AccessRole:
             else None
         )
         # sas_workers > 1: separate data-plane processes follow the state file this process writes.
-        self.workers = WorkerProcesses(s, s.sas_workers, s.config_file) if s.sas_workers > 1 else None
+        self.workers = (
+            WorkerProcesses(s, s.sas_workers, s.config_file, rt.metrics.registry) if workers else None
+        )
         self.background = Background()
 
     def routes(self) -> list[BaseRoute]:

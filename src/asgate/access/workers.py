@@ -4,6 +4,10 @@ The process running the access role keeps the CSC-15 server and writes the state
 is a separate ``asgate sas-worker`` process (started, not forked, so it inherits no threads or event
 loop) that binds the data-plane port with SO_REUSEPORT (the kernel spreads connections over the
 workers), follows the state file, and validates tokens itself. The parent restarts a worker that dies.
+
+Each worker keeps its metrics in Prometheus multiprocess files in ``<data_dir>/sas-metrics`` (emptied
+when the parent starts; a dead worker's gauges are dropped), which the parent's ``/metrics`` sums
+(:class:`asgate.access.metrics.WorkerMetrics`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from asgate.access.gate import AuditBuffer, SasGate
-from asgate.access.metrics import SasMetrics
+from asgate.access.metrics import SasMetrics, WorkerMetrics, forget_worker, fresh_directory
 from asgate.access.options import EngineOptions, PoolOptions
 from asgate.access.server import AccessServer
 from asgate.access.state import AccessState
@@ -111,9 +117,22 @@ def _audit_rows(tx: Tx, *, rows: list[dict[str, object]]) -> None:
 class WorkerProcesses:
     """The parent's side: start ``count`` workers, restart any that dies, stop them on shutdown."""
 
-    def __init__(self, settings: Settings, count: int, config: Path | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        config: Path | None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.count = count
         self.config = config
+        self.metrics_dir = settings.data_dir.resolve() / "sas-metrics"
+        self.registry = registry
+        r = registry if registry is not None else CollectorRegistry()
+        self._live = Gauge("asgate_sas_workers", "Data-plane worker processes running", registry=r)
+        self._restarts = Counter(
+            "asgate_sas_worker_restarts", "Data-plane workers restarted after they died", registry=r
+        )
         self.env = {
             **os.environ,
             "ASGATE_DATA_DIR": str(settings.data_dir.resolve()),
@@ -122,6 +141,7 @@ class WorkerProcesses:
             "ASGATE_ISSUER": settings.token_issuer,
             # `asgate up --samples` allows loopback instances on its command line, not in the env.
             "ASGATE_INSTANCE_ALLOW_LOOPBACK": str(settings.instance_allow_loopback).lower(),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }
         if settings.database_schema:
             self.env["ASGATE_DATABASE_SCHEMA"] = settings.database_schema
@@ -135,7 +155,11 @@ class WorkerProcesses:
         return await asyncio.create_subprocess_exec(*args, "sas-worker", env=self.env)
 
     async def start(self) -> None:
+        fresh_directory(self.metrics_dir)
+        if self.registry is not None:
+            self.registry.register(WorkerMetrics(self.metrics_dir))
         self.procs = [await self._spawn() for _ in range(self.count)]
+        self._live.set(len(self.procs))
         self._background.spawn(self._supervise(), "sas-workers")
         _log.info("sas workers started", workers=self.count, pids=[p.pid for p in self.procs])
 
@@ -144,6 +168,8 @@ class WorkerProcesses:
             for index, proc in enumerate(self.procs):
                 if proc.returncode is not None and self._background.running:
                     _log.warning("sas worker died; restarting", pid=proc.pid, status=proc.returncode)
+                    forget_worker(proc.pid, self.metrics_dir)
+                    self._restarts.inc()
                     self.procs[index] = await self._spawn()
             if not await self._background.pause(0.5):
                 return
@@ -161,3 +187,5 @@ class WorkerProcesses:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+            forget_worker(proc.pid, self.metrics_dir)
+        self._live.set(0)

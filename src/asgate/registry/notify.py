@@ -47,7 +47,7 @@ class Notifier:
         retry_max: float = 300.0,
         lease: float = 30.0,
         clock: Callable[[], float] = time.time,
-        on_delivery: Callable[[str], None] | None = None,
+        on_delivery: Callable[[str, db.Delivery], None] | None = None,
     ) -> None:
         self._store = store
         self._policy = policy
@@ -104,8 +104,8 @@ class Notifier:
             ]
             await self._store.write(lambda tx: _outcomes(tx, delivered=delivered, failed=failed, now=now))
             if self._on_delivery is not None:
-                for error in errors:
-                    self._on_delivery("delivered" if error is None else "failed")
+                for d, error in zip(due, errors, strict=True):
+                    self._on_delivery("delivered" if error is None else "failed", d)
         return len(due)
 
     async def _deliver(self, delivery: db.Delivery) -> str | None:

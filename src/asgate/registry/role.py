@@ -23,13 +23,14 @@ from asgate.registry import admin_routes
 from asgate.registry.discovery import Query
 from asgate.registry.hub import NotificationHub
 from asgate.registry.lifecycle import Liveness
+from asgate.registry.metrics import RegistryMetrics
 from asgate.registry.models import (
     AuthorizationRequest,
     ServiceInformationList,
     ServiceRegistration,
 )
 from asgate.registry.notify import Notifier
-from asgate.registry.scripts import etag
+from asgate.registry.scripts import CSC15_KINDS, etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
 from asgate.registry.sync import Pusher, app_snapshot, last_csc15_seq, snapshot
 from asgate.store.audit import AuditEvent
@@ -48,6 +49,7 @@ class RegistryRole:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         s = rt.settings
+        self.metrics = RegistryMetrics(rt.metrics, rt.store, CSC15_KINDS)
         self.hub = NotificationHub(owner=self._notification_owner, on_refused=self._ack_refused)
         self.service = RegistryService(
             rt.store,
@@ -68,6 +70,7 @@ class RegistryRole:
             timeout=s.registry_notify_timeout,
             retry_base=s.registry_retry_base,
             retry_max=s.registry_retry_max,
+            on_delivery=self.metrics.delivered,
         )
         targets = list(s.registry_sas_push_urls) or ([s.public_root] if "access" in rt.role_names else [])
         tokens = InternalTokens(
@@ -141,8 +144,9 @@ class RegistryRole:
 
     async def register(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, SERVICE_SCOPE)
-        body = await parse_body(request, ServiceRegistration, self.rt.settings.max_body_bytes)
-        instance = await self.service.register(principal, body)
+        with self.metrics.registration("register"):
+            body = await parse_body(request, ServiceRegistration, self.rt.settings.max_body_bytes)
+            instance = await self.service.register(principal, body)
         location = f"{self.rt.api_root(request.scope)}{SERVICES}/{instance.service_instance_id}"
         return respond(instance, 201, {"Location": location, "ETag": etag(1)})
 
@@ -153,25 +157,32 @@ class RegistryRole:
 
     async def update(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, SERVICE_SCOPE)
-        body = await parse_body(request, ServiceRegistration, self.rt.settings.max_body_bytes)
-        instance, version = await self.service.update(
-            principal, request.path_params["serviceInstanceId"], body, request.headers.get("if-match")
-        )
+        with self.metrics.registration("update"):
+            body = await parse_body(request, ServiceRegistration, self.rt.settings.max_body_bytes)
+            instance, version = await self.service.update(
+                principal, request.path_params["serviceInstanceId"], body, request.headers.get("if-match")
+            )
         return respond(instance, headers={"ETag": etag(version)})
 
     async def deregister(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, SERVICE_SCOPE)
-        await self.service.deregister(principal, request.path_params["serviceInstanceId"])
+        with self.metrics.registration("deregister"):
+            await self.service.deregister(principal, request.path_params["serviceInstanceId"])
         return respond(None, 204)
 
     async def heartbeat(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, SERVICE_SCOPE)
-        await self.service.heartbeat(principal, request.path_params["serviceInstanceId"])
+        with self.metrics.heartbeat():
+            await self.service.heartbeat(principal, request.path_params["serviceInstanceId"])
         return respond(None, 204)
 
     # ------------------------------------------------------------ mcx-registry (CSC-14)
 
     async def service_information(self, request: Request) -> Response:
+        with self.metrics.discovering():
+            return await self._service_information(request)
+
+    async def _service_information(self, request: Request) -> Response:
         principal = await self.rt.authenticate(request, APP_SCOPE)
         query = request.query_params
         mc_service_id = query.get("mc-service-id")

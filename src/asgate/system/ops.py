@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -51,4 +51,4 @@ class OpsRole:
         # Prometheus authenticates with its `oauth2` scrape option (client credentials, this scope).
         if not self.rt.settings.metrics_public:
             await self.rt.authenticate(request, METRICS_SCOPE)
-        return Response(generate_latest(self.rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await self.rt.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)

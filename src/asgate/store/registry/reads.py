@@ -29,6 +29,7 @@ from asgate.store.registry._rows import (
     target,
 )
 from asgate.store.registry.changes import last_of
+from asgate.store.registry.stats import RegistryStats, read_stats
 from asgate.store.schema_registry import (
     app_profile_versions,
     app_profiles,
@@ -189,3 +190,9 @@ class RegistryStore:
     async def targets(self) -> list[TargetState]:
         rows = await self._rows(select(sas_targets).order_by(sas_targets.c.url))
         return [target(r) for r in rows]
+
+    async def stats(self, kinds: Sequence[str]) -> RegistryStats:
+        """Instances by state, the outbox's pending notifications, the newest change of ``kinds``
+        and each access server's acknowledged sequence (the registry's gauges)."""
+        async with self._engine.connect() as conn:
+            return await read_stats(conn, kinds)
