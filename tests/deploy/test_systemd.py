@@ -36,7 +36,6 @@ HARDENING = {
     "CapabilityBoundingSet": "",
     "RestrictSUIDSGID": "yes",
     "SystemCallArchitectures": "native",
-    "EnvironmentFile": "/etc/asgate/asgate.env",
 }
 
 
@@ -70,6 +69,9 @@ def test_every_unit_is_hardened(name: str) -> None:
     unit = service(name)
     for key, want in HARDENING.items():
         assert unit.get(key) == [want], f"{name}: {key}={unit.get(key)}, want {want!r}"
+    # The deployment's shared settings first; a node's own file (optional, "-") may follow.
+    assert unit["EnvironmentFile"][0] == "/etc/asgate/asgate.env"
+    assert all(f.startswith("-/etc/asgate/") for f in unit["EnvironmentFile"][1:])
     assert "~@privileged" in unit["SystemCallFilter"] and "@system-service" in unit["SystemCallFilter"]
 
 
@@ -101,6 +103,18 @@ def test_the_units_run_real_commands_in_order() -> None:
 
 def _variables(name: str) -> dict[str, str]:
     return dict(v.split("=", 1) for v in service(name).get("Environment", []))
+
+
+def test_each_unit_has_its_own_data_directory_and_listeners_that_do_not_collide() -> None:
+    dirs = {_variables(name)["ASGATE_DATA_DIR"] for name in ALL}
+    assert len(dirs) == len(ALL) and all(d.startswith("%S/asgate/") for d in dirs)  # in StateDirectory
+    ports = [
+        v.rpartition(":")[2]
+        for name in SERVERS
+        for k, v in _variables(name).items()
+        if k in ("ASGATE_LISTEN", "ASGATE_SAS_LISTEN")
+    ]
+    assert len(ports) == 3 and len(set(ports)) == 3  # a control plane and an access server on one node
 
 
 def test_the_servers_read_the_key_encryption_key_as_a_credential() -> None:
