@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check fmt bench screenshots clean venv
+.PHONY: run test check fmt bench screenshots image clean venv
 
 venv: $(STAMP)
 
@@ -44,6 +44,14 @@ bench: $(BENCH_STAMP)
 # docs/images/login-phone*.png: the login page at 360x740, light and dark (needs chromium).
 screenshots: $(STAMP)
 	$(BIN)/python -m tests.idm.screenshots
+
+# The OCI image (deploy/Containerfile) with docker or podman; `make test` never needs either.
+CONTAINER ?= $(shell command -v docker || command -v podman)
+IMAGE     ?= asgate:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+image:
+	@test -n "$(CONTAINER)" || { echo "make image needs docker or podman"; exit 1; }
+	$(CONTAINER) build -f deploy/Containerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

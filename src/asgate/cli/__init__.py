@@ -15,6 +15,7 @@ AsgateGroup.lazy = {
     "clients": "asgate.cli.clients:clients",
     "users": "asgate.cli.bulk:users",
     "keys": "asgate.cli.keys:keys",
+    "db": "asgate.cli.db:db",
     "as": "asgate.cli.msgs:as_group",
     "agent": "asgate.cli.agent:agent",
     "app": "asgate.cli.app:app",

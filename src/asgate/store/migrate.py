@@ -48,8 +48,8 @@ def _current(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def head() -> str:
-    """The newest revision: the one no migration file names as its down_revision."""
+def known_revisions() -> dict[str, str | None]:
+    """Every revision this version knows, each with its down_revision (read without Alembic)."""
     revisions: dict[str, str | None] = {}
     for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
         found: dict[str, Any] = {}
@@ -58,6 +58,12 @@ def head() -> str:
             if sep and name in ("revision", "down_revision"):
                 found[name] = ast.literal_eval(value)
         revisions[found["revision"]] = found["down_revision"]
+    return revisions
+
+
+def head() -> str:
+    """The newest revision: the one no migration file names as its down_revision."""
+    revisions = known_revisions()
     heads = set(revisions) - {down for down in revisions.values() if down}
     if len(heads) != 1:
         raise RuntimeError(f"migrations must form one chain, heads: {sorted(heads)}")
