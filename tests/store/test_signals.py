@@ -122,3 +122,18 @@ def _at() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_a_forged_signal_carries_nothing(
+    stores: tuple[Store, Store], listening: tuple[Listener, Heard]
+) -> None:
+    listener, heard = listening
+    forger = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
+    try:
+        for payload in ('{"app": "console-1", "ack": 1}', "DROP TABLE notifications", "x" * 7000, OUTBOX):
+            await forger.execute("SELECT pg_notify($1, $2)", listener.channel, payload)
+    finally:
+        await forger.close()
+    await heard.wait(OUTBOX)
+    assert heard.topics == [RECONNECTED, OUTBOX]  # only a known topic, and it is only a wake-up
+    assert await stores[0].registry.deliveries() == []
