@@ -6,6 +6,8 @@ own engine, group committer, roles and loops) in this test process, over a real 
 - two notifiers delivering from one outbox send each notification once; one that dies with
   notifications leased leaves them to the other once the lease is over;
 - two processes sweeping liveness at once apply each transition once.
+
+The first test runs again with two real ``asgate serve registry`` processes.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +38,7 @@ from asgate.runtime import Runtime
 from asgate.serving import _Server
 from asgate.settings import Settings
 from tests.conftest import Mint, bearer
-from tests.live import free_port
+from tests.live import ASGATE, free_port, server_env, wait_healthy
 from tests.receiver import Receiver
 from tests.registry.conftest import (
     ADMIN,
@@ -237,3 +242,76 @@ async def test_two_processes_sweeping_at_once_apply_each_transition_once(
         [f"GM/{p}" for p in pools] * 2
     )
     assert await rt.store.registry.instances() == []
+
+
+@contextlib.contextmanager
+def registry_process(data_dir: Path, database: dict[str, Any], **settings: str) -> Iterator[str]:
+    """``asgate serve registry`` on a free port; its URL."""
+    port = free_port()
+    env = server_env(data_dir, database, listen=f"127.0.0.1:{port}", **settings)
+    log = data_dir / f"registry-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*ASGATE, "serve", "registry"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc, log, timeout=60)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_two_real_processes_a_change_through_one_reaches_a_websocket_on_the_other_at_once(
+    backend: str, database: dict[str, Any], settings: Settings, rt: Runtime, tokens: dict[str, str]
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("one process per SQLite database")
+    # Both processes share the test's keys (data_dir) and issuer, so the minted tokens are good.
+    same = {
+        "issuer": settings.token_issuer,
+        "registry_poll_interval": str(POLL),
+        "registry_sas_ack_wait": "0",
+    }
+    with (
+        registry_process(settings.data_dir, database, **same) as a,
+        registry_process(settings.data_dir, database, **same) as b,
+    ):
+        async with httpx.AsyncClient(base_url=a, timeout=10) as http:
+            assert (await register(http, tokens["gms-1"], gm_registration())).status_code == 201
+            assert (await admin_app(http, tokens["ops"], "console-1")).status_code == 201
+            assert (await admin_grant(http, tokens["ops"], "console-1", ALICE)).status_code == 201
+            body = {
+                "mcServiceId": ALICE,
+                "requestType": "AUTHORIZE",
+                "servicesCapabilitiesInformation": [{"serviceType": "GM"}],
+                "websocketNotification": True,
+            }
+            authorized = await http.post(
+                f"{REGISTRY}/authorizations", json=body, headers=bearer(tokens["console-1"])
+            )
+            assert authorized.status_code == 200, authorized.text
+            (profile,) = authorized.json()["applicationProfiles"]
+            url = f"{b.replace('http', 'ws', 1)}{REGISTRY}/notifications"
+            async with websockets.connect(url, additional_headers=bearer(tokens["console-1"])) as ws:
+                await asyncio.sleep(0.3)
+                started = time.monotonic()
+                edit = await http.put(
+                    f"{ADMIN}/app-profiles/{profile['appProfileId']}",
+                    json={"maxPriority": "mcpttp.7"},
+                    headers=bearer(tokens["ops"]),
+                )
+                assert edit.status_code == 200, edit.text
+                note = await receive(ws, timeout=5)
+                assert time.monotonic() - started < 1.0  # woken, not polled (every poll is 30 s)
+                assert (note["appProfileId"], note["version"]) == (
+                    profile["appProfileId"],
+                    profile["version"] + 1,
+                )
+                await ws.send(json.dumps({"ack": note["notificationId"]}))
+                async with asyncio.timeout(5):
+                    while (await _state(rt, note["notificationId"])) != "DELIVERED":
+                        await asyncio.sleep(0.05)
