@@ -28,6 +28,10 @@ NOW = 1_000_000.0
 @dataclass
 class FakeInstances:
     rows: dict[str, InstanceRecord] = field(default_factory=dict)
+    sweep_free: bool = True  # False: another process holds the sweep
+
+    def sweeping(self) -> bool:
+        return self.sweep_free
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         return self.rows.get(instance_id)
@@ -241,6 +245,15 @@ def test_sweep_applies_the_lifecycle(
     assert (record.status if record else None) == after
     assert [e[1] for e in fake.audit.events] == ([action] if action else [])
     assert changed == (1 if action else 0)
+
+
+def test_a_sweep_held_by_another_process_changes_nothing() -> None:
+    fake = FakeTx()
+    fake.instances.rows["i1"] = _instance("i1", "gms-1", "REGISTERED")
+    fake.instances.sweep_free = False
+
+    assert _scripts().sweep(fake.tx, now=NOW + 1000) == 0
+    assert (fake.instances.rows["i1"].status, fake.audit.events) == ("REGISTERED", [])
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,8 @@ class Settings(BaseSettings):
     registry_notify_concurrency: int = Field(default=64, ge=1, le=1024)
     registry_retry_base: float = Field(default=1.0, gt=0, le=3600)
     registry_retry_max: float = Field(default=300.0, gt=0, le=86400)
+    # Without a wake-up, how often to look for notifications due and other processes' changes.
+    registry_poll_interval: float = Field(default=0.5, gt=0, le=300)
     # --- end of service registry server
 
     # --- outbound URI policy (targetUri, notificationDestination)

@@ -1,11 +1,17 @@
 """Notify application profile (seed 10.X.4 steps 2-3, Tables 10.X.2.7/8) through a durable outbox.
 
-Notifications are rows written in the same transaction as the profile change. This worker leases the
-due ones (so that several registry processes never send one twice), POSTs the pointer to the
-application's notificationDestination (or sends it on the application's WebSocket), and marks it
-delivered on a 2xx. Failures are retried with exponential backoff and jitter, forever (the
-administrator sees attempts and the last error, and can retry at once); a newer version of a profile
-supersedes an undelivered older one. Nothing is lost across restarts: a lease simply expires.
+Notifications are rows written in the same transaction as the profile change. This worker leases
+the due ones (so that several registry processes never send one twice: ``tx.outbox.claim_due``),
+POSTs the pointer to the application's notificationDestination (or sends it on the application's
+WebSocket), and marks it delivered on a 2xx. Failures are retried with exponential backoff and
+jitter, forever (the administrator sees attempts and the last error, and can retry at once); a
+newer version of a profile supersedes an undelivered older one. Nothing is lost across restarts: a
+lease simply expires, and another process sends what a dead one had leased.
+
+The loop runs at once while there is work, when woken (a change in this process, an application's
+WebSocket connecting, or another process's commit signalled through the database,
+:mod:`asgate.store.signals`), else every ``poll`` seconds. A WebSocket notification is sent by the
+process holding the application's socket, whichever process committed the change.
 """
 
 from __future__ import annotations
@@ -77,13 +83,13 @@ class Notifier:
 
     async def _rounds(self, background: Background, poll: float) -> None:
         while background.running:
+            self._wake.clear()  # before the round: a wake-up during it makes the next one start at once
             try:
                 sent = await self.round()
             except Exception:  # noqa: BLE001 - a worker must outlive a bad round (database restart...)
                 _log.exception("notification round failed")
                 sent = 0
             if sent == 0:
-                self._wake.clear()
                 await background.pause(poll, self._wake)
 
     async def round(self) -> int:

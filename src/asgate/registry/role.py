@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from asgate.registry.scripts import CSC15_KINDS, etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
 from asgate.registry.sync import Pusher, app_snapshot, last_csc15_seq, snapshot
 from asgate.store.audit import AuditEvent
+from asgate.store.signals import OUTBOX
 from asgate.system.runtime import Runtime
 
 _log = logs.get("asgate.registry")
@@ -90,6 +92,9 @@ class RegistryRole:
         )
         self.admin = admin_routes.AdminRoutes(rt, self.service)
         self.background = Background()
+        self._look = asyncio.Event()  # the watcher's wake-up: another process committed a change
+        # Other processes' commits wake this one's loops at once (PostgreSQL: LISTEN/NOTIFY).
+        self.listener = rt.store.listener(self._signalled)
 
     async def _notification_owner(self, notification_id: int) -> str | None:
         found = await self.rt.store.registry.deliveries(after=notification_id - 1, limit=1)
@@ -105,6 +110,12 @@ class RegistryRole:
     def _changed(self) -> None:
         self.notifier.wake()
         self.pusher.wake()
+
+    def _signalled(self, topic: str) -> None:
+        """Another process committed notifications (``outbox``) or changes: deliver and look now."""
+        self.notifier.wake()
+        if topic != OUTBOX:
+            self._look.set()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -125,20 +136,30 @@ class RegistryRole:
 
     async def start(self) -> None:
         await self.service.start()
-        interval = self.rt.settings.registry_sweep_interval
+        s = self.rt.settings
         background = self.background
-        background.spawn(_every(background, interval, self.service.sweep), "registry-sweeper")
-        background.spawn(_every(background, 0.5, self._watch), "registry-watcher")
-        background.spawn(self.notifier.run(background), "registry-notifier")
+        background.spawn(
+            _every(background, s.registry_sweep_interval, self.service.sweep), "registry-sweeper"
+        )
+        background.spawn(self._watch(background, s.registry_poll_interval), "registry-watcher")
+        background.spawn(self.notifier.run(background, s.registry_poll_interval), "registry-notifier")
         background.spawn(self.pusher.run(background), "registry-csc15")
+        if self.listener is not None:
+            background.spawn(self.listener.run(background), "registry-signals")
 
     async def stop(self) -> None:
         await self.background.stop()
 
-    async def _watch(self) -> None:
-        # Changes by other processes and by the administrator CLI reach this process's view here.
-        if await self.service.view.refresh():
-            self._changed()
+    async def _watch(self, background: Background, poll: float) -> None:
+        """Changes by other processes and by the administrator CLI reach this process's view here:
+        when signalled, else every ``poll`` seconds."""
+        while await background.pause(poll, self._look):
+            self._look.clear()
+            try:
+                if await self.service.view.refresh():
+                    self._changed()
+            except Exception:  # noqa: BLE001 - a periodic worker must survive a failed round
+                _log.exception("periodic task failed", task="watch")
 
     # ------------------------------------------------------------ mcx-service-registration
 

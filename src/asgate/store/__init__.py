@@ -20,6 +20,7 @@ from asgate.store.group_commit import BatchObserver, GroupCommitter
 from asgate.store.msgs import RegistrationStore
 from asgate.store.pools import PoolStore
 from asgate.store.registry import RegistryStore
+from asgate.store.signals import Listener
 from asgate.store.tx import Tx
 from asgate.store.users import McIdTakenError, UserExistsError, UserStore
 
@@ -40,9 +41,15 @@ __all__ = [
 
 class Store:
     def __init__(
-        self, engine: AsyncEngine, *, writer: Engine | None = None, observe: BatchObserver | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        writer: Engine | None = None,
+        observe: BatchObserver | None = None,
+        schema: str | None = None,
     ) -> None:
         self.engine = engine
+        self.schema = schema
         self.committer = GroupCommitter(engine, writer=writer, observe=observe)
         self.clients = ClientStore(engine)
         self.registrations = RegistrationStore(engine)
@@ -71,7 +78,15 @@ class Store:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, writer=make_writer(url, sqlite_synchronous=sqlite_synchronous), observe=observe)
+        writer = make_writer(url, sqlite_synchronous=sqlite_synchronous)
+        return cls(engine, writer=writer, observe=observe, schema=schema)
+
+    def listener(self, on_signal: Callable[[str], None]) -> Listener | None:
+        """What follows the other processes' signals (:mod:`asgate.store.signals`); None on SQLite,
+        where only this process writes what it must act on."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        return Listener(self.engine.url, self.schema, on_signal)
 
     async def write(self, work: Callable[[Tx], R]) -> R:
         """Run ``work(tx)`` in the next group-commit transaction, in a savepoint of its own: the one way

@@ -47,7 +47,11 @@ class LivenessScripts(ProfileScripts):
         return results
 
     def sweep(self, tx: Tx, *, now: float) -> int:
-        """Apply the deadlines due at ``now``: REGISTERED -> SUSPENDED -> REMOVED."""
+        """Apply the deadlines due at ``now``: REGISTERED -> SUSPENDED -> REMOVED. Processes sweep
+        one at a time (``tx.instances.sweeping``), so a transition is applied, audited and notified
+        once, whichever processes sweep."""
+        if not tx.instances.sweeping():
+            return 0
         changed: set[tuple[str, str]] = set()
         for record in tx.instances.due(now):
             event = lifecycle.due(State(record.status), now, record.suspend_at, record.remove_at)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, insert, select
 
 from asgate.store.schema_registry import change_log
+from asgate.store.signals import CHANGES, signal
 
 
 def last_of(kinds: Sequence[str]) -> Select[Any]:
@@ -41,6 +42,7 @@ class Changes:
                 payload=json.dumps(payload) if payload is not None else None,
             )
         )
+        signal(self._conn, CHANGES)
 
     def append_many(self, changes: Sequence[Entry], now: datetime) -> None:
         """Many CSC-15 changes ``(kind, key, op, payload)``, numbered in the order given."""
@@ -53,6 +55,7 @@ class Changes:
                     for kind, key, op, payload in changes
                 ],
             )  # fmt: skip
+            signal(self._conn, CHANGES)
 
     def last_seq(self, kinds: Sequence[str]) -> int:
         """The sequence number of the newest change of ``kinds`` (0: none)."""

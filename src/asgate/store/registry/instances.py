@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 
 from asgate.store.registry._rows import InstanceRecord, instance
 from asgate.store.schema_registry import service_instances
@@ -60,8 +60,22 @@ class Instances:
         )
         return [instance(r) for r in self._conn.execute(query).mappings()]
 
+    def sweeping(self) -> bool:
+        """Take the liveness sweep for this transaction; False if another process is sweeping now.
+
+        PostgreSQL: a transaction-level advisory lock (per schema), so two processes never sweep at
+        once and none waits for the other; no leader to elect. SQLite: always True (the writer's
+        ``BEGIN IMMEDIATE`` already serializes every process's sweeps)."""
+        if self._conn.dialect.name != "postgresql":
+            return True
+        taken = self._conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext('asgate.sweep.' || current_schema()))")
+        )
+        return bool(taken.scalar())
+
     def due(self, now: float, limit: int = 1000) -> list[InstanceRecord]:
-        """The instances whose suspension or removal deadline has passed at ``now``."""
+        """The instances whose suspension or removal deadline has passed at ``now`` (on PostgreSQL
+        locked, skipping one a heartbeat is reviving at this moment: the next sweep sees it again)."""
         c = service_instances.c
         query = (
             select(service_instances)
@@ -72,6 +86,7 @@ class Instances:
                 )
             )
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return [instance(r) for r in self._conn.execute(query).mappings()]
 
