@@ -8,27 +8,18 @@ from asgate.cli.base import CliContext, emit_json, json_option, pass_cli, run
 from asgate.kernel.atrest import private_dir
 from asgate.kernel.settings import Settings
 from asgate.store import migrate
-from asgate.store.engine import make_engine
 
 
 async def _revisions(settings: Settings, *, upgrade: bool) -> tuple[str | None, str | None]:
     """The revision before and after (after = before unless ``upgrade``)."""
     if settings.database_url is None:
         private_dir(settings.data_dir)  # the default SQLite database lives there
-    engine = make_engine(
+    return await migrate.revisions(
         settings.db_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
         schema=settings.database_schema,
-        pool_size=1,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        apply=upgrade,
     )
-    try:
-        before = await migrate.current_revision(engine)
-        if upgrade:
-            await migrate.upgrade(engine, settings.database_schema)
-            return before, await migrate.current_revision(engine)
-        return before, before
-    finally:
-        await engine.dispose()
 
 
 def _newer(current: str) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.kernel.atrest import FILE_MODE
+from asgate.store.engine import make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: serialises concurrent migrators on one PostgreSQL database.
@@ -105,3 +106,19 @@ async def _sqlite_file_lock(engine: AsyncEngine) -> AsyncIterator[None]:
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
+
+
+async def revisions(
+    url: str, *, schema: str | None, sqlite_synchronous: str, apply: bool
+) -> tuple[str | None, str | None]:
+    """The database's revision before and after (after = before unless ``apply``), over an
+    engine of its own (``asgate db``: a deployment migrates once, before its servers start)."""
+    engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, schema=schema, pool_size=1)
+    try:
+        before = await current_revision(engine)
+        if apply:
+            await upgrade(engine, schema)
+            return before, await current_revision(engine)
+        return before, before
+    finally:
+        await engine.dispose()
