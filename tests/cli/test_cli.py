@@ -155,9 +155,17 @@ def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     assert "ASGATE_DATABASE_URL" in result.output
 
 
-def test_keys_rotate_list_retire(asgate: Callable[..., Result]) -> None:
+def test_keys_rotate_list_retire(asgate: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
     first = json.loads(asgate("keys", "list", "--json").output)
     assert [(k["alg"], k["active"]) for k in first] == [("ES256", True), ("RS256", True)]
+    assert "is published and signs from" in asgate("keys", "rotate", "--alg", "ES256").output
+    pending = json.loads(asgate("keys", "list", "--json").output)
+    # Published at once, signing only after signing_key_publish_delay (every server has it by then).
+    assert [(k["alg"], k["active"]) for k in pending] == [("ES256", True), ("RS256", True), ("ES256", False)]
+    assert pending[2]["notBefore"] >= pending[2]["created"] + 5
+    assert "published, signs from" in asgate("keys", "list").output
+    asgate("keys", "retire", "--", pending[2]["kid"])  # a rotation can be undone before it signs
+    monkeypatch.setenv("ASGATE_SIGNING_KEY_PUBLISH_DELAY", "0")
     asgate("keys", "rotate", "--alg", "ES256")
     second = json.loads(asgate("keys", "list", "--json").output)
     assert [(k["alg"], k["active"]) for k in second] == [("ES256", False), ("RS256", True), ("ES256", True)]
