@@ -18,7 +18,8 @@ from asgate.idm.keystore import StoredKeys
 async def _keys(cli: CliContext) -> AsyncIterator[StoredKeys]:
     """The store's key set (created, or imported from ``data_dir/keys``, if there is none yet)."""
     async with open_store(cli) as store:
-        yield await StoredKeys.open(cli.settings(), store)
+        # First-start notices (a new key-encryption key, imported key files) on standard error.
+        yield await StoredKeys.open(cli.settings(), store, announce=lambda text: click.echo(text, err=True))
 
 
 def _state(key: SigningKey, active: set[str], now: float) -> str:

@@ -108,7 +108,7 @@ class KeyRing:
 
     def install(self, keys: list[SigningKey]) -> None:
         """Replace the keys (a key ring without a directory: the store's key set, reloaded)."""
-        self._keys = sorted(keys, key=lambda k: (k.created, k.kid))
+        self._keys = sorted(keys, key=lambda k: k.created)  # stable: the store's order within a second
         self._generation += 1
 
     def ensure(self) -> None:

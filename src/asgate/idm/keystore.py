@@ -26,9 +26,11 @@ once on an empty database exactly one key set is created; the others load it.
 from __future__ import annotations
 
 import base64
+import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,7 +107,14 @@ def _wrong_kek(kid: str) -> str:
     )
 
 
-def load_kek(settings: Settings, *, create: bool) -> bytes | None:
+Announce = Callable[[str], None]  # where first-start notices go (the log; the CLI: standard error)
+
+
+def _log_warning(message: str) -> None:
+    log.warning(message)
+
+
+def load_kek(settings: Settings, *, create: bool, announce: Announce = _log_warning) -> bytes | None:
     """The KEK from the settings, else from ``settings.kek_file``; a missing ``{data_dir}/kek`` is
     created when ``create`` (never a configured ``key_encryption_key_file``). ``None``: no KEK."""
     if settings.key_encryption_key is not None:
@@ -118,7 +127,7 @@ def load_kek(settings: Settings, *, create: bool) -> bytes | None:
             raise SettingsError(f"key_encryption_key_file {path} not found") from None
         if not create:
             return None
-        return _create_kek(path)
+        return _create_kek(path, announce)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"cannot read the key-encryption key {path}: {exc}") from None
     try:
@@ -130,7 +139,7 @@ def load_kek(settings: Settings, *, create: bool) -> bytes | None:
     return kek
 
 
-def _create_kek(path: Path) -> bytes:
+def _create_kek(path: Path, announce: Announce) -> bytes:
     private_dir(path.parent)
     kek = secrets.token_bytes(KEK_BYTES)
     tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
@@ -141,16 +150,16 @@ def _create_kek(path: Path) -> bytes:
         return decode_kek(path.read_text(encoding="ascii"))
     finally:
         tmp.unlink()
-    log.warning(
-        "created a key-encryption key for the signing keys; every process sharing this database "
-        "needs the same one (key_encryption_key or key_encryption_key_file)",
-        path=str(path),
+    announce(
+        f"created the key-encryption key {path} for the signing keys: every process sharing this "
+        "database needs the same one (key_encryption_key or key_encryption_key_file)"
     )
     return kek
 
 
-def _epoch(value: datetime) -> int:
-    return int(value.timestamp())
+def _epoch(value: datetime, *, up: bool = False) -> int:
+    seconds = value.timestamp()
+    return math.ceil(seconds) if up else int(seconds)
 
 
 def _at(seconds: float) -> datetime:
@@ -165,10 +174,11 @@ class StoredKeys:
     encryption: KeyEncryption
     ring: KeyRing
     publish_delay: float = 5.0
+    announce: Announce = _log_warning
     _generation: int | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, store: Store) -> StoredKeys:
+    async def open(cls, settings: Settings, store: Store, *, announce: Announce = _log_warning) -> StoredKeys:
         """Load the key set (creating the first one when the store has none; see the module's
         docstring). Raises :class:`KeyEncryptionError` when the KEK cannot open the stored keys."""
         kek = load_kek(settings, create=False)
@@ -179,9 +189,15 @@ class StoredKeys:
                     f"(key_encryption_key, key_encryption_key_file or {settings.kek_file}): give it "
                     "the deployment's; asgate does not create new keys in their place"
                 )
-            kek = load_kek(settings, create=True)
+            kek = load_kek(settings, create=True, announce=announce)
             assert kek is not None
-        keys = cls(store, KeyEncryption(kek), KeyRing(), publish_delay=settings.signing_key_publish_delay)
+        keys = cls(
+            store,
+            KeyEncryption(kek),
+            KeyRing(),
+            publish_delay=settings.signing_key_publish_delay,
+            announce=announce,
+        )
         if not await keys.refresh(strict=True):
             await keys.create_first(settings.keys_dir)
         return keys
@@ -194,7 +210,8 @@ class StoredKeys:
         rows = [self._row(key.private_key, key.created, key.created) for key in imported]
         for alg in ALGORITHMS:
             if not any(key.alg == alg for key in imported):  # a data directory of an older version
-                rows.append(self._row(generate(alg), int(now), int(now)))
+                now += 0.001  # ES256 then RS256: the store lists keys by creation
+                rows.append(self._row(generate(alg), now, now))
 
         def work(tx: Tx) -> None:
             tx.signing_keys.create_set(rows)
@@ -205,11 +222,9 @@ class StoredKeys:
             log.info("another process created the signing keys first; using them")
         else:
             if imported:
-                log.warning(
-                    "imported the signing keys of the data directory into the database; the files are "
-                    "no longer read: remove them once the database is backed up",
-                    path=str(legacy_dir),
-                    kids=[key.kid for key in imported],
+                self.announce(
+                    f"imported the {len(imported)} signing keys of {legacy_dir} into the database; the "
+                    "files are no longer read: remove them once the database is backed up"
                 )
         if not await self.refresh(strict=True):
             raise RuntimeError("no signing key set in the store after creating one")
@@ -252,7 +267,9 @@ class StoredKeys:
 
     def _open(self, row: StoredKey) -> SigningKey:
         private_key = self.encryption.open(row.kid, row.sealed_key)
-        return SigningKey(row.kid, _epoch(row.created_at), private_key, not_before=_epoch(row.not_before))
+        return SigningKey(
+            row.kid, _epoch(row.created_at), private_key, not_before=_epoch(row.not_before, up=True)
+        )
 
     async def follow(self, background: Background, interval: float = POLL_INTERVAL) -> None:
         """Poll the generation until the process stops (a failure is logged once, not every second)."""
@@ -276,11 +293,8 @@ class StoredKeys:
         (``signing_key_publish_delay`` by default)."""
         private_key = generate(alg)
         await self.refresh()  # another process may have rotated since
-        now = time.time()
-        latest = max((key.created for key in self.ring.keys(None)), default=0)
-        created = max(int(now), latest + 1)  # "newest signs" stays strict even within a second
-        not_before = created + (self.publish_delay if delay is None else delay)
-        row = self._row(private_key, created, not_before)
+        created = time.time()  # the store orders keys by it (microseconds): the newest last
+        row = self._row(private_key, created, created + (self.publish_delay if delay is None else delay))
 
         def work(tx: Tx) -> None:
             tx.signing_keys.add(row)
