@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -178,6 +180,17 @@ def test_keys_rotate_list_retire(asgate: Callable[..., Result], monkeypatch: pyt
     ]
     assert "new RS256 signing key" in asgate("keys", "rotate").output  # both, by default
     assert len(json.loads(asgate("keys", "list", "--json").stdout)) == 4
+
+
+def test_a_process_with_another_key_encryption_key_refuses_to_start_and_says_why(
+    asgate: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kids = [k["kid"] for k in json.loads(asgate("keys", "list", "--json").stdout)]  # data/kek made
+    monkeypatch.setenv("ASGATE_KEY_ENCRYPTION_KEY", base64.b64encode(os.urandom(32)).decode())
+    refused = asgate("keys", "rotate", code=2).output
+    assert "cannot be decrypted with this process's key-encryption key" in refused
+    monkeypatch.delenv("ASGATE_KEY_ENCRYPTION_KEY")
+    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").stdout)] == kids  # nothing made
 
 
 @pytest.mark.slow

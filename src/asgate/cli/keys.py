@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,11 +23,15 @@ async def _keys(cli: CliContext) -> AsyncIterator[StoredKeys]:
         yield await StoredKeys.open(cli.settings(), store, announce=lambda text: click.echo(text, err=True))
 
 
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(math.ceil(seconds), UTC).isoformat()
+
+
 def _state(key: SigningKey, active: set[str], now: float) -> str:
     if key.kid in active:
         return "active"
     if not key.signs_at(now):
-        return "published, signs from " + datetime.fromtimestamp(key.not_before or 0, UTC).isoformat()
+        return "published, signs from " + _time(key.not_before or 0)
     return ""
 
 
@@ -61,7 +66,7 @@ def list_(cli: CliContext, as_json: bool) -> None:
                     "kid": k.kid,
                     "alg": k.alg,
                     "created": k.created,
-                    "notBefore": k.not_before if k.not_before is not None else k.created,
+                    "notBefore": math.ceil(k.not_before) if k.not_before is not None else k.created,
                     "active": k.kid in active,
                 }
                 for k in items
@@ -98,7 +103,7 @@ def rotate(cli: CliContext, alg: str | None) -> None:
             return [await keys.rotate(each) for each in ((alg,) if alg else ALGORITHMS)]
 
     for key in run(go()):
-        when = datetime.fromtimestamp(key.not_before or key.created, UTC).isoformat()
+        when = _time(key.not_before or key.created)
         click.echo(f"new {key.alg} signing key {key.kid} is published and signs from {when}")
 
 

@@ -47,7 +47,7 @@ class SigningKey:
     created: int
     private_key: PrivateKey
     path: Path | None = None  # the PEM file of a directory's key ring
-    not_before: int | None = None  # signs from then on (None: as soon as it is the newest)
+    not_before: float | None = None  # signs from then on, Unix time (None: as soon as it is the newest)
 
     def signs_at(self, now: float) -> bool:
         return self.not_before is None or self.not_before <= now

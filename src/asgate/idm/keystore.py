@@ -26,7 +26,6 @@ once on an empty database exactly one key set is created; the others load it.
 from __future__ import annotations
 
 import base64
-import math
 import os
 import secrets
 import time
@@ -157,9 +156,8 @@ def _create_kek(path: Path, announce: Announce) -> bytes:
     return kek
 
 
-def _epoch(value: datetime, *, up: bool = False) -> int:
-    seconds = value.timestamp()
-    return math.ceil(seconds) if up else int(seconds)
+def _epoch(value: datetime) -> int:
+    return int(value.timestamp())
 
 
 def _at(seconds: float) -> datetime:
@@ -267,9 +265,7 @@ class StoredKeys:
 
     def _open(self, row: StoredKey) -> SigningKey:
         private_key = self.encryption.open(row.kid, row.sealed_key)
-        return SigningKey(
-            row.kid, _epoch(row.created_at), private_key, not_before=_epoch(row.not_before, up=True)
-        )
+        return SigningKey(row.kid, _epoch(row.created_at), private_key, not_before=row.not_before.timestamp())
 
     async def follow(self, background: Background, interval: float = POLL_INTERVAL) -> None:
         """Poll the generation until the process stops (a failure is logged once, not every second)."""
