@@ -7,10 +7,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from asgate.store import Store
-from asgate.store.signing_keys import StoredKey
+from asgate.store.signing_keys import KeySetExistsError, StoredKey
 
 T0 = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 
@@ -31,7 +30,7 @@ async def test_the_first_key_set_is_created_once(store: Store) -> None:
     assert await store.signing_keys.load() == (None, [])
     first = [_key("a", T0), _key("b", T0 + timedelta(microseconds=1), "RS256")]
     await store.write(lambda tx: tx.signing_keys.create_set(first))
-    with pytest.raises(IntegrityError):  # a second process's attempt: it loads the first set instead
+    with pytest.raises(KeySetExistsError):  # a second process's attempt: it loads the first set instead
         await store.write(lambda tx: tx.signing_keys.create_set([_key("c", T0)]))
     assert await store.signing_keys.load() == (1, first)
 
@@ -43,7 +42,7 @@ async def test_concurrent_creations_leave_one_key_set(store: Store) -> None:
     ]
     outcomes = await asyncio.gather(*attempts, return_exceptions=True)
     assert sum(outcome is None for outcome in outcomes) == 1
-    assert all(isinstance(o, IntegrityError) for o in outcomes if o is not None)
+    assert all(isinstance(o, KeySetExistsError) for o in outcomes if o is not None)
     generation, keys = await store.signing_keys.load()
     assert generation == 1 and len(keys) == 1
 

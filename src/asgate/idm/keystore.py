@@ -37,7 +37,6 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.exc import IntegrityError
 
 from asgate import logs
 from asgate.atrest import FILE_MODE, private_dir, write_private
@@ -54,7 +53,7 @@ from asgate.idm.keys import (
 )
 from asgate.settings import KEK_BYTES, Settings, SettingsError, decode_kek
 from asgate.store import Store
-from asgate.store.signing_keys import StoredKey
+from asgate.store.signing_keys import KeySetExistsError, StoredKey
 from asgate.store.tx import Tx
 
 log = logs.get("asgate.keys")
@@ -216,7 +215,7 @@ class StoredKeys:
 
         try:
             await self.store.write(work)
-        except IntegrityError:
+        except KeySetExistsError:
             log.info("another process created the signing keys first; using them")
         else:
             if imported:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.store.schema import JsonType, UtcDateTime, metadata
@@ -51,6 +52,10 @@ signing_keys = Table(
     # nonce || AES-256-GCM(PKCS#8 DER) with AAD = kid; never the key in the clear
     Column("sealed_key", LargeBinary, nullable=False),
 )
+
+
+class KeySetExistsError(Exception):
+    """Another process created the key set first."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,12 @@ class SigningKeysTx:
         self._conn = conn
 
     def create_set(self, keys: list[StoredKey]) -> None:
-        """Create the first key set. Raises the driver's IntegrityError when another process created
-        one first (the caller loads that one instead)."""
-        self._conn.execute(insert(signing_key_sets).values(set_id=_SET_ID, generation=1))
+        """Create the first key set; :class:`KeySetExistsError` when another process created one first
+        (on PostgreSQL this waits for that process's transaction; the caller loads its key set)."""
+        try:
+            self._conn.execute(insert(signing_key_sets).values(set_id=_SET_ID, generation=1))
+        except IntegrityError as exc:
+            raise KeySetExistsError from exc
         self._conn.execute(insert(signing_keys), [_row(key) for key in keys])
 
     def add(self, key: StoredKey) -> None:
