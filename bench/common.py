@@ -155,6 +155,26 @@ def asgate(data_dir: Path, *args: str, settings: dict[str, Any] | None = None) -
         return out
 
 
+def server_keyring(data_dir: Path, settings: dict[str, Any] | None = None) -> Any:
+    """The signing keys of the server on ``data_dir`` (its database, opened with its key-encryption
+    key ``data_dir/kek``), to mint tokens as its IdM does: an ``asgate.idm.keys.KeyRing``."""
+    import asyncio
+
+    from asgate.idm.keystore import StoredKeys
+    from asgate.kernel.settings import Settings
+    from asgate.store import Store
+
+    async def load() -> Any:
+        config = Settings.isolated(data_dir=data_dir, **(settings or {}))
+        store = await Store.open(config.db_url, schema=config.database_schema, migrate_schema=False)
+        try:
+            return (await StoredKeys.open(config, store)).ring
+        finally:
+            await store.close()
+
+    return asyncio.run(load())
+
+
 def start_asgate(
     data_dir: Path, settings: dict[str, Any], *, cores: str = "0", command: tuple[str, ...] = ("up",)
 ) -> subprocess.Popen[bytes]:

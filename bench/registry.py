@@ -55,7 +55,17 @@ from asgate.registry.models import (  # noqa: E402
 )
 from asgate.registry.service import RegistryService  # noqa: E402
 from asgate.system.runtime import Runtime  # noqa: E402
-from common import asgate, machine, require, start_asgate, stop, wait_port, write_results, wrk  # noqa: E402
+from common import (  # noqa: E402
+    asgate,
+    machine,
+    require,
+    server_keyring,
+    start_asgate,
+    stop,
+    wait_port,
+    write_results,
+    wrk,
+)
 from sas import BACKEND, nginx  # noqa: E402
 
 API, SAS, ETCD = 7590, 7591, 2379
@@ -358,7 +368,7 @@ def propagation(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             "applicationProfiles"
         ][0]
         ops = {"Authorization": f"Bearer {token('ops', 'ops-secret', 'mcx-registry-admin')}"}
-        keyring = KeyRing(data_dir / "keys")
+        keyring = server_keyring(data_dir)
         url = f"http://127.0.0.1:{SAS}/{profile['appProfileIndex']}/x"
         with httpx.Client(timeout=5) as http:
             wait_for(
@@ -431,7 +441,7 @@ def authorization(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             created = httpx.post(f"{ROOT_URL}/mcx-service-registration/v1/services", json=body, headers=svc)
             assert created.status_code == 201, created.text
             ops = {"Authorization": f"Bearer {token('ops', 'ops-secret', 'mcx-registry-admin')}"}
-            keyring = KeyRing(data_dir / "keys")
+            keyring = server_keyring(data_dir)
             spec = {"allowedServices": [{"serviceType": "GM"}]}
             request = {
                 "mcServiceId": USER,

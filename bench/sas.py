@@ -52,13 +52,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asgate.idm.keys import KeyRing  # noqa: E402
 from common import (  # noqa: E402
     PEERS,
     asgate,
     h2load_cmd,
     machine,
     require,
+    server_keyring,
     start_asgate,
     stop,
     wait_port,
@@ -154,7 +154,7 @@ def register_backend() -> None:
 def authorize(data_dir: Path) -> World:
     """Each application asks for authorization (seed 10.X.3 steps 3-5) for its MC user; waits until
     the SAS routes every profile (steps 6-7); mints the users' tokens as the IdM's login issues them."""
-    keyring = KeyRing(data_dir / "keys")
+    keyring = server_keyring(data_dir)
     routes: dict[str, tuple[str, str]] = {}
     wanted: dict[str, int] = {}
     for n, app in enumerate(APPS):

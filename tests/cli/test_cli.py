@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -155,20 +157,40 @@ def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     assert "ASGATE_DATABASE_URL" in result.output
 
 
-def test_keys_rotate_list_retire(asgate: Callable[..., Result]) -> None:
-    first = json.loads(asgate("keys", "list", "--json").output)
+def test_keys_rotate_list_retire(asgate: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    first = json.loads(asgate("keys", "list", "--json").stdout)
     assert [(k["alg"], k["active"]) for k in first] == [("ES256", True), ("RS256", True)]
+    monkeypatch.setenv("ASGATE_SIGNING_KEY_PUBLISH_DELAY", "600")  # however slow the machine
+    assert "is published and signs from" in asgate("keys", "rotate", "--alg", "ES256").output
+    pending = json.loads(asgate("keys", "list", "--json").stdout)
+    # Published at once, signing only after signing_key_publish_delay (every server has it by then).
+    assert [(k["alg"], k["active"]) for k in pending] == [("ES256", True), ("RS256", True), ("ES256", False)]
+    assert pending[2]["notBefore"] >= pending[2]["created"] + 600
+    assert "published, signs from" in asgate("keys", "list").output
+    asgate("keys", "retire", "--", pending[2]["kid"])  # a rotation can be undone before it signs
+    monkeypatch.setenv("ASGATE_SIGNING_KEY_PUBLISH_DELAY", "0")
     asgate("keys", "rotate", "--alg", "ES256")
-    second = json.loads(asgate("keys", "list", "--json").output)
+    second = json.loads(asgate("keys", "list", "--json").stdout)
     assert [(k["alg"], k["active"]) for k in second] == [("ES256", False), ("RS256", True), ("ES256", True)]
     assert "active key cannot be retired" in asgate("keys", "retire", "--", second[2]["kid"], code=1).output
     asgate("keys", "retire", "--", first[0]["kid"])
-    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").output)] == [
+    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").stdout)] == [
         second[1]["kid"],
         second[2]["kid"],
     ]
     assert "new RS256 signing key" in asgate("keys", "rotate").output  # both, by default
-    assert len(json.loads(asgate("keys", "list", "--json").output)) == 4
+    assert len(json.loads(asgate("keys", "list", "--json").stdout)) == 4
+
+
+def test_a_process_with_another_key_encryption_key_refuses_to_start_and_says_why(
+    asgate: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kids = [k["kid"] for k in json.loads(asgate("keys", "list", "--json").stdout)]  # data/kek made
+    monkeypatch.setenv("ASGATE_KEY_ENCRYPTION_KEY", base64.b64encode(os.urandom(32)).decode())
+    refused = asgate("keys", "rotate", code=2).output
+    assert "cannot be decrypted with this process's key-encryption key" in refused
+    monkeypatch.delenv("ASGATE_KEY_ENCRYPTION_KEY")
+    assert [k["kid"] for k in json.loads(asgate("keys", "list", "--json").stdout)] == kids  # nothing made
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ async def test_a_rotated_key_is_fetched_once_the_refresh_floor_allows(app: ASGIA
     issuer, audience = rt.settings.sas_issuer, pool_audience(*POOL)
     before = minter.mint("console-1", ALICE, POOL, "", {})
     await verify_sas_assertion({"asgate-assertion": before}, keys, issuer=issuer, audience=audience)
-    rt.keyring.rotate()
+    await rt.signing_keys.rotate("ES256", delay=0)
     after = minter.mint("console-1", ALICE, POOL, "", {})
     assert after != before  # the minter drops what the old key signed
     with pytest.raises(SasAssertionError, match="unknown key"):

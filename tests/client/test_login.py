@@ -151,8 +151,9 @@ async def test_an_id_token_signed_by_an_unpublished_key_is_rejected(
     await login.login(idm, ScriptedBrowser("alice", "alice-password", http=idm))
     assert login.tokens is not None
     signer = jwt.get_unverified_header(login.tokens.id_token)["kid"]
-    rt.keyring.rotate()
-    rt.keyring.retire(signer)  # the JWKS no longer holds the key that signed the ID token
+    await rt.signing_keys.rotate("ES256", delay=0)
+    await rt.signing_keys.rotate("RS256", delay=0)
+    await rt.signing_keys.retire(signer)  # the JWKS no longer holds the key that signed the ID token
     with pytest.raises(ProblemError, match="ID token rejected"):
         await login._verify_id_token(idm, login.tokens.id_token, None)
 

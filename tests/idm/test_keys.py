@@ -18,7 +18,7 @@ def test_first_start_creates_one_private_key_per_algorithm_readable_only_by_the_
     (rsa_key,) = ring.keys("RS256")
     assert [k.alg for k in ring.keys(None)] == ["ES256", "RS256"]
     for each in (key, rsa_key):
-        assert stat.S_IMODE(each.path.stat().st_mode) == 0o600
+        assert each.path is not None and stat.S_IMODE(each.path.stat().st_mode) == 0o600
         assert each.kid == thumbprint(each.private_key.public_key())
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
     assert ring.jwks()["keys"] == [rsa_key.public_jwk, key.public_jwk]

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import click
 
-from asgate.cli.base import CliContext, emit_json, emit_table, json_option, pass_cli
-from asgate.idm.keys import ALGORITHMS, KeyRing
+from asgate.cli.base import CliContext, emit_json, emit_table, json_option, open_store, pass_cli, run
+from asgate.idm.keys import ALGORITHMS, SigningKey
+from asgate.idm.keystore import StoredKeys
 
 
-def _ring(cli: CliContext) -> KeyRing:
-    ring = KeyRing(cli.settings().keys_dir)
-    ring.ensure()
-    return ring
+@asynccontextmanager
+async def _keys(cli: CliContext) -> AsyncIterator[StoredKeys]:
+    """The store's key set (created, or imported from ``data_dir/keys``, if there is none yet)."""
+    async with open_store(cli) as store:
+        # First-start notices (a new key-encryption key, imported key files) on standard error.
+        yield await StoredKeys.open(cli.settings(), store, announce=lambda text: click.echo(text, err=True))
+
+
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(math.ceil(seconds), UTC).isoformat()
+
+
+def _state(key: SigningKey, active: set[str], now: float) -> str:
+    if key.kid in active:
+        return "active"
+    if not key.signs_at(now):
+        return "published, signs from " + _time(key.not_before or 0)
+    return ""
 
 
 @click.group()
 def keys() -> None:
     """Token-signing keys: ES256 (access tokens, ID tokens of ES256 clients) and RS256 (ID tokens of
-    RS256 clients). Per algorithm the newest signs; all are published in /oauth2/jwks."""
+    RS256 clients), kept in the database sealed with the key-encryption key. Per algorithm the newest
+    whose publication delay has passed signs; all are published in /oauth2/jwks by every server."""
 
 
 @keys.command("list")
@@ -31,22 +51,31 @@ def list_(cli: CliContext, as_json: bool) -> None:
     \b
     $ asgate keys list
     """
-    ring = _ring(cli)
-    items = ring.keys(None)
-    active = {ring.active_for(alg).kid for alg in ALGORITHMS}
+
+    async def go() -> tuple[list[SigningKey], set[str]]:
+        async with _keys(cli) as keys:
+            ring = keys.ring
+            return ring.keys(None), {ring.active_for(alg).kid for alg in ALGORITHMS}
+
+    items, active = run(go())
+    now = time.time()
     if as_json:
         emit_json(
-            [{"kid": k.kid, "alg": k.alg, "created": k.created, "active": k.kid in active} for k in items]
+            [
+                {
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "created": k.created,
+                    "notBefore": math.ceil(k.not_before) if k.not_before is not None else k.created,
+                    "active": k.kid in active,
+                }
+                for k in items
+            ]
         )
         return
     emit_table(
         [
-            (
-                k.kid,
-                k.alg,
-                datetime.fromtimestamp(k.created, UTC).isoformat(),
-                "active" if k.kid in active else "",
-            )
+            (k.kid, k.alg, datetime.fromtimestamp(k.created, UTC).isoformat(), _state(k, active, now))
             for k in items
         ],
         ["KID", "ALG", "CREATED", ""],
@@ -61,14 +90,21 @@ def list_(cli: CliContext, as_json: bool) -> None:
 def rotate(cli: CliContext, alg: str | None) -> None:
     """Create new signing keys; tokens signed by older keys stay valid until they expire.
 
+    A new key is published at once by every server and signs from signing_key_publish_delay
+    seconds later (once every server has had time to publish it).
+
     \b
     $ asgate keys rotate
     $ asgate keys rotate --alg RS256
     """
-    ring = _ring(cli)
-    for each in (alg,) if alg else ALGORITHMS:
-        key = ring.rotate(each)
-        click.echo(f"new {each} signing key {key.kid} is active")
+
+    async def go() -> list[SigningKey]:
+        async with _keys(cli) as keys:
+            return [await keys.rotate(each) for each in ((alg,) if alg else ALGORITHMS)]
+
+    for key in run(go()):
+        when = _time(key.not_before or key.created)
+        click.echo(f"new {key.alg} signing key {key.kid} is published and signs from {when}")
 
 
 @keys.command("retire")
@@ -80,8 +116,13 @@ def retire(cli: CliContext, kid: str) -> None:
     \b
     $ asgate keys retire 3q2-...
     """
+
+    async def go() -> bool:
+        async with _keys(cli) as keys:
+            return await keys.retire(kid)
+
     try:
-        removed = _ring(cli).retire(kid)
+        removed = run(go())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if not removed:

@@ -1,10 +1,15 @@
-"""Signing keys: ES256 (P-256) and RS256 (RSA 2048) keys kept as PEM files in ``{data_dir}/keys``.
+"""Signing keys: ES256 (P-256) and RS256 (RSA 2048) keys.
 
-Per algorithm, the newest key signs; every key in the directory is published in the JWKS, so
-tokens signed before a rotation stay valid until they expire. ``kid`` is the RFC 7638 JWK
-thumbprint. A running server notices keys added or removed by ``asgate keys rotate|retire`` within
-a second. Access tokens and the SAS's assertions are always ES256; the RSA key signs only the ID
-tokens of clients registered for RS256 (OIDC Core 15.1, Discovery 3: relying parties expect it).
+A server's keys live in the database, sealed with a key-encryption key (:mod:`asgate.idm.keystore`
+fills a :class:`KeyRing` from there and keeps it current). A :class:`KeyRing` made with a directory
+keeps PEM files in it instead (what asgate did before issue 10, and what the store imports from
+``{data_dir}/keys`` on first start); tests and the sample services use that form.
+
+Per algorithm, the newest key whose ``not_before`` has passed signs; every key is published in the
+JWKS (including one that does not sign yet), so tokens signed before a rotation stay valid until
+they expire and a new key is published before it signs. ``kid`` is the RFC 7638 JWK thumbprint.
+Access tokens and the SAS's assertions are always ES256; the RSA key signs only the ID tokens of
+clients registered for RS256 (OIDC Core 15.1, Discovery 3: relying parties expect it).
 """
 
 from __future__ import annotations
@@ -41,7 +46,11 @@ class SigningKey:
     kid: str
     created: int
     private_key: PrivateKey
-    path: Path
+    path: Path | None = None  # the PEM file of a directory's key ring
+    not_before: float | None = None  # signs from then on, Unix time (None: as soon as it is the newest)
+
+    def signs_at(self, now: float) -> bool:
+        return self.not_before is None or self.not_before <= now
 
     @property
     def alg(self) -> str:
@@ -81,12 +90,26 @@ def thumbprint(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> str:
 
 
 class KeyRing:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    """The keys of one process. With ``directory``: PEM files there, read again when they change.
+    Without: the keys :meth:`install` is given (the store's, :class:`asgate.idm.keystore.StoredKeys`)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._directory = directory
         self._keys: list[SigningKey] = []
         self._stamp: int | None = None
         self._checked = 0.0
         self._generation = 0
+
+    @property
+    def directory(self) -> Path:
+        if self._directory is None:
+            raise RuntimeError("this key ring is kept in the store: see asgate.idm.keystore.StoredKeys")
+        return self._directory
+
+    def install(self, keys: list[SigningKey]) -> None:
+        """Replace the keys (a key ring without a directory: the store's key set, reloaded)."""
+        self._keys = sorted(keys, key=lambda k: k.created)  # stable: the store's order within a second
+        self._generation += 1
 
     def ensure(self) -> None:
         """Create the directory and a first key of each algorithm if there is none (first start;
@@ -116,10 +139,15 @@ class KeyRing:
         return self.active_for(ALGORITHM)
 
     def active_for(self, alg: str) -> SigningKey:
+        """The newest key of ``alg`` whose ``not_before`` has passed (a newer one is published only)."""
+        now = time.time()
         keys = self.keys(alg)
-        if not keys:
-            raise RuntimeError(f"no {alg} signing key in {self.directory}; run `asgate keys rotate`")
-        return keys[-1]
+        for key in reversed(keys):
+            if key.signs_at(now):
+                return key
+        if keys:  # every key still waits (a clock set back): the oldest
+            return keys[0]
+        raise RuntimeError(f"no {alg} signing key; run `asgate keys rotate`")
 
     def get(self, kid: str) -> SigningKey | None:
         for key in self.keys(None):
@@ -140,11 +168,7 @@ class KeyRing:
             raise ValueError(f"unknown signing algorithm {alg!r}; one of {', '.join(ALGORITHMS)}")
         private_dir(self.directory)
         self._reload(force=True)  # another process (the CLI, a server) may have added keys
-        private_key: PrivateKey = (
-            ec.generate_private_key(ec.SECP256R1())
-            if alg == ALGORITHM
-            else rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-        )
+        private_key = generate(alg)
         kid = thumbprint(private_key.public_key())
         created = int(time.time())
         if self._keys and created <= self._keys[-1].created:
@@ -166,11 +190,14 @@ class KeyRing:
             return False
         if key.kid == self.active_for(key.alg).kid:
             raise ValueError("the active key cannot be retired; rotate first")
+        assert key.path is not None
         key.path.unlink()
         self._reload(force=True)
         return True
 
     def _reload(self, force: bool = False) -> None:
+        if self._directory is None:
+            return  # the store's follower installs changes
         now = time.monotonic()
         if not force and now - self._checked < _RELOAD_INTERVAL:
             return
@@ -183,13 +210,37 @@ class KeyRing:
             return
         if not force and stamp == self._stamp:
             return
-        keys = []
-        for path in sorted(self.directory.glob("*.pem")):
-            created, _, _ = path.stem.partition("-")
-            private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-                raise ValueError(f"{path}: not an EC or RSA private key")
-            keys.append(SigningKey(thumbprint(private_key.public_key()), int(created), private_key, path))
+        keys = read_pem_directory(self.directory)
         self._keys = sorted(keys, key=lambda k: k.created)
         self._stamp = stamp
         self._generation += 1
+
+
+def read_pem_directory(directory: Path) -> list[SigningKey]:
+    """The keys of a directory key ring (``{created}-{kid}.pem``), oldest first."""
+    keys = []
+    for path in sorted(directory.glob("*.pem")):
+        created, _, _ = path.stem.partition("-")
+        private_key = load_private_key(path.read_bytes(), str(path))
+        keys.append(SigningKey(thumbprint(private_key.public_key()), int(created), private_key, path))
+    return sorted(keys, key=lambda k: k.created)
+
+
+def load_private_key(data: bytes, what: str) -> PrivateKey:
+    """A PEM or DER (PKCS#8) private key; only EC and RSA."""
+    loaded = (
+        serialization.load_pem_private_key(data, password=None)
+        if data.startswith(b"-----")
+        else serialization.load_der_private_key(data, password=None)
+    )
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"{what}: not an EC or RSA private key")
+    return loaded
+
+
+def generate(alg: str) -> PrivateKey:
+    if alg not in ALGORITHMS:
+        raise ValueError(f"unknown signing algorithm {alg!r}; one of {', '.join(ALGORITHMS)}")
+    if alg == ALGORITHM:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)

@@ -6,6 +6,7 @@ This is the only module that reads ``os.environ``. A bad or missing setting rais
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import tomllib
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -143,6 +145,11 @@ class Settings(BaseSettings):
     token_audience: str = "asgate"  # noqa: S105
     token_ttl: int = Field(default=3600, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = []
+    # Signing keys live in the database, sealed with this AES-256 key (base64 of 32 bytes), or the
+    # one in key_encryption_key_file; neither: {data_dir}/kek, created on first start.
+    key_encryption_key: SecretStr | None = None
+    key_encryption_key_file: Path | None = None
+    signing_key_publish_delay: float = Field(default=5.0, ge=0, le=3600)  # published, then signs
 
     # --- identity management (MC users): asgate.idm (TS 33.180 Annex B, OIDC for MC users)
     idm_user_token_ttl: int = Field(default=900, ge=60, le=86400)  # user access and ID tokens
@@ -327,6 +334,19 @@ class Settings(BaseSettings):
             raise ValueError(f"directory not found: {value}")
         return value
 
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _kek(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_kek(value.get_secret_value())  # the reason names no byte of the key
+        return value
+
+    @model_validator(mode="after")
+    def _one_kek(self) -> Settings:
+        if self.key_encryption_key is not None and self.key_encryption_key_file is not None:
+            raise ValueError("give key_encryption_key or key_encryption_key_file, not both")
+        return self
+
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -375,7 +395,13 @@ class Settings(BaseSettings):
 
     @property
     def keys_dir(self) -> Path:
+        """Where asgate kept signing keys before issue 10: imported into the store on first start."""
         return self.data_dir / "keys"
+
+    @property
+    def kek_file(self) -> Path:
+        """The key-encryption key's file: ``key_encryption_key_file``, else ``{data_dir}/kek``."""
+        return self.key_encryption_key_file or self.data_dir / "kek"
 
     @property
     def public_root(self) -> str:
@@ -428,6 +454,23 @@ class Settings(BaseSettings):
             return cls(_env_prefix="\0", **values)  # no variable's name starts with NUL
         except ValidationError as exc:
             raise SettingsError(_describe(exc, None)) from None
+
+
+KEK_BYTES = 32  # AES-256
+
+
+def decode_kek(text: str) -> bytes:
+    """A key-encryption key from its base64 text (standard or URL-safe alphabet, padding optional)."""
+    cleaned = text.strip()
+    try:
+        key = base64.b64decode(
+            cleaned.replace("-", "+").replace("_", "/") + "=" * (-len(cleaned) % 4), validate=True
+        )
+    except ValueError:
+        raise ValueError("must be base64 (e.g. `openssl rand -base64 32`)") from None
+    if len(key) != KEK_BYTES:
+        raise ValueError(f"must be base64 of {KEK_BYTES} bytes (AES-256), not {len(key)}")
+    return key
 
 
 def _describe(exc: ValidationError, config_file: Path | None) -> str:

@@ -21,6 +21,7 @@ from asgate.store.msgs import RegistrationStore
 from asgate.store.pools import PoolStore
 from asgate.store.registry import RegistryStore
 from asgate.store.signals import Listener
+from asgate.store.signing_keys import SigningKeyStore
 from asgate.store.tx import Tx
 from asgate.store.users import McIdTakenError, UserExistsError, UserStore
 
@@ -58,6 +59,7 @@ class Store:
         self.pools = PoolStore(engine)
         self.users = UserStore(engine)
         self.oidc = OidcGrantStore(engine)
+        self.signing_keys = SigningKeyStore(engine)
         self._batches: dict[Callable[..., Any], _Batch[Any, Any]] = {}
 
     @classmethod

@@ -26,6 +26,7 @@ from asgate.store.registry import (
     Subscriptions,
     Targets,
 )
+from asgate.store.signing_keys import SigningKeysTx
 from asgate.store.users import UsersTx
 
 
@@ -51,6 +52,7 @@ class Tx:
         "clients",
         "grants_oidc",
         "users",
+        "signing_keys",
     )
 
     def __init__(self, conn: Connection) -> None:
@@ -72,6 +74,7 @@ class Tx:
         self.clients = ClientsTx(conn)
         self.grants_oidc = GrantsOidcTx(conn)
         self.users = UsersTx(conn, self.grants_oidc)
+        self.signing_keys = SigningKeysTx(conn)
 
     def flush(self) -> None:
         """Write what the aggregates buffered (the store calls it when a unit of work ends)."""

@@ -14,6 +14,7 @@ from starlette.types import Scope
 from asgate.auth import Authenticator, TokenValidator
 from asgate.auth.revocation import Revocations
 from asgate.idm.keys import KeyRing
+from asgate.idm.keystore import StoredKeys
 from asgate.kernel.atrest import private_dir
 from asgate.kernel.background import Background
 from asgate.kernel.metrics import Metrics
@@ -27,7 +28,8 @@ from asgate.store import Store
 class Runtime:
     settings: Settings
     store: Store
-    keyring: KeyRing
+    keyring: KeyRing  # the signing keys, as this process last read them from the store
+    signing_keys: StoredKeys  # rotates and retires them (in the store, for every process)
     validator: TokenValidator
     authenticate: Authenticator
     metrics: Metrics
@@ -47,8 +49,6 @@ class Runtime:
     async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
         private_dir(settings.data_dir)
         metrics = Metrics()
-        keyring = KeyRing(settings.keys_dir)
-        keyring.ensure()
         store = await Store.open(
             settings.db_url,
             sqlite_synchronous=settings.sqlite_synchronous,
@@ -56,11 +56,19 @@ class Runtime:
             pool_size=settings.database_pool_size,
             observe=metrics.observe_commit,
         )
+        try:
+            signing_keys = await StoredKeys.open(settings, store)
+        except BaseException:
+            await store.close()
+            raise
+        keyring = signing_keys.ring
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
         # Every process that checks bearer tokens follows the revoked ones (RFC 7009).
         revocations = Revocations()
         background = Background()
         background.spawn(revocations.follow(store.oidc, background), "revocations")
+        # Every process publishes and signs with the keys of the store, rotations included.
+        background.spawn(signing_keys.follow(background), "signing-keys")
         try:
             validator = TokenValidator(
                 issuer=settings.token_issuer,
@@ -74,6 +82,7 @@ class Runtime:
                 settings=settings,
                 store=store,
                 keyring=keyring,
+                signing_keys=signing_keys,
                 validator=validator,
                 authenticate=Authenticator(validator),
                 metrics=metrics,
