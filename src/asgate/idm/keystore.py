@@ -204,7 +204,9 @@ class StoredKeys:
         algorithm they lack), or load the one another process created at the same time."""
         now = time.time()
         imported = read_pem_directory(legacy_dir) if legacy_dir.is_dir() else []
-        rows = [self._row(key.private_key, key.created, key.created) for key in imported]
+        # An imported key was signing already: never later than now (an older version stamped a key
+        # rotated twice within a second a second or two ahead, to keep "newest signs" strict).
+        rows = [self._row(key.private_key, key.created, min(key.created, now)) for key in imported]
         for alg in ALGORITHMS:
             if not any(key.alg == alg for key in imported):  # a data directory of an older version
                 now += 0.001  # ES256 then RS256: the store lists keys by creation
