@@ -73,10 +73,11 @@ async def prepare(database: dict[str, Any], stored: int) -> None:
     started = time.perf_counter()
     batch = 50_000
     for start in range(0, stored, batch):
-        await store.registrations.load(
+        fillers = [
             Registration(registration_id=new_id(), as_svc_id=f"F{i}", client_id="filler", registered_at=now)
             for i in range(start, min(stored, start + batch))
-        )
+        ]
+        await store.write(lambda tx, fillers=fillers: tx.registrations.put(*fillers))
     print(f"  filled {stored:,} registrations in {time.perf_counter() - started:.1f} s", flush=True)
     await store.close()
 
