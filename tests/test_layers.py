@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -73,7 +74,7 @@ def _names(node: ast.AST, name: str) -> bool:
     )
 
 
-def _opens_transaction(node: ast.AST) -> bool:
+def _opens_transaction(node: ast.AST) -> TypeGuard[ast.Call]:
     """``<engine>.begin()`` (``engine``, ``_engine``, ``self._engine``, ``writer``...)."""
     if not (
         isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "begin"

@@ -181,7 +181,7 @@ class OidcService:
         if not code:
             raise OAuthError("invalid_request", "code is required")
         code_hash, now = oidc.digest(code), self._now()
-        outcome = await self._store.write(lambda tx: _redeem(tx, client, code_hash, form, now))
+        outcome = await self._store.write(lambda tx: redeem(tx, client, code_hash, form, now))
         if isinstance(outcome, GrantRejected):
             raise self._refused(outcome, "authorization code")
         if isinstance(outcome, _Spent):
@@ -387,7 +387,7 @@ class _Spent:
     reason: str
 
 
-def _redeem(
+def redeem(
     tx: Tx, client: Client, code_hash: str, form: dict[str, str], now: datetime
 ) -> CodeGrant | GrantRejected | _Spent:
     """RFC 6749 4.1.3 with RFC 7636 4.6, in one unit of work: use the code, then check it was
