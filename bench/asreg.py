@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from asgate.idm.passwords import hash_secret  # noqa: E402
 from asgate.msgin5g.models import Registration  # noqa: E402
 from asgate.store import Store  # noqa: E402
 from asgate.store.ids import new_id  # noqa: E402
+from asgate.store.tx import Tx  # noqa: E402
 from common import free_port, machine, require, start_asgate, stop, write_results, wrk  # noqa: E402
 
 PG_URL = os.environ.get("ASGATE_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -73,10 +75,11 @@ async def prepare(database: dict[str, Any], stored: int) -> None:
     started = time.perf_counter()
     batch = 50_000
     for start in range(0, stored, batch):
-        await store.registrations.load(
+        fillers = [
             Registration(registration_id=new_id(), as_svc_id=f"F{i}", client_id="filler", registered_at=now)
             for i in range(start, min(stored, start + batch))
-        )
+        ]
+        await store.write(functools.partial(_put, fillers=fillers))
     print(f"  filled {stored:,} registrations in {time.perf_counter() - started:.1f} s", flush=True)
     await store.close()
 
@@ -97,6 +100,10 @@ async def drop_pg(database: dict[str, Any]) -> None:
     conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
     await conn.execute(f'DROP SCHEMA IF EXISTS "{database["database_schema"]}" CASCADE')
     await conn.close()
+
+
+def _put(tx: Tx, fillers: list[Registration]) -> None:
+    tx.registrations.put(*fillers)
 
 
 def one(backend: str, stored: int, args: argparse.Namespace) -> dict[str, Any]:

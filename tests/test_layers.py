@@ -2,13 +2,17 @@
 
 A role package reaches data only through the store's unit of work (``store.write(lambda tx: ...)``,
 ``tx.<aggregate>``) and its readers: it imports no SQLAlchemy, no table and no piece of the store's
-write machinery (engine, group committer), and never calls the group committer itself.
+write machinery (engine, group committer), never calls the group committer itself, and writes an
+audit event with ``tx.audit`` in the unit of work of what it audits (the old ``store.audit.record``
+is gone). Inside the store, only the group committer (and the schema migration) opens a write
+transaction: every aggregate writes through ``tx``, so there is one write idiom.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -51,12 +55,40 @@ def _violations(path: Path) -> list[str]:
 
 
 def _check(tree: ast.AST, name: str) -> list[str]:
-    found = [f"{name}:{line} imports {module}" for line, module in _imports(tree) if _forbidden(module)]
+    found = [(line, f"imports {module}") for line, module in _imports(tree) if _forbidden(module)]
     for node in ast.walk(tree):
         # The group committer is the store's business: role packages write with store.write.
         if isinstance(node, ast.Attribute) and node.attr in ("committer", "transact"):
-            found.append(f"{name}:{node.lineno} uses the store's .{node.attr}")
-    return found
+            found.append((node.lineno, f"uses the store's .{node.attr}"))
+        # An audit event belongs in the unit of work of the change it audits (tx.audit.append).
+        elif isinstance(node, ast.Attribute) and node.attr == "record" and _names(node.value, "audit"):
+            found.append((node.lineno, "records an audit event outside a unit of work"))
+        elif _opens_transaction(node):
+            found.append((node.lineno, "opens a transaction"))
+    return [f"{name}:{line} {what}" for line, what in sorted(found, key=lambda item: item[0])]
+
+
+def _names(node: ast.AST, name: str) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == name) or (
+        isinstance(node, ast.Name) and node.id == name
+    )
+
+
+def _opens_transaction(node: ast.AST) -> TypeGuard[ast.Call]:
+    """``<engine>.begin()`` (``engine``, ``_engine``, ``self._engine``, ``writer``...)."""
+    if not (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "begin"
+    ):
+        return False
+    target = node.func.value
+    label = (
+        target.attr
+        if isinstance(target, ast.Attribute)
+        else target.id
+        if isinstance(target, ast.Name)
+        else ""
+    )
+    return label.lstrip("_") in ("engine", "writer")
 
 
 def test_the_role_packages_exist() -> None:
@@ -86,6 +118,10 @@ def test_the_check_sees_what_it_forbids() -> None:
         "from sqlalchemy import Connection\nimport sqlalchemy.orm\n"
         "from asgate.store import schema_registry\nfrom asgate.store.tx import Tx\n"
         "store.committer.submit(f, x)\nstore.write(lambda tx: tx.apps.get('a'))\n"
+        "await self.store.audit.record(event)\n"
+        "await self.rt.store.write(lambda tx: tx.audit.append('a', 'b', 'c'))\n"
+        "async with self._engine.begin() as conn: pass\nasync with self._engine.connect() as conn: pass\n"
+        "with writer.begin() as conn: pass\nconn.begin_nested()\n"
     )
     assert _check(ast.parse(sample), "sample.py") == [
         "sample.py:1 imports sqlalchemy",
@@ -93,6 +129,9 @@ def test_the_check_sees_what_it_forbids() -> None:
         "sample.py:2 imports sqlalchemy.orm",
         "sample.py:3 imports asgate.store.schema_registry",
         "sample.py:5 uses the store's .committer",
+        "sample.py:7 records an audit event outside a unit of work",
+        "sample.py:9 opens a transaction",
+        "sample.py:11 opens a transaction",
     ]
 
 
@@ -154,3 +193,20 @@ def test_every_role_class_lives_in_its_package_role_module() -> None:
         "msgin5g/role.py",
         "registry/role.py",
     }
+
+
+# The store's own write machinery: the group committer's transaction, and the schema migration.
+TRANSACTION_OWNERS = ("store/group_commit.py", "store/migrate.py")
+
+
+def test_inside_the_store_only_the_group_committer_opens_a_write_transaction() -> None:
+    """Every aggregate writes through ``tx`` (readers use ``engine.connect()``): a writer that opens
+    its own transaction with ``engine.begin()`` is a second write idiom."""
+    opened = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path in sorted((SRC / "store").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if _opens_transaction(node)
+    ]
+    assert opened, "the check finds nothing: has the group committer moved?"
+    assert {entry.rsplit(":", 1)[0] for entry in opened} <= set(TRANSACTION_OWNERS), opened

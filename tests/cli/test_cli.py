@@ -249,12 +249,13 @@ def test_as_list_pages_with_a_cursor(
     async def seed() -> None:
         store = await Store.open(database["database_url"], schema=database.get("database_schema"))
         now = dt.datetime.now(dt.UTC)
-        await store.registrations.load(
+        registrations = [
             Registration(
                 registration_id=new_id(), as_svc_id=f"AS{i:03d}", client_id="as-1", registered_at=now
             )
             for i in range(7)
-        )
+        ]
+        await store.write(lambda tx: tx.registrations.put(*registrations))
         await store.close()
 
     asgate("clients", "list")  # creates and migrates the database

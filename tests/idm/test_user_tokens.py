@@ -120,6 +120,8 @@ async def test_full_login_refresh_reuse_and_revocation(
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     assert "already used" in reuse.json()["error_description"]
     assert (await _refresh(http, second["refresh_token"])).json()["error"] == "invalid_grant"
+    # ... committed although the request was refused: the family is revoked in the database.
+    assert [f.revoked_at is not None for f in await rt.store.oidc.families_of(alice.user_id)] == [True]
 
     # A new login; revocation of its refresh token ends it.
     third = await _tokens(http, login)
@@ -197,9 +199,16 @@ async def test_code_exchange_errors(
     assert response.headers["cache-control"] == "no-store"
 
 
-async def test_a_failed_exchange_spends_the_code(http: httpx.AsyncClient, alice: User, login: Login) -> None:
+async def test_a_failed_exchange_spends_the_code(
+    http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
+) -> None:
     code = (await login())["code"]
     assert (await exchange(http, code, verifier="w" * 43)).status_code == 400
+    # Stored with the refusal, in one unit of work: the login is revoked, the refusal audited.
+    (family,) = await rt.store.oidc.families_of(alice.user_id)
+    assert family.revoked_at is not None
+    (event,) = await rt.store.audit.scan(action="oidc.token.code")
+    assert (event.outcome, event.reason) == ("denied", "code_verifier does not match the code challenge")
     retry = await exchange(http, code)
     assert retry.status_code == 400 and retry.json()["error"] == "invalid_grant"
 
@@ -216,13 +225,25 @@ async def test_a_code_issued_to_another_client_is_refused(
 
 
 async def test_code_reuse_revokes_the_tokens_issued_with_it(
-    http: httpx.AsyncClient, alice: User, login: Login
+    http: httpx.AsyncClient, rt: Runtime, alice: User, login: Login
 ) -> None:
     code = (await login())["code"]
     first = await exchange(http, code)
     assert first.status_code == 200
     second = await exchange(http, code)
-    assert second.status_code == 400 and "already used" in second.json()["error_description"]
+    assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
+    assert "already used" in second.json()["error_description"]
+    # The client got invalid_grant, and the revocation is committed: the login is revoked in the
+    # database, so a process that did not see the replay refuses its access tokens too.
+    (family,) = await rt.store.oidc.families_of(alice.user_id)
+    assert family.revoked_at is not None
+    from asgate.auth.revocation import Revocations
+
+    elsewhere = Revocations()
+    await elsewhere.poll(rt.store.oidc)
+    assert elsewhere.revoked(jwt.decode(first.json()["access_token"], options={"verify_signature": False}))
+    events = [(e.outcome, e.reason) for e in await rt.store.audit.scan(action="oidc.token.code")]
+    assert events == [("ok", None), ("denied", "replayed; every token of this login revoked")]
     # RFC 6749 4.1.2: the refresh token issued with the code is revoked.
     refresh = await _refresh(http, first.json()["refresh_token"])
     assert refresh.json() == {

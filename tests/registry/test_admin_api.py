@@ -213,8 +213,14 @@ async def test_revocations_are_served_to_access_servers(
     from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC).replace(microsecond=0)
-    await rt.store.oidc.revoke_access("jti-1", now - timedelta(minutes=5), now + timedelta(minutes=10))
-    await rt.store.oidc.revoke_access("jti-old", now - timedelta(hours=2), now - timedelta(hours=1))
+    await rt.store.write(
+        lambda tx: tx.grants_oidc.revoke_access(
+            "jti-1", now - timedelta(minutes=5), now + timedelta(minutes=10)
+        )
+    )
+    await rt.store.write(
+        lambda tx: tx.grants_oidc.revoke_access("jti-old", now - timedelta(hours=2), now - timedelta(hours=1))
+    )
     response = await http.get("/mcx-registry-sync/v1/revocations", headers=bearer(tokens["sas"]))
     contract.check(DOCS / "sync.yaml", response)
     assert response.headers["cache-control"] == "no-store"

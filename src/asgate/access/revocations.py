@@ -19,7 +19,8 @@ from asgate.auth.revocation import POLL_INTERVAL, Revocations
 from asgate.idm.internal import InternalTokens
 from asgate.kernel import logs
 from asgate.kernel.background import Background
-from asgate.store.grants_oidc import OidcGrantStore, Revoked
+from asgate.store import Store
+from asgate.store.grants_oidc import Revoked
 
 _OVERLAP = timedelta(seconds=30)
 _log = logs.get("asgate.access.revocations")
@@ -29,7 +30,7 @@ class RevocationPuller:
     def __init__(
         self,
         revocations: Revocations,
-        store: OidcGrantStore,
+        store: Store,
         http: httpx.AsyncClient,
         registry_url: str,
         tokens: InternalTokens,
@@ -55,7 +56,7 @@ class RevocationPuller:
                 self.revocations.add(item.kind, item.ident, item.until.timestamp())
                 new.append(item)
         if new:
-            await self.store.add_revocations(new)
+            await self.store.write(lambda tx: tx.grants_oidc.add_revocations(new))
         return len(new)
 
     async def run(self, background: Background) -> None:

@@ -71,7 +71,7 @@ class AccessRole:
         # A registry elsewhere (split deployment, a database of its own): revoked access tokens
         # come from there too. Sharing the database (``asgate up``), the store has them already.
         self.revocations = (
-            RevocationPuller(rt.validator.revocations, rt.store.oidc, rt.http, s.sas_registry_url, tokens)
+            RevocationPuller(rt.validator.revocations, rt.store, rt.http, s.sas_registry_url, tokens)
             if s.sas_registry_url
             else None
         )

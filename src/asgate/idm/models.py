@@ -161,8 +161,11 @@ class GrantProblem(StrEnum):
     REVOKED = "revoked"
 
 
-class GrantRejectedError(Exception):
-    def __init__(self, problem: GrantProblem, family: Family | None = None) -> None:
-        super().__init__(problem.value)
-        self.problem = problem
-        self.family = family
+@dataclass(frozen=True)
+class GrantRejected:
+    """A code or refresh token refused, as the unit of work that refused it returns it (a raise
+    would roll back what the refusal wrote: for ``REUSED``, the revocation of ``family``, RFC 6749
+    4.1.2 and 10.4). The caller answers ``invalid_grant`` once it has committed."""
+
+    problem: GrantProblem
+    family: Family | None = None

@@ -1,7 +1,9 @@
 """OpenID Connect for MC users (TS 33.180 Annex B): login, codes, refresh tokens, revocation.
 
 The decisions are in :mod:`asgate.idm.oidc`; this module loads what they need, stores what they
-produce and signs the tokens.
+produce and signs the tokens. Every write (and its audit event) is one unit of work
+(``store.write``); a refused code or refresh token is returned by it, not raised, so that what the
+refusal wrote (a replay's revocation) commits before the client gets ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from asgate.idm import oidc
 from asgate.idm.models import (
     AuthorizationRequest,
     Client,
+    CodeGrant,
     Family,
     GrantProblem,
-    GrantRejectedError,
+    GrantRejected,
     TokenResponse,
     User,
 )
@@ -30,9 +33,10 @@ from asgate.idm.service import OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle
 from asgate.kernel.problem import Cause, ProblemError
 from asgate.kernel.settings import Settings
-from asgate.store import AuditEvent, Store
+from asgate.store import Store
 from asgate.store.grants_oidc import KEEP_REVOKED
 from asgate.store.ids import new_id
+from asgate.store.tx import Tx
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class OidcService:
     async def _pending(self, request: AuthorizationRequest, client_name: str) -> PendingLogin:
         handle = oidc.new_secret()
         expires = self._now() + timedelta(seconds=self._s.idm_login_ttl)
-        await self._store.oidc.save_request(oidc.digest(handle), request, expires)
+        await self._store.write(lambda tx: tx.grants_oidc.save_request(oidc.digest(handle), request, expires))
         return PendingLogin(handle, request, client_name)
 
     async def login(
@@ -103,7 +107,8 @@ class OidcService:
         """Check the user's credentials for the pending request ``handle``; return the answer that
         sends the code to the client (RFC 6749 4.1.2). Raises :class:`LoginRefusedError` (show
         the form again), :class:`AuthorizeError` (error page or error redirect)."""
-        request = await self._store.oidc.take_request(oidc.digest(handle), self._now())
+        handle_hash, now = oidc.digest(handle), self._now()
+        request = await self._store.write(lambda tx: tx.grants_oidc.take_request(handle_hash, now))
         if request is None:
             raise AuthorizeError("invalid_request", "this sign-in page has expired or was already used")
         client = await self._store.clients.get(request.client_id)
@@ -136,13 +141,12 @@ class OidcService:
                 state=request.state,
                 response_mode=request.response_mode,
             )
-        code = await self._issue_code(request, user)
-        await self._audit(username, "login", f"client/{request.client_id}", "ok")
+        code = await self._issue_code(request, user, username)
         # RFC 9207: ``iss`` tells the client which server answered (mix-up defence).
         params = {"code": code, "state": request.state, "iss": self._tokens.issuer}
         return oidc.AuthorizationResponse(request.redirect_uri, params, request.response_mode)
 
-    async def _issue_code(self, request: AuthorizationRequest, user: User) -> str:
+    async def _issue_code(self, request: AuthorizationRequest, user: User, username: str) -> str:
         now = self._now()
         family = Family(
             family_id=new_id(),
@@ -154,7 +158,12 @@ class OidcService:
         )
         code = oidc.new_secret()
         expires = now + timedelta(seconds=self._s.idm_code_ttl)
-        await self._store.oidc.issue_code(oidc.digest(code), family, request, expires)
+
+        def issue(tx: Tx) -> None:
+            tx.grants_oidc.issue_code(oidc.digest(code), family, request, expires)
+            _audit(tx, username, "login", f"client/{request.client_id}", "ok")
+
+        await self._store.write(issue)
         return code
 
     # ------------------------------------------------------------ token endpoint
@@ -171,25 +180,15 @@ class OidcService:
         code = form.get("code")
         if not code:
             raise OAuthError("invalid_request", "code is required")
-        try:
-            grant = await self._store.oidc.redeem_code(oidc.digest(code), self._now())
-        except GrantRejectedError as exc:
-            await self._rejected(client, "token.code", exc)
-            raise OAuthError(
-                "invalid_grant", _GRANT_WORDS[exc.problem].format("authorization code")
-            ) from None
+        code_hash, now = oidc.digest(code), self._now()
+        outcome = await self._store.write(lambda tx: redeem(tx, client, code_hash, form, now))
+        if isinstance(outcome, GrantRejected):
+            raise self._refused(outcome, "authorization code")
+        if isinstance(outcome, _Spent):
+            self._forget(outcome.family.family_id, now)
+            raise OAuthError("invalid_grant", outcome.reason)
+        grant = outcome
         family = grant.family
-        reason = None
-        if family.client_id != client.client_id:
-            reason = "the code was issued to another client"
-        elif form.get("redirect_uri") != grant.redirect_uri:  # RFC 6749 4.1.3
-            reason = "redirect_uri does not match the authorization request"
-        elif not oidc.verify_pkce(form.get("code_verifier"), grant.code_challenge):  # RFC 7636 4.6
-            reason = "code_verifier does not match the code challenge"
-        if reason is not None:  # the code is spent: nothing may ever be issued with it
-            await self._revoke_family(family.family_id)
-            await self._audit(client.client_id, "token.code", f"user/{family.user_id}", "denied", reason)
-            raise OAuthError("invalid_grant", reason)
         user = await self._active_user(client, family)
         return await self._tokens_for(client, user, family, family.scopes, grant.nonce, first=True)
 
@@ -211,11 +210,18 @@ class OidcService:
         new = oidc.new_secret()
         now = self._now()
         expires = now + timedelta(seconds=self._s.idm_refresh_token_ttl)
-        try:
-            family = await self._store.oidc.rotate_refresh(old, oidc.digest(new), now, expires)
-        except GrantRejectedError as exc:
-            await self._rejected(client, "token.refresh", exc)
-            raise OAuthError("invalid_grant", _GRANT_WORDS[exc.problem].format("refresh token")) from None
+        new_hash = oidc.digest(new)
+
+        def rotate(tx: Tx) -> Family | GrantRejected:
+            rotated = tx.grants_oidc.rotate_refresh(old, new_hash, now, expires)
+            if isinstance(rotated, GrantRejected):
+                _audit_rejected(tx, client, "token.refresh", rotated)
+            return rotated
+
+        rotated = await self._store.write(rotate)
+        if isinstance(rotated, GrantRejected):
+            raise self._refused(rotated, "refresh token")
+        family = rotated
         user = await self._active_user(client, family)
         return await self._tokens_for(client, user, family, scopes, None, refresh_token=new)
 
@@ -262,12 +268,19 @@ class OidcService:
             claims["at_hash"] = oidc.at_hash(access)
             id_token = self._tokens.sign(claims, typ="JWT", alg=client.id_token_alg)
         # OIDC Core 11: a refresh token only for offline_access, unless the client always gets one.
+        new_refresh: tuple[str, datetime] | None = None
         if first and client.gets_refresh_token(family.scopes):
             refresh_token = oidc.new_secret()
             expires = min(now + timedelta(seconds=self._s.idm_refresh_token_ttl), family.expires_at)
-            await self._store.oidc.add_refresh(family.family_id, oidc.digest(refresh_token), now, expires)
+            new_refresh = (oidc.digest(refresh_token), expires)
         action = "token.code" if first else "token.refresh"
-        await self._audit(client.client_id, action, f"user/{user.user_id}", "ok")
+
+        def issued(tx: Tx) -> None:
+            if new_refresh is not None:
+                tx.grants_oidc.add_refresh(family.family_id, new_refresh[0], now, new_refresh[1])
+            _audit(tx, client.client_id, action, f"user/{user.user_id}", "ok")
+
+        await self._store.write(issued)
         return TokenResponse(
             access_token=access,
             expires_in=expires_in,
@@ -292,15 +305,26 @@ class OidcService:
             return
         if family.client_id != client.client_id:
             raise OAuthError("unauthorized_client", "the token was not issued to this client")
-        await self._revoke_family(family.family_id)
-        await self._audit(client.client_id, "token.revoke", f"user/{family.user_id}", "ok")
+        await self._revoke_family(
+            family.family_id, (client.client_id, "token.revoke", f"user/{family.user_id}")
+        )
 
-    async def _revoke_family(self, family_id: str, *, stored: bool = False) -> None:
+    async def _revoke_family(self, family_id: str, audit: tuple[str, str, str] | None = None) -> None:
         """End a login: its refresh tokens and (RFC 7009 2.1) its access tokens, which this process
-        refuses at once and the others within the poll's bound (asgate.auth.revocation)."""
+        refuses at once and the others within the poll's bound (asgate.auth.revocation). ``audit``:
+        the (actor, action, resource) of the event recorded with it."""
         now = self._now()
-        if not stored:
-            await self._store.oidc.revoke_family(family_id, now)
+
+        def revoke(tx: Tx) -> None:
+            tx.grants_oidc.revoke_family(family_id, now)
+            if audit is not None:
+                _audit(tx, *audit, "ok")
+
+        await self._store.write(revoke)
+        self._forget(family_id, now)
+
+    def _forget(self, family_id: str, now: datetime) -> None:
+        """A family revoked (and committed): this process refuses its access tokens at once."""
         self._validator.revocations.add("sid", family_id, (now + KEEP_REVOKED).timestamp())
 
     async def _revoke_access(self, client: Client, token: str) -> None:
@@ -313,10 +337,14 @@ class OidcService:
             return  # another issuer's token is not ours to revoke
         if principal.client_id != client.client_id:
             raise OAuthError("unauthorized_client", "the token was not issued to this client")
-        expires = datetime.fromtimestamp(principal.expires_at, UTC)
-        await self._store.oidc.revoke_access(jti, self._now(), expires)
+        expires, now = datetime.fromtimestamp(principal.expires_at, UTC), self._now()
+
+        def revoke(tx: Tx) -> None:
+            tx.grants_oidc.revoke_access(jti, now, expires)
+            _audit(tx, client.client_id, "token.revoke", f"token/{jti}", "ok")
+
+        await self._store.write(revoke)
         self._validator.revocations.add("jti", jti, principal.expires_at)
-        await self._audit(client.client_id, "token.revoke", f"token/{jti}", "ok")
 
     async def userinfo(self, principal: Principal) -> dict[str, Any]:
         """OIDC Core 5.3: the user behind an access token issued for an OpenID Connect login."""
@@ -338,21 +366,62 @@ class OidcService:
         """A sign-in POST refused before any credential was looked at (login CSRF)."""
         await self._audit(f"source/{source}", "login", "oauth2/authorize", "denied", reason)
 
-    async def _rejected(self, client: Client, action: str, exc: GrantRejectedError) -> None:
-        resource = f"user/{exc.family.user_id}" if exc.family else f"client/{client.client_id}"
-        reason = exc.problem.value
-        if exc.problem is GrantProblem.REUSED:  # a replay: the whole family has been revoked
-            reason = "replayed; every token of this login revoked"
-            if exc.family is not None:
-                await self._revoke_family(exc.family.family_id, stored=True)
-        await self._audit(client.client_id, action, resource, "denied", reason)
+    def _refused(self, rejected: GrantRejected, what: str) -> OAuthError:
+        """After the commit of a refusal: a replay's family (revoked) is refused here at once."""
+        if rejected.problem is GrantProblem.REUSED and rejected.family is not None:
+            self._forget(rejected.family.family_id, self._now())
+        return OAuthError("invalid_grant", _GRANT_WORDS[rejected.problem].format(what))
 
     async def _audit(
         self, actor: str, action: str, resource: str, outcome: str, reason: str | None = None
     ) -> None:
-        await self._store.audit.record(
-            AuditEvent.now(actor, f"oidc.{action}", resource, outcome, reason=reason)
-        )
+        """An event of its own (a refusal that changes nothing else)."""
+        await self._store.write(lambda tx: _audit(tx, actor, action, resource, outcome, reason))
+
+
+@dataclass(frozen=True)
+class _Spent:
+    """A code redeemed by the wrong client, redirect URI or verifier: spent, its family revoked."""
+
+    family: Family
+    reason: str
+
+
+def redeem(
+    tx: Tx, client: Client, code_hash: str, form: dict[str, str], now: datetime
+) -> CodeGrant | GrantRejected | _Spent:
+    """RFC 6749 4.1.3 with RFC 7636 4.6, in one unit of work: use the code, then check it was
+    presented by its client with its redirect URI and verifier. A refusal is audited; once used, a
+    code is spent, so a refusal after that revokes its family (nothing may ever be issued with it)."""
+    grant = tx.grants_oidc.redeem_code(code_hash, now)
+    if isinstance(grant, GrantRejected):
+        _audit_rejected(tx, client, "token.code", grant)
+        return grant
+    family = grant.family
+    reason = None
+    if family.client_id != client.client_id:
+        reason = "the code was issued to another client"
+    elif form.get("redirect_uri") != grant.redirect_uri:  # RFC 6749 4.1.3
+        reason = "redirect_uri does not match the authorization request"
+    elif not oidc.verify_pkce(form.get("code_verifier"), grant.code_challenge):  # RFC 7636 4.6
+        reason = "code_verifier does not match the code challenge"
+    if reason is None:
+        return grant
+    tx.grants_oidc.revoke_family(family.family_id, now)
+    _audit(tx, client.client_id, "token.code", f"user/{family.user_id}", "denied", reason)
+    return _Spent(family, reason)
+
+
+def _audit_rejected(tx: Tx, client: Client, action: str, rejected: GrantRejected) -> None:
+    resource = f"user/{rejected.family.user_id}" if rejected.family else f"client/{client.client_id}"
+    reason = rejected.problem.value
+    if rejected.problem is GrantProblem.REUSED:  # a replay: the whole family has been revoked
+        reason = "replayed; every token of this login revoked"
+    _audit(tx, client.client_id, action, resource, "denied", reason)
+
+
+def _audit(tx: Tx, actor: str, action: str, resource: str, outcome: str, reason: str | None = None) -> None:
+    tx.audit.append(actor, f"oidc.{action}", resource, outcome, reason=reason)
 
 
 def _looks_like_jwt(token: str) -> bool:

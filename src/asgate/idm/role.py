@@ -98,9 +98,13 @@ class IdmRole:
         """Delete spent authorization requests, codes and refresh tokens now and then."""
         while await self.background.pause(_PURGE_INTERVAL):
             try:
-                await self.rt.store.oidc.purge(datetime.now(UTC))
+                await self._purge()
             except Exception:  # noqa: BLE001 - the next round tries again
                 _log.exception("purging expired grants failed")
+
+    async def _purge(self) -> int:
+        now = datetime.now(UTC)
+        return await self.rt.store.write(lambda tx: tx.grants_oidc.purge(now))
 
     # RFC 6749 4.1.1 / OIDC Core 3.1.2.1: a valid request gets the login form, else 4.1.2.1.
     async def authorize(self, request: Request) -> Response:

@@ -34,7 +34,6 @@ from asgate.registry.notify import Notifier
 from asgate.registry.scripts import CSC15_KINDS, etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService
 from asgate.registry.sync import Pusher, app_snapshot, last_csc15_seq, snapshot
-from asgate.store.audit import AuditEvent
 from asgate.store.signals import OUTBOX
 from asgate.system.runtime import Runtime
 
@@ -101,10 +100,9 @@ class RegistryRole:
         return found[0].app_id if found and found[0].id == notification_id else None
 
     async def _ack_refused(self, app_id: str, notification_id: int, reason: str) -> None:
-        await self.rt.store.audit.record(
-            AuditEvent.now(
-                app_id, "notification.ack", f"notification/{notification_id}", "denied", reason=reason
-            )
+        resource = f"notification/{notification_id}"
+        await self.rt.store.write(
+            lambda tx: tx.audit.append(app_id, "notification.ack", resource, "denied", reason=reason)
         )
 
     def _changed(self) -> None:

@@ -37,7 +37,7 @@ from asgate.registry.models import (
 from asgate.registry.pools import POOL_NOT_PROVISIONED
 from asgate.registry.scripts import Beat, Context, Heartbeat, Refusal, Scripts
 from asgate.registry.view import RegistryView
-from asgate.store import AuditEvent, Store
+from asgate.store import Store
 from asgate.store.tx import Tx
 
 R = TypeVar("R")
@@ -87,8 +87,10 @@ class RegistryService:
             check_instance_addresses(self.addresses, registration)
         except ProblemError as refusal:
             reason = "; ".join(f"{p.param}: {p.reason}" for p in refusal.invalid_params or ())
-            event = AuditEvent.now(principal.client_id, action, resource, "denied", reason=reason)
-            await self.store.audit.record(event)
+            actor = principal.client_id
+            await self.store.write(
+                lambda tx: tx.audit.append(actor, action, resource, "denied", reason=reason)
+            )
             raise
 
     async def register(self, principal: Principal, registration: ServiceRegistration) -> ServiceInstance:

@@ -54,7 +54,7 @@ class Store:
         self.committer = GroupCommitter(engine, writer=writer, observe=observe)
         self.clients = ClientStore(engine)
         self.registrations = RegistrationStore(engine)
-        self.audit = AuditStore(engine, self.committer)
+        self.audit = AuditStore(engine)
         self.registry = RegistryStore(engine)
         self.pools = PoolStore(engine)
         self.users = UserStore(engine)

@@ -9,7 +9,6 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgate.kernel.wire import WireModel
-from asgate.store.group_commit import GroupCommitter
 from asgate.store.schema import audit_events
 
 
@@ -22,13 +21,6 @@ class AuditEvent(WireModel):
     outcome: str  # "ok" | "denied" | "error"
     reason: str | None = None
     details: dict[str, Any] | None = None
-
-    @classmethod
-    def now(cls, actor: str, action: str, resource: str, outcome: str = "ok", **kw: Any) -> AuditEvent:
-        return cls.model_validate(audit_row(actor, action, resource, outcome, **kw))
-
-    def row(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"id"})
 
 
 def audit_row(
@@ -91,22 +83,15 @@ class AuditTx:
 
     def flush(self) -> None:
         rows, self._rows = self._rows, []
-        append_tx(self._conn, rows)
+        if rows:
+            self._conn.execute(insert(audit_events), rows)
 
 
 class AuditStore:
-    def __init__(self, engine: AsyncEngine, committer: GroupCommitter) -> None:
+    """The reader (events are written with ``tx.audit``, in the unit of work of what they audit)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._committer = committer
-
-    async def record(self, event: AuditEvent) -> None:
-        """Append one event durably (batched with concurrent writes)."""
-        await self._committer.submit(self._append_batch, event)
-
-    @staticmethod
-    def _append_batch(conn: Connection, events: list[AuditEvent]) -> list[None]:
-        append_tx(conn, [event.row() for event in events])
-        return [None] * len(events)
 
     async def scan(
         self,
@@ -129,10 +114,3 @@ class AuditStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [AuditEvent.model_validate(dict(row)) for row in rows]
-
-
-def append_tx(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert audit rows (see :func:`audit_row`) inside the caller's group-commit transaction (the
-    MSGin5G batches; the registry uses ``tx.audit``)."""
-    if rows:
-        conn.execute(insert(audit_events), rows)

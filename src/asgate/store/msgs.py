@@ -7,7 +7,7 @@ methods of :class:`RegistrationStore`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -106,13 +106,6 @@ class RegistrationStore:
     async def count(self) -> int:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(t))).scalar_one())
-
-    async def load(self, registrations: Iterable[Registration], chunk: int = 5000) -> None:
-        """Bulk insert (benchmarks and restores); no replacement, no audit."""
-        rows = [_row(r) for r in registrations]
-        async with self._engine.begin() as conn:
-            for start in range(0, len(rows), chunk):
-                await conn.execute(insert(t), rows[start : start + chunk])
 
 
 def _row(reg: Registration) -> dict[str, Any]:
