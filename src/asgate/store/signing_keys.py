@@ -154,6 +154,7 @@ class SigningKeyStore:
             return await conn.run_sync(_generation)
 
     async def load(self) -> tuple[int | None, list[StoredKey]]:
-        """The generation and the keys, oldest first, read in one transaction."""
-        async with self._engine.begin() as conn:
+        """The generation and the keys, oldest first. The generation is read first, so keys newer
+        than it are at worst loaded again at the next poll, never missed."""
+        async with self._engine.connect() as conn:
             return await conn.run_sync(_load)
