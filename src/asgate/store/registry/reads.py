@@ -28,8 +28,10 @@ from asgate.store.registry._rows import (
     subscription,
     target,
 )
+from asgate.store.registry.access_servers import AccessServerRecord, access_server
 from asgate.store.registry.changes import last_of
 from asgate.store.schema_registry import (
+    access_servers,
     app_profile_versions,
     app_profiles,
     change_log,
@@ -189,3 +191,8 @@ class RegistryStore:
     async def targets(self) -> list[TargetState]:
         rows = await self._rows(select(sas_targets).order_by(sas_targets.c.url))
         return [target(r) for r in rows]
+
+    async def access_servers(self) -> list[AccessServerRecord]:
+        """The access servers that registered themselves (issue 10), live or silent."""
+        rows = await self._rows(select(access_servers).order_by(access_servers.c.sas_id))
+        return [access_server(r) for r in rows]
