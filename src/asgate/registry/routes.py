@@ -1,12 +1,14 @@
 """HTTP adapters of the service registry server: ``mcx-service-registration/v1`` (MC services),
 ``mcx-registry/v1`` (CSC-14, external applications), ``mcx-registry-admin/v1`` (administrator) and
-``mcx-registry-sync/v1`` (the snapshot service access servers pull), plus its background workers."""
+``mcx-registry-sync/v1`` (the snapshot service access servers pull, where they register themselves),
+plus its background workers."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +21,7 @@ from asgate.background import Background
 from asgate.idm.internal import InternalTokens
 from asgate.problem import Cause, ProblemError
 from asgate.registry import admin_routes
+from asgate.registry.access_servers import AccessServerRoutes, live_urls
 from asgate.registry.discovery import Query
 from asgate.registry.hub import NotificationHub
 from asgate.registry.lifecycle import Liveness
@@ -69,6 +72,7 @@ class RegistryRole:
             retry_base=s.registry_retry_base,
             retry_max=s.registry_retry_max,
         )
+        # CSC-15 targets: the access servers that register themselves (issue 10), plus static ones.
         targets = list(s.registry_sas_push_urls) or ([s.public_root] if "access" in rt.role_names else [])
         tokens = InternalTokens(
             rt.keyring,
@@ -82,9 +86,12 @@ class RegistryRole:
             rt.http,
             targets,
             tokens,
+            registered=partial(live_urls, rt.store, s.registry_sas_timeout),
+            lease=s.registry_sas_lease,
             check_interval=s.registry_sas_check_interval,
             metrics=rt.metrics.registry,
         )
+        self.access_servers = AccessServerRoutes(rt, self.pusher, [t.rstrip("/") for t in targets])
         self.admin = admin_routes.AdminRoutes(rt, self.service)
         self.background = Background()
 
@@ -117,6 +124,7 @@ class RegistryRole:
             Route(f"{REGISTRY}/notifications", self.notifications_without_upgrade, methods=["GET"]),
             Route(f"{SYNC}/snapshot", self.snapshot, methods=["GET"]),
             Route(f"{SYNC}/revocations", self.revocations, methods=["GET"]),
+            *self.access_servers.routes(),
             *self.admin.routes(),
         ]
 
