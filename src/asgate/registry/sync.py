@@ -250,7 +250,8 @@ class Pusher:
             loops = list(self._loops.values())
             for loop in loops:
                 loop.stop()
-            await asyncio.gather(*(t for t in [*(x.task for x in loops), *self._retiring.values()] if t))
+            tasks = [t for t in [*(x.task for x in loops), *self._retiring.values()] if t is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self._held:
                 try:
                     await self._store.write(partial(_release, holder=self.holder))
@@ -266,6 +267,10 @@ class Pusher:
     async def _adopt(self, wanted: list[str], background: Background) -> None:
         """Start a loop for every new target, stop those of targets that left (cursors kept)."""
         self._retiring = {u: t for u, t in self._retiring.items() if not t.done()}
+        for url, loop in list(self._loops.items()):
+            if loop.task is not None and loop.task.done():  # it failed (a database error): start again
+                del self._loops[url]
+                self._held.discard(url)
         for url in [u for u in self._loops if u not in wanted]:
             loop = self._loops.pop(url)
             loop.stop()
@@ -282,6 +287,7 @@ class Pusher:
                 await self._store.write(partial(_ensure, url=url, start=start))
                 loop = self._loops[url] = _Loop(url)
                 loop.task = asyncio.create_task(self._run_target(loop, background), name=f"csc15 {url}")
+                loop.task.add_done_callback(_report)
                 if self._targets and url not in self._static:
                     _log.info("CSC-15 target added", target=url)
         self._targets = [u for u in wanted if u in self._loops]
@@ -514,6 +520,13 @@ def _failed(tx: Tx, *, url: str, retry_at: float, error: str) -> None:
 
 def _cursor(tx: Tx, *, url: str, seq: int, note: str) -> None:
     tx.targets.cursor(url, seq, note, datetime.now(UTC))
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        _log.error(
+            "CSC-15 push loop failed; started again within a second", task=task.get_name(), exc_info=exc
+        )
 
 
 def _claim(tx: Tx, *, url: str, holder: str, now: float, until: float) -> bool:
