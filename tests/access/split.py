@@ -1,7 +1,8 @@
 """A split deployment on real processes: the IdM and the registry in one (``asgate serve idm
-registry``), each service access server in another (``asgate serve access``) with a data directory
-and a database of its own, sharing only the signing keys (docs/operations.md: "share the keys
-directory"); and a recording backend registered as the service GM/recorder.
+registry``), each service access server in another (``asgate serve access``, ``sas_id``
+``access-1``, ``access-2``...) with a data directory and a database of its own, sharing only the
+signing keys (docs/operations.md: "share the keys directory"), registering itself with the registry
+(no static push URLs); and a recording backend registered as the service GM/recorder.
 
     async with split_deployment(tmp_path, access_servers=2) as split:
         await split.add_app("console-1")
@@ -63,6 +64,15 @@ class Split:
 
     async def authorize(self, app: str) -> dict[str, Any]:
         """Seed 10.X.3: the profile for GM/recorder, once every access server routes it (CSC-15)."""
+        profile = await self.authorize_without_waiting(app)
+        async with asyncio.timeout(15):
+            for server in self.access:
+                while profile["version"] != (await self.held(server)).get(profile["appProfileId"]):
+                    await asyncio.sleep(0.05)
+        return profile
+
+    async def authorize_without_waiting(self, app: str) -> dict[str, Any]:
+        """Seed 10.X.3: the profile for GM/recorder, as the registry answers."""
         body = {
             "mcServiceId": ALICE,
             "requestType": "AUTHORIZE",
@@ -75,11 +85,23 @@ class Split:
         )
         assert response.status_code == 200, response.text
         profile: dict[str, Any] = response.json()["applicationProfiles"][0]
-        async with asyncio.timeout(15):
-            for server in self.access:
-                while profile["version"] != (await self.held(server)).get(profile["appProfileId"]):
-                    await asyncio.sleep(0.05)
         return profile
+
+    async def access_servers(self) -> dict[str, dict[str, Any]]:
+        """The registry's view of the access servers (the administrator's): sasId -> entry."""
+        response = await self.admin("GET", "/access-servers")
+        assert response.status_code == 200, response.text
+        return {i["sasId"]: i for i in response.json()["items"] if "sasId" in i}
+
+    async def wait_registered(self, *names: str, live: bool = True, timeout: float = 30) -> None:
+        """Until the registry sees each access server ``names`` (default: all) live (or not)."""
+        wanted = set(names or (f"access-{i + 1}" for i in range(len(self.access))))
+        async with asyncio.timeout(timeout):
+            while True:
+                seen = await self.access_servers()
+                if all(n in seen and seen[n]["live"] is live for n in wanted):
+                    return
+                await asyncio.sleep(0.1)
 
     async def held(self, server: LiveServer) -> dict[str, int]:
         """The profiles an access server holds: id -> version."""
@@ -92,8 +114,13 @@ class Split:
 
 @contextlib.asynccontextmanager
 async def split_deployment(
-    tmp_path: Path, access_servers: int = 1, **access_settings: str
+    tmp_path: Path,
+    access_servers: int = 1,
+    *,
+    registry_settings: dict[str, str] | None = None,
+    **access_settings: str,
 ) -> AsyncIterator[Split]:
+    """The access servers register themselves with the registry (issue 10): no static push URLs."""
     registry_dir = tmp_path / "registry"
     keyring = KeyRing(registry_dir / "keys")
     keyring.ensure()
@@ -108,6 +135,7 @@ async def split_deployment(
             "issuer": registry_url,
             "sas_registry_url": registry_url,
             "sas_listen": data_plane.removeprefix("http://"),
+            "sas_id": data_dir.name,
             "sas_refusal_hold": "0",
             **access_settings,
         })
@@ -115,16 +143,19 @@ async def split_deployment(
     ]  # fmt: skip
     commands.append(
         (registry_dir, ("serve", "idm", "registry"), int(registry_url.rsplit(":", 1)[1]), {
-            "registry_sas_push_urls": ",".join(f"http://127.0.0.1:{port}" for port in controls),
             "registry_sas_url": data_planes[0],
             "registry_retry_base": "0.05",
             "registry_retry_max": "0.5",
+            # The access servers register their control planes, on loopback here.
+            "outbound_allow_loopback": "true",
+            **(registry_settings or {}),
         })
     )  # fmt: skip
     async with running_receiver() as recorder, httpx.AsyncClient(timeout=10) as http:
         with _processes(commands) as servers:
             tokens = TokenService(None, keyring, issuer=registry_url, audience="asgate", ttl=600)  # type: ignore[arg-type]
             split = Split(servers[-1], servers[:-1], data_planes, recorder, tokens, http)
+            await split.wait_registered()
             await _register_recorder(split)
             yield split
 

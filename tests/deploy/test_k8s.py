@@ -28,7 +28,7 @@ VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 EXAMPLES = {"secret.example.yaml"}  # shapes to copy, never applied (not in kustomization.yaml)
 # Settings that other parts of issue 10 add (the key-encryption key, an access server's own CSC-15
 # address): referenced already; remove each from here once it is a setting (a test says when).
-PENDING_SETTINGS = {"sas_csc15_url"}
+PENDING_SETTINGS: set[str] = set()
 POD_KINDS = {"Deployment", "Job", "StatefulSet", "DaemonSet"}
 
 

@@ -1,6 +1,7 @@
 """The service access server as a role of ``asgate up`` / ``asgate serve access``: the CSC-15 server
-on the control plane, the data plane on ``sas_listen``, the snapshot puller, and the tasks that save
-the state and write the audit rows of refusals."""
+on the control plane, the data plane on ``sas_listen``, the snapshot puller, the registration with a
+registry elsewhere (and its heartbeat), and the tasks that save the state and write the audit rows of
+refusals."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from asgate.access.csc15 import SCOPE, Csc15Server, ProfileFetcher, SnapshotPull
 from asgate.access.gate import AuditBuffer, SasGate
 from asgate.access.metrics import SasMetrics
 from asgate.access.options import EngineOptions, PoolOptions
+from asgate.access.registrar import Registrar
 from asgate.access.revocations import RevocationPuller
 from asgate.access.server import AccessServer
 from asgate.access.state import AccessState
@@ -75,6 +77,25 @@ class AccessRole:
             if s.sas_registry_url
             else None
         )
+        # Issue 10: a registry elsewhere learns from the access server itself where to push CSC-15.
+        self.registrar = (
+            Registrar(
+                rt.http,
+                s.sas_registry_url,
+                s.sas_identity,
+                s.sas_csc15_url or s.public_root,
+                InternalTokens(
+                    rt.keyring,
+                    issuer=s.token_issuer,
+                    audience=s.token_audience,
+                    subject=f"asgate-access-{s.sas_identity}",
+                    scope=SCOPE,
+                ),
+                interval=s.sas_heartbeat_interval,
+            )
+            if s.sas_register and s.sas_registry_url and "registry" not in rt.role_names
+            else None
+        )
         # sas_workers > 1: separate data-plane processes follow the state file this process writes.
         self.workers = (
             WorkerProcesses(s, s.sas_workers, s.config_file, rt.metrics.registry) if workers else None
@@ -93,6 +114,8 @@ class AccessRole:
         self.background.spawn(self._keep(0.05 if self.workers else 1.0), "sas-keeper")
         if self.revocations is not None:
             self.background.spawn(self.revocations.run(self.background), "sas-revocations")
+        if self.registrar is not None:
+            self.background.spawn(self.registrar.run(self.background), "sas-registrar")
         if self.workers is not None:
             self.state.save()
             await self.workers.start()

@@ -25,6 +25,7 @@ AsgateGroup.lazy = {
     "services": "asgate.cli.registry:services",
     "pools": "asgate.cli.pools:pools",
     "outbox": "asgate.cli.registry:outbox",
+    "access-servers": "asgate.cli.access_servers:access_servers",
     "audit": "asgate.cli.registry:audit",
 }
 

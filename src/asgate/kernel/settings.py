@@ -179,7 +179,11 @@ class Settings(BaseSettings):
     registry_removal_grace: float = Field(default=60.0, ge=0, le=86400)
     registry_sweep_interval: float = Field(default=1.0, gt=0, le=60)
     registry_sas_url: str | None = None  # service location for untrusted apps; default http://{sas_listen}
-    registry_sas_push_urls: CsvList = []  # CSC-15 targets; default: this process when it runs the SAS
+    registry_sas_push_urls: CsvList = []  # static CSC-15 targets besides the registered access servers
+    registry_sas_clients: CsvList = ["asgate-access-*"]  # who may register an access server (globs)
+    registry_sas_max: int = Field(default=64, ge=1, le=10_000)  # access servers registered at once
+    registry_sas_timeout: float = Field(default=30.0, ge=3, le=3600)  # silent this long: not pushed to
+    registry_sas_lease: float = Field(default=15.0, ge=1, le=600)  # a process's hold on pushing to one SAS
     registry_sas_check_interval: float = Field(default=10.0, gt=0, le=3600)  # compare each SAS's sequence
     registry_sas_ack_wait: float = Field(default=2.0, ge=0, le=30)  # authorization waits for the SAS acks
     registry_notify_timeout: float = Field(default=5.0, gt=0, le=120)
@@ -240,6 +244,11 @@ class Settings(BaseSettings):
     sas_h2_max_resets: int = Field(default=200, ge=1)  # client RST_STREAMs per 10 s, then GOAWAY
     sas_h2_max_control_frames: int = Field(default=200, ge=10)  # PING/SETTINGS/empty DATA... per 10 s
     sas_registry_url: str | None = None  # where the SAS pulls snapshots; default: this control plane
+    # Issue 10: a SAS with a registry elsewhere registers itself there, and heartbeats.
+    sas_register: bool = True
+    sas_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    sas_csc15_url: str | None = None  # where the registry pushes CSC-15; default: this control plane
+    sas_heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
     # What the SAS tells MC services (seed 10.X.5 step 3): asgate.access.assertion
     sas_assertion_issuer: str | None = None  # default: {issuer}/sas
     sas_assertion_ttl: int = Field(default=30, ge=10, le=60)
@@ -279,6 +288,7 @@ class Settings(BaseSettings):
         "instance_allow_hosts",
         "instance_deny_hosts",
         "registry_sas_push_urls",
+        "registry_sas_clients",
         mode="before",
     )
     @classmethod
@@ -420,6 +430,18 @@ class Settings(BaseSettings):
     def sas_issuer(self) -> str:
         """``iss`` of the SAS's assertions to MC services."""
         return self.sas_assertion_issuer or f"{self.token_issuer}/sas"
+
+    @property
+    def sas_identity(self) -> str:
+        """The ID this access server registers with the registry: ``sas_id``, else the host name and
+        the control plane's port (stable across restarts, so that a restart resumes its cursor)."""
+        if self.sas_id:
+            return self.sas_id
+        import re
+        import socket
+
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-._") or "sas"
+        return f"{host[:56]}-{self.listen.port}"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

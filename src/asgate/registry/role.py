@@ -1,6 +1,7 @@
 """HTTP adapters of the service registry server: ``mcx-service-registration/v1`` (MC services),
 ``mcx-registry/v1`` (CSC-14, external applications), ``mcx-registry-admin/v1`` (administrator) and
-``mcx-registry-sync/v1`` (the snapshot service access servers pull), plus its background workers."""
+``mcx-registry-sync/v1`` (the snapshot service access servers pull, where they register themselves),
+plus its background workers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +23,7 @@ from asgate.kernel.background import Background
 from asgate.kernel.problem import Cause, ProblemError
 from asgate.kernel.web import JSON, parse_body, query_int, query_problem, respond
 from asgate.registry import admin_routes
+from asgate.registry.access_servers import AccessServerRoutes, live_urls
 from asgate.registry.discovery import Query
 from asgate.registry.hub import NotificationHub
 from asgate.registry.lifecycle import Liveness
@@ -73,6 +76,7 @@ class RegistryRole:
             retry_max=s.registry_retry_max,
             on_delivery=self.metrics.delivered,
         )
+        # CSC-15 targets: the access servers that register themselves (issue 10), plus static ones.
         targets = list(s.registry_sas_push_urls) or ([s.public_root] if "access" in rt.role_names else [])
         tokens = InternalTokens(
             rt.keyring,
@@ -86,9 +90,12 @@ class RegistryRole:
             rt.http,
             targets,
             tokens,
+            registered=partial(live_urls, rt.store, s.registry_sas_timeout),
+            lease=s.registry_sas_lease,
             check_interval=s.registry_sas_check_interval,
             metrics=rt.metrics.registry,
         )
+        self.access_servers = AccessServerRoutes(rt, self.pusher, [t.rstrip("/") for t in targets])
         self.admin = admin_routes.AdminRoutes(rt, self.service)
         self.background = Background()
         self._look = asyncio.Event()  # the watcher's wake-up: another process committed a change
@@ -129,6 +136,7 @@ class RegistryRole:
             Route(f"{REGISTRY}/notifications", self.notifications_without_upgrade, methods=["GET"]),
             Route(f"{SYNC}/snapshot", self.snapshot, methods=["GET"]),
             Route(f"{SYNC}/revocations", self.revocations, methods=["GET"]),
+            *self.access_servers.routes(),
             *self.admin.routes(),
         ]
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -37,7 +38,7 @@ from asgate.kernel.background import Background
 from asgate.kernel.backoff import backoff
 from asgate.registry.scripts import CSC15_KINDS, grant_payload, pool_payload
 from asgate.store import Store
-from asgate.store.registry import Change, InstanceRecord
+from asgate.store.registry import Change, InstanceRecord, TargetState
 from asgate.store.tx import Tx
 
 _log = logs.get("asgate.registry.sync")
@@ -94,7 +95,36 @@ def change_body(change: Change) -> dict[str, Any]:
     }
 
 
+@dataclass(eq=False)
+class _Loop:
+    """One target's push loop: woken by every change, stopped when the target leaves the set."""
+
+    url: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    halt: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.halt.is_set()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.wake.set()
+
+
 class Pusher:
+    """Pushes the change log to every target: the static ``targets`` (``registry_sas_push_urls``)
+    and, when ``registered`` is given, the URLs it returns (the live access servers that registered
+    themselves, issue 10), read again every ``refresh_interval`` s or on :meth:`refresh`.
+
+    Several registry processes share the targets' cursors in the database: a process pushes to a
+    target only while it holds the target's lease (``lease`` s, renewed at half-life, released on a
+    clean stop), so one process at a time pushes to each access server and another takes over
+    within a lease when it dies. A target that leaves the set keeps its cursor: when it comes back
+    the push resumes from there (or the access server is repaired as below).
+    """
+
     def __init__(
         self,
         store: Store,
@@ -102,6 +132,9 @@ class Pusher:
         targets: Sequence[str],
         tokens: TokenSource,
         *,
+        registered: Callable[[], Awaitable[list[str]]] | None = None,
+        refresh_interval: float = 1.0,
+        lease: float = 15.0,
         batch: int = 500,
         timeout: float = 10.0,
         retry_base: float = 0.5,
@@ -112,14 +145,22 @@ class Pusher:
     ) -> None:
         self._store = store
         self._http = http
-        self._targets = [t.rstrip("/") for t in targets]
+        self._static = list(dict.fromkeys(t.rstrip("/") for t in targets))
+        self._registered = registered
+        self._refresh_interval = refresh_interval
+        self._lease = lease
+        self.holder = secrets.token_hex(8)  # this process, in the targets' leases
         self._tokens = tokens
         self._batch = batch
         self._timeout = timeout
         self._retry = (retry_base, retry_max)
         self._check_interval = check_interval
         self._clock = clock
-        self._wake = asyncio.Event()
+        self._targets = list(self._static)
+        self._loops: dict[str, _Loop] = {}
+        self._retiring: dict[str, asyncio.Task[None]] = {}
+        self._refresh = asyncio.Event()
+        self._held: set[str] = set()
         self._acked: dict[str, int] = {}
         self._live: dict[str, bool] = dict.fromkeys(self._targets, True)
         self._progress = asyncio.Condition()
@@ -137,25 +178,54 @@ class Pusher:
 
     @property
     def targets(self) -> list[str]:
+        """Where the changes go now: the static targets and the live registered access servers."""
         return self._targets
 
+    @property
+    def held(self) -> frozenset[str]:
+        """The targets this process pushes to now (it holds their lease)."""
+        return frozenset(self._held)
+
     def wake(self) -> None:
-        self._wake.set()
+        for loop in self._loops.values():
+            loop.wake.set()
+
+    def refresh(self) -> None:
+        """The set of registered access servers changed: read it again now."""
+        self._refresh.set()
 
     async def delivered(self, sequence: int, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until every live access server acknowledged ``sequence``;
-        an access server that is failing is not waited for (it gets the change once it answers)."""
+        an access server that is failing is not waited for (it gets the change once it answers).
+        Targets another registry process pushes to are followed through their cursors."""
         self.wake()
 
         def done() -> bool:
-            return all(self._acked.get(u, -1) >= sequence for u in self._targets if self._live[u])
+            return all(self._acked.get(u, -1) >= sequence for u in self._targets if self._live.get(u, True))
 
-        try:
-            async with asyncio.timeout(timeout), self._progress:
-                await self._progress.wait_for(done)
-        except TimeoutError:
-            return False
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not done():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            remote = [u for u in self._targets if u not in self._held]
+            try:
+                async with asyncio.timeout(min(remaining, 0.05) if remote else remaining), self._progress:
+                    await self._progress.wait_for(done)
+            except TimeoutError:
+                if remote:
+                    await self._follow(remote)
         return True
+
+    async def _follow(self, urls: list[str]) -> None:
+        """Where the cursors of targets pushed to by another process stand."""
+        try:
+            states = await self._store.registry.targets()
+        except Exception:  # noqa: BLE001 - the wait is bounded; the next round tries again
+            return
+        for state in states:
+            if state.url in urls and state.url not in self._held:
+                self._acked[state.url], self._live[state.url] = state.acked_seq, state.attempts == 0
 
     async def _advance(self, url: str, acked: int, live: bool) -> None:
         self._acked[url], self._live[url] = acked, live
@@ -164,22 +234,110 @@ class Pusher:
 
     async def run(self, background: Background) -> None:
         """Push to every target until the role stops."""
-        if not self._targets:
+        if not self._static and self._registered is None:
             return
-        start = await last_csc15_seq(self._store)
-        for url in self._targets:
-            await self._store.write(partial(_ensure, url=url, start=start))
-        await asyncio.gather(*(self._run_target(url, background) for url in self._targets))
+        try:
+            while background.running:
+                self._refresh.clear()
+                try:
+                    wanted = await self._wanted()
+                except Exception:  # noqa: BLE001 - keep pushing to the targets known
+                    _log.exception("reading the registered access servers failed")
+                    wanted = list(self._loops)
+                await self._adopt(wanted, background)
+                await background.pause(self._refresh_interval, self._refresh)
+        finally:
+            loops = list(self._loops.values())
+            for loop in loops:
+                loop.stop()
+            tasks = [t for t in [*(x.task for x in loops), *self._retiring.values()] if t is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._held:
+                try:
+                    await self._store.write(partial(_release, holder=self.holder))
+                except Exception:  # noqa: BLE001 - the leases expire by themselves
+                    _log.exception("releasing the CSC-15 leases failed")
 
-    async def _run_target(self, url: str, background: Background) -> None:
-        state = next(t for t in await self._store.registry.targets() if t.url == url)
-        acked, attempts, not_before = state.acked_seq, state.attempts, state.next_attempt_at
-        await self._advance(url, acked, attempts == 0)
-        checked = self._clock()
-        while background.running:
+    async def _wanted(self) -> list[str]:
+        urls = list(self._static)
+        if self._registered is not None:
+            urls += [u for u in (x.rstrip("/") for x in await self._registered()) if u not in urls]
+        return urls
+
+    async def _adopt(self, wanted: list[str], background: Background) -> None:
+        """Start a loop for every new target, stop those of targets that left (cursors kept)."""
+        self._retiring = {u: t for u, t in self._retiring.items() if not t.done()}
+        for url, loop in list(self._loops.items()):
+            if loop.task is not None and loop.task.done():  # it failed (a database error): start again
+                del self._loops[url]
+                self._held.discard(url)
+        for url in [u for u in self._loops if u not in wanted]:
+            loop = self._loops.pop(url)
+            loop.stop()
+            if loop.task is not None:
+                self._retiring[url] = loop.task
+            self._live.pop(url, None)
+            self._acked.pop(url, None)
+            self._held.discard(url)
+            _log.info("CSC-15 target dropped (its cursor is kept)", target=url)
+        new = [u for u in wanted if u not in self._loops and u not in self._retiring]
+        if new:
+            start = await last_csc15_seq(self._store)
+            for url in new:
+                await self._store.write(partial(_ensure, url=url, start=start))
+                loop = self._loops[url] = _Loop(url)
+                loop.task = asyncio.create_task(self._run_target(loop, background), name=f"csc15 {url}")
+                loop.task.add_done_callback(_report)
+                if self._targets and url not in self._static:
+                    _log.info("CSC-15 target added", target=url)
+        self._targets = [u for u in wanted if u in self._loops]
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def _state(self, url: str) -> TargetState:
+        return next(t for t in await self._store.registry.targets() if t.url == url)
+
+    async def _hold(self, url: str) -> bool:
+        """Take or renew this process's lease on pushing to ``url``."""
+        now = self._clock()
+        try:
+            return await self._store.write(
+                partial(_claim, url=url, holder=self.holder, now=now, until=now + self._lease)
+            )
+        except Exception:  # noqa: BLE001 - a database hiccup: not holding it, try again later
+            _log.exception("claiming a CSC-15 target failed", target=url)
+            return False
+
+    async def _keep_lease(self, loop: _Loop, background: Background) -> float:
+        """Take or renew the lease on ``loop``'s target: until when it is held, or 0.0 when another
+        process holds it (after waiting a while before the next try)."""
+        url = loop.url
+        if await self._hold(url):
+            self._held.add(url)
+            return self._clock() + self._lease
+        if url in self._held:
+            _log.info("another registry process pushes to this access server now", target=url)
+            self._held.discard(url)
+        await background.pause(min(self._lease / 3, 5.0), loop.halt)
+        return 0.0
+
+    async def _run_target(self, loop: _Loop, background: Background) -> None:
+        url = loop.url
+        acked, attempts, not_before = 0, 0, 0.0
+        checked, held_until = self._clock(), 0.0
+        while background.running and not loop.stopped:
+            if held_until - self._clock() < self._lease / 2:
+                taken = url not in self._held
+                held_until = await self._keep_lease(loop, background)
+                if held_until and taken:  # the cursor as the previous holder (or a restart) left it;
+                    state = await self._state(url)  # the first try at once (it may have come back)
+                    acked, attempts, not_before = state.acked_seq, state.attempts, 0.0
+                    await self._advance(url, acked, attempts == 0)
+                continue
             wait = not_before - self._clock()
-            if wait > 0 and not await background.pause(wait):
-                return
+            if wait > 0:
+                await background.pause(min(wait, self._lease / 2), loop.halt)
+                continue
             try:
                 changes = await self._store.registry.changes(acked, limit=self._batch, kinds=CSC15_KINDS)
             except Exception:  # noqa: BLE001 - keep pushing after a database hiccup
@@ -187,8 +345,8 @@ class Pusher:
                 await background.pause(1.0)
                 continue
             if not changes and self._clock() - checked < self._check_interval:
-                self._wake.clear()
-                await background.pause(min(1.0, self._check_interval), self._wake)
+                loop.wake.clear()
+                await background.pause(min(1.0, self._check_interval), loop.wake)
                 continue
             checked = self._clock()
             changes = _bounded(changes)
@@ -362,3 +520,18 @@ def _failed(tx: Tx, *, url: str, retry_at: float, error: str) -> None:
 
 def _cursor(tx: Tx, *, url: str, seq: int, note: str) -> None:
     tx.targets.cursor(url, seq, note, datetime.now(UTC))
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        _log.error(
+            "CSC-15 push loop failed; started again within a second", task=task.get_name(), exc_info=exc
+        )
+
+
+def _claim(tx: Tx, *, url: str, holder: str, now: float, until: float) -> bool:
+    return tx.targets.claim(url, holder, now, until)
+
+
+def _release(tx: Tx, *, holder: str) -> None:
+    tx.targets.release(holder)

@@ -138,6 +138,21 @@ sas_targets = Table(
     Column("next_attempt_at", Float, nullable=False),
     Column("last_error", Text, nullable=True),
     Column("last_success_at", UtcDateTime(), nullable=True),
+    # Issue 10: one registry process pushes to a target at a time, the one holding its lease.
+    Column("holder", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+)
+
+# Issue 10: the service access servers that registered themselves (and heartbeat); the pusher
+# pushes to every one seen within ``registry_sas_timeout``. Their cursors stay in ``sas_targets``.
+access_servers = Table(
+    "access_servers",
+    metadata,
+    Column("sas_id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),  # the client ID that registered it
+    Column("url", String(512), nullable=False),
+    Column("registered_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
 )
 
 # Issue 8 item 1: the service interface description the administrator approved for each pool.

@@ -17,6 +17,7 @@ from asgate.store.grants_oidc import GrantsOidcTx
 from asgate.store.msgs import RegistrationsTx
 from asgate.store.pools import PoolsTx
 from asgate.store.registry import (
+    AccessServers,
     Apps,
     Changes,
     Grants,
@@ -37,6 +38,7 @@ class Tx:
         "_conn",
         "audit",
         # the registry (store/registry/, store/pools.py):
+        "access_servers",
         "apps",
         "changes",
         "grants",
@@ -67,6 +69,7 @@ class Tx:
         self.outbox = Outbox(conn)
         self.changes = Changes(conn)
         self.targets = Targets(conn)
+        self.access_servers = AccessServers(conn)
         self.pools = PoolsTx(conn)
         # msgin5g:
         self.registrations = RegistrationsTx(conn)

@@ -2,8 +2,8 @@
 
 Writes run inside a group-commit transaction through the aggregates of
 :class:`asgate.store.tx.Tx` (``tx.instances``, ``tx.apps``, ``tx.grants``, ``tx.profiles``,
-``tx.subscriptions``, ``tx.outbox``, ``tx.changes``, ``tx.targets``), each a small class over the
-transaction's connection; reads run on the async engine through :class:`RegistryStore`
+``tx.subscriptions``, ``tx.outbox``, ``tx.changes``, ``tx.targets``, ``tx.access_servers``), each a
+small class over the transaction's connection; reads run on the async engine through :class:`RegistryStore`
 (``store.registry``). Rows holding documents (registrations, policies, profiles) keep them as JSON
 text produced by pydantic.
 """
@@ -18,6 +18,7 @@ from asgate.store.registry._rows import (
     Subscription,
     TargetState,
 )
+from asgate.store.registry.access_servers import AccessServerRecord, AccessServers
 from asgate.store.registry.apps import Apps
 from asgate.store.registry.changes import Changes
 from asgate.store.registry.grants import Grants
@@ -29,6 +30,8 @@ from asgate.store.registry.subscriptions import Subscriptions
 from asgate.store.registry.targets import Targets
 
 __all__ = [
+    "AccessServerRecord",
+    "AccessServers",
     "Apps",
     "Change",
     "Changes",

@@ -108,6 +108,8 @@ class TargetState:
     next_attempt_at: float
     last_error: str | None
     last_success_at: datetime | None
+    holder: str | None = None  # the registry process pushing to it (issue 10), while lease_until
+    lease_until: float | None = None
 
 
 def instance(row: RowMapping) -> InstanceRecord:
@@ -182,5 +184,6 @@ def change(r: RowMapping) -> Change:
 
 def target(r: RowMapping) -> TargetState:
     return TargetState(
-        r["url"], r["acked_seq"], r["attempts"], r["next_attempt_at"], r["last_error"], r["last_success_at"]
-    )
+        r["url"], r["acked_seq"], r["attempts"], r["next_attempt_at"], r["last_error"], r["last_success_at"],
+        r["holder"], r["lease_until"],
+    )  # fmt: skip

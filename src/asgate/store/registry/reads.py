@@ -28,9 +28,11 @@ from asgate.store.registry._rows import (
     subscription,
     target,
 )
+from asgate.store.registry.access_servers import AccessServerRecord, access_server
 from asgate.store.registry.changes import last_of
 from asgate.store.registry.stats import RegistryStats, read_stats
 from asgate.store.schema_registry import (
+    access_servers,
     app_profile_versions,
     app_profiles,
     change_log,
@@ -196,3 +198,8 @@ class RegistryStore:
         and each access server's acknowledged sequence (the registry's gauges)."""
         async with self._engine.connect() as conn:
             return await read_stats(conn, kinds)
+
+    async def access_servers(self) -> list[AccessServerRecord]:
+        """The access servers that registered themselves (issue 10), live or silent."""
+        rows = await self._rows(select(access_servers).order_by(access_servers.c.sas_id))
+        return [access_server(r) for r in rows]

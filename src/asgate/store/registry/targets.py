@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from asgate.store.schema_registry import sas_targets
 
@@ -47,4 +47,22 @@ class Targets:
             .values(
                 acked_seq=seq, attempts=0, next_attempt_at=0.0, last_error=note[:1000], last_success_at=now
             )
+        )
+
+    def claim(self, url: str, holder: str, now: float, until: float) -> bool:
+        """Take or renew the lease on pushing to ``url`` until ``until`` (epoch seconds): whether
+        ``holder`` has it. One statement, so two registry processes never both win it."""
+        c = sas_targets.c
+        result = self._conn.execute(
+            update(sas_targets)
+            .where(c.url == url, or_(c.holder.is_(None), c.holder == holder, c.lease_until < now))
+            .values(holder=holder, lease_until=until)
+        )
+        return bool(result.rowcount)
+
+    def release(self, holder: str) -> None:
+        """``holder`` stops pushing (its process stops): another process may take its targets now."""
+        c = sas_targets.c
+        self._conn.execute(
+            update(sas_targets).where(c.holder == holder).values(holder=None, lease_until=None)
         )
