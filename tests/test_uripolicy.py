@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from asgate.registry.models import ServiceRegistration
+from asgate.domain.registry import ServiceRegistration
 from asgate.settings import DEFAULT_DENY_HOSTS
 from asgate.uripolicy import HostError, HostPolicy, UriPolicy, instance_address_refusals, normalise
 

@@ -38,7 +38,7 @@ import idna
 from asgate.problem import Cause, InvalidParam, ProblemError
 
 if TYPE_CHECKING:
-    from asgate.registry.models import ServiceRegistration
+    from asgate.domain.registry import ServiceRegistration
     from asgate.settings import Settings
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -15,10 +15,10 @@ import httpx
 import uvicorn
 
 from asgate.client import ClientCredentials
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
+from asgate.domain.registry import ServiceRegistration
 from asgate.idm.passwords import hash_secret
 from asgate.idm.service import TokenService
-from asgate.registry.models import ServiceRegistration
 from asgate.roles import control_app
 from asgate.runtime import Runtime
 from asgate.samples.attached import approve_sample_interfaces, sample_pools

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from asgate.client.browser import ScriptedBrowser, parse_login_page
+from asgate.domain.idm import Client
 from asgate.idm import csrf
-from asgate.idm.models import Client
 from asgate.problem import ProblemError
 from asgate.runtime import Runtime
 from asgate.settings import Settings

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 import asgate.registry
+from asgate.domain.registry import Version
 from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import Version
 from asgate.registry.scripts import Context, Scripts
 from asgate.runtime import Runtime
 from asgate.settings import Settings

@@ -40,9 +40,9 @@ from asgate.auth import Authenticator
 from asgate.auth.tokens import Principal
 from asgate.background import Background
 from asgate.client._http import TokenSource
+from asgate.domain.registry import AllowedService, ApplicationProfile
 from asgate.kernel.backoff import backoff
 from asgate.problem import Cause, InvalidParam, ProblemError
-from asgate.registry.models import AllowedService, ApplicationProfile
 from asgate.web import JSON, parse_body, respond
 from asgate.wire import WireModel
 

@@ -17,7 +17,7 @@ from asgate.access.options import PoolOptions
 from asgate.access.policy import ProfileRule
 from asgate.access.upstream import Endpoint, UpstreamPool
 from asgate.atrest import private_file, write_private
-from asgate.registry.models import AllowedService, ApplicationProfile
+from asgate.domain.registry import AllowedService, ApplicationProfile
 
 _log = logs.get("asgate.access.state")
 

@@ -24,7 +24,7 @@ from asgate.cli.base import CliContext, pass_cli
 from asgate.client import ClientCredentials, ServiceAgent, http_health_check, tcp_health_check
 from asgate.client.health import HealthCheck
 from asgate.client.registration import SCOPE
-from asgate.registry.models import ServiceRegistration
+from asgate.domain.registry import ServiceRegistration
 from asgate.settings import HostPort
 
 EXAMPLE = """\

@@ -23,8 +23,9 @@ from asgate.cli.base import (
     run,
 )
 from asgate.client import ClientCredentials, MsgsAdmin
+from asgate.domain.msgin5g import Registration
 from asgate.msgin5g import decisions
-from asgate.msgin5g.models import Registration, RegistrationPage
+from asgate.msgin5g.models import RegistrationPage
 from asgate.msgin5g.service import ADMIN_SCOPE
 from asgate.problem import ProblemError
 

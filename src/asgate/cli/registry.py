@@ -23,8 +23,7 @@ from asgate.cli.base import (
     run,
 )
 from asgate.cors import normalise_origins
-from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import (
+from asgate.domain.registry import (
     AllowedService,
     ExternalAppSpec,
     GrantSpec,
@@ -32,6 +31,7 @@ from asgate.registry.models import (
     RateLimit,
     RateLimits,
 )
+from asgate.registry.lifecycle import Liveness
 from asgate.registry.service import RegistryService
 from asgate.uripolicy import instance_policy, outbound_policy
 

@@ -10,9 +10,10 @@ from typing import Any
 
 from asgate import logs
 from asgate.client.notifications import TRANSIENT
+from asgate.domain.registry import ApplicationProfile
 from asgate.kernel.backoff import backoff
 from asgate.problem import ProblemError
-from asgate.registry.models import ApplicationProfile, ProfileNotification
+from asgate.registry.models import ProfileNotification
 
 _log = logs.get("asgate.client.reconfigure")
 

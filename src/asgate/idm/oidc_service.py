@@ -15,16 +15,9 @@ from typing import Any
 from asgate.auth import jose
 from asgate.auth.jose import TokenError
 from asgate.auth.tokens import Principal, TokenValidator
+from asgate.domain.idm import AuthorizationRequest, Client, Family, GrantProblem, GrantRejectedError, User
 from asgate.idm import oidc
-from asgate.idm.models import (
-    AuthorizationRequest,
-    Client,
-    Family,
-    GrantProblem,
-    GrantRejectedError,
-    TokenResponse,
-    User,
-)
+from asgate.idm.models import TokenResponse
 from asgate.idm.oidc import AuthorizeError, ScopeError
 from asgate.idm.service import OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from asgate.auth import Principal
+from asgate.domain.msgin5g import Registration
 from asgate.metrics import Metrics
 from asgate.msgin5g import decisions
-from asgate.msgin5g.models import ASRegistration, Registration
+from asgate.msgin5g.models import ASRegistration
 from asgate.problem import Cause, InvalidParam, ProblemError
 from asgate.store import Store
 from asgate.store.ids import new_id

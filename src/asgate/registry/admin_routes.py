@@ -14,20 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from asgate.domain.registry import ExternalAppSpec, GrantSpec, ProfileEdit, ServiceInstance
 from asgate.problem import Cause, ProblemError
 from asgate.registry.models import (
     ExternalAppList,
-    ExternalAppSpec,
     GrantBody,
     GrantList,
-    GrantSpec,
     OutboxEntry,
     Page,
     PoolInterfaceBody,
     PoolInterfaceList,
-    ProfileEdit,
     ProfileList,
-    ServiceInstance,
 )
 from asgate.registry.scripts import etag, etag_of
 from asgate.registry.service import ADMIN_SCOPE, RegistryService

@@ -16,17 +16,14 @@ from starlette.websockets import WebSocket
 
 from asgate import logs
 from asgate.background import Background
+from asgate.domain.registry import ServiceRegistration
 from asgate.idm.internal import InternalTokens
 from asgate.problem import Cause, ProblemError
 from asgate.registry import admin_routes
 from asgate.registry.discovery import Query
 from asgate.registry.hub import NotificationHub
 from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import (
-    AuthorizationRequest,
-    ServiceInformationList,
-    ServiceRegistration,
-)
+from asgate.registry.models import AuthorizationRequest, ServiceInformationList
 from asgate.registry.notify import Notifier
 from asgate.registry.scripts import etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService

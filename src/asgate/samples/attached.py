@@ -22,11 +22,11 @@ import anyio.to_thread
 from asgate import logs
 from asgate.atrest import write_private
 from asgate.client import ClientCredentials
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
+from asgate.domain.registry import Version
 from asgate.idm.passwords import generate_secret, hash_secret, verify_secret
 from asgate.problem import ProblemError
 from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import Version
 from asgate.registry.service import RegistryService
 from asgate.runtime import Runtime
 from asgate.samples.runner import DEFAULT_SAMPLES, SPECS, SamplesHandle, run_samples

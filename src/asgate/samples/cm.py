@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from asgate.domain.registry import Resource
 from asgate.problem import Cause, ProblemError
-from asgate.registry.models import Resource
 from asgate.samples.common import (
     Sample,
     SampleSpec,

@@ -25,8 +25,8 @@ from starlette.websockets import WebSocket
 
 from asgate import logs
 from asgate.client.assertion import SasCaller, pool_audience
+from asgate.domain.registry import InterfaceDescription, Resource, ServiceRegistration, Version
 from asgate.problem import Cause, ProblemError, render
-from asgate.registry.models import InterfaceDescription, Resource, ServiceRegistration, Version
 from asgate.web import problem_for, read_body, require_json
 
 # seed 10.X.5 step 3: the SAS forwards the verified MC user and the application (a convenience:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from asgate.registry.models import Resource
+from asgate.domain.registry import Resource
 from asgate.samples.common import Sample, SampleSpec, Verify, build_sample, caller, forbidden, not_found
 from asgate.web import parse_body, query_int, respond
 from asgate.wire import WireModel

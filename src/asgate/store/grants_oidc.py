@@ -18,13 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from asgate.idm.models import (
-    AuthorizationRequest,
-    CodeGrant,
-    Family,
-    GrantProblem,
-    GrantRejectedError,
-)
+from asgate.domain.idm import AuthorizationRequest, CodeGrant, Family, GrantProblem, GrantRejectedError
 from asgate.store.schema_idm import oauth_codes as codes
 from asgate.store.schema_idm import oauth_families as families
 from asgate.store.schema_idm import oauth_refresh_tokens as refresh
