@@ -33,9 +33,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asgate.idm.models import Client  # noqa: E402
+from asgate.domain.idm import Client
+from asgate.domain.msgin5g import Registration
 from asgate.idm.passwords import hash_secret  # noqa: E402
-from asgate.msgin5g.models import Registration  # noqa: E402
 from asgate.store import Store  # noqa: E402
 from asgate.store.ids import new_id  # noqa: E402
 from asgate.store.tx import Tx  # noqa: E402

@@ -44,15 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asgate.auth.tokens import Principal  # noqa: E402
+from asgate.domain.registry import ExternalAppSpec, GrantSpec, ServiceRegistration
 from asgate.idm.keys import KeyRing  # noqa: E402
 from asgate.kernel.settings import Settings  # noqa: E402
 from asgate.registry.lifecycle import Liveness  # noqa: E402
-from asgate.registry.models import (  # noqa: E402
-    AuthorizationRequest,
-    ExternalAppSpec,
-    GrantSpec,
-    ServiceRegistration,
-)
+from asgate.registry.models import AuthorizationRequest
 from asgate.registry.service import RegistryService  # noqa: E402
 from asgate.system.runtime import Runtime  # noqa: E402
 from common import (  # noqa: E402

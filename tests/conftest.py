@@ -25,7 +25,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.idm.passwords import hash_secret
 from asgate.kernel.settings import Settings
 from asgate.system.roles import control_app

@@ -143,7 +143,7 @@ COMPOSITION = ("asgate.system.roles", "asgate.system.serving", "asgate.system.ap
 ASSEMBLERS = ("system", "cli", "demo", "samples")
 
 
-def _asgate_imports(path: Path) -> list[tuple[int, str]]:
+def _asgate_imports_of(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     return [(line, module) for line, module in _imports(tree) if module.split(".")[0] == "asgate"]
 
@@ -152,7 +152,7 @@ def test_the_kernel_imports_nothing_above_it() -> None:
     violations = [
         f"{path.relative_to(SRC)}:{line} imports {module}"
         for path in sorted((SRC / "kernel").rglob("*.py"))
-        for line, module in _asgate_imports(path)
+        for line, module in _asgate_imports_of(path)
         if not module.startswith("asgate.kernel")
     ]
     assert violations == []
@@ -168,7 +168,7 @@ def test_only_the_composition_root_assembles_processes() -> None:
         f"{path.relative_to(SRC)}:{line} imports {module}"
         for path in sorted(SRC.rglob("*.py"))
         if path.relative_to(SRC).parts[0] not in ASSEMBLERS
-        for line, module in _asgate_imports(path)
+        for line, module in _asgate_imports_of(path)
         if any(module == m or module.startswith(m + ".") for m in COMPOSITION)
     ]
     assert violations == []
@@ -210,3 +210,119 @@ def test_inside_the_store_only_the_group_committer_opens_a_write_transaction() -
     ]
     assert opened, "the check finds nothing: has the group committer moved?"
     assert {entry.rsplit(":", 1)[0] for entry in opened} <= set(TRANSACTION_OWNERS), opened
+
+
+# ---------------------------------------------------------------- the store depends on nothing above it
+
+# What the store may import of asgate, directly or through what it imports (issue 10 §1): itself, the
+# records it persists (asgate.domain), the shared kernel, and the low modules that import no other
+# part of asgate (atrest, wire; cors through the domain's Origin).
+BELOW_THE_STORE = (
+    "asgate.store",
+    "asgate.domain",
+    "asgate.kernel",
+)
+# The domain records lie below the store: the same, without the store.
+BELOW_THE_DOMAIN = tuple(name for name in BELOW_THE_STORE if name != "asgate.store")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _asgate_imports(source: str, module: str, *, package: bool = False) -> list[tuple[int, str]]:
+    """Every asgate module ``module`` (of text ``source``) imports, absolute or relative, at any
+    depth of the file (in a function, under TYPE_CHECKING)."""
+    anchor = module.split(".") if package else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            found.append((node.lineno, base))
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return [(line, name) for line, name in found if name == "asgate" or name.startswith("asgate.")]
+
+
+def _within(module: str, allowed: tuple[str, ...]) -> bool:
+    # ``import asgate`` (the package's __init__, a version string) is below everything.
+    return module == "asgate" or any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+def _source(module: str) -> Path | None:
+    """The file of ``module``, or None for a name that is not a module (a class, a function)."""
+    base = SRC.parent.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _reach(start: list[Path], allowed: tuple[str, ...], sample: tuple[str, str] | None = None) -> list[str]:
+    """Imports outside ``allowed`` made by ``start`` (and ``sample``, a module's name and text) or
+    by any asgate module they reach."""
+    found: list[str] = []
+    seen, todo = set(start), list(start)
+    pending = [sample] if sample else []
+    while todo or pending:
+        if pending:
+            name, source, is_package = *pending.pop(), False
+        else:
+            path = todo.pop()
+            name, source, is_package = _module_name(path), path.read_text(), path.name == "__init__.py"
+        for line, module in _asgate_imports(source, name, package=is_package):
+            if not _within(module, allowed):
+                found.append(f"{name}:{line} imports {module}")
+            elif (target := _source(module)) is not None and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return sorted(found)
+
+
+def test_the_store_depends_on_nothing_above_it() -> None:
+    """No module of asgate.store imports a role package (registry, idm, msgin5g, access, auth, the
+    SDK, the CLI, the demo, the samples) or the composition root, nor reaches one through another
+    module: the records it persists and returns are asgate.domain's."""
+    assert _reach(sorted((SRC / "store").rglob("*.py")), BELOW_THE_STORE) == []
+
+
+def test_the_domain_records_lie_below_the_store() -> None:
+    files = sorted((SRC / "domain").rglob("*.py"))
+    assert {path.stem for path in files} >= {"registry", "idm", "msgin5g"}
+    assert _reach(files, BELOW_THE_DOMAIN) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "module"),
+    [
+        ("from asgate.registry.models import Grant\n", "asgate.registry.models"),
+        ("if TYPE_CHECKING:\n    from asgate.idm.models import User\n", "asgate.idm.models"),
+        ("def f():\n    import asgate.msgin5g.models\n", "asgate.msgin5g.models"),
+        ("from ...access import policy\n", "asgate.access"),
+        ("from .. import msgs, tx\n", None),
+        ("from asgate import system\n", "asgate.system"),
+        ("from asgate.system.runtime import Runtime\n", "asgate.system.runtime"),
+    ],
+)
+def test_the_dependency_check_sees_what_it_forbids(source: str, module: str | None) -> None:
+    """The check follows relative imports and imports in functions or TYPE_CHECKING blocks."""
+    found = _reach([], BELOW_THE_STORE, ("asgate.store.registry.sample", source))
+    if module is None:
+        assert found == []
+    else:
+        assert any(v.endswith(f"imports {module}") for v in found), found
+
+
+def test_the_dependency_check_follows_what_an_allowed_module_imports() -> None:
+    """A module outside the allowed set reached through an allowed one is caught too (here
+    asgate.kernel.atrest, through the store's engine, when the kernel is not allowed)."""
+    found = _reach([], ("asgate.store",), ("asgate.store.sample", "import asgate.store.engine\n"))
+    assert found == [
+        "asgate.store.engine:12 imports asgate.kernel.atrest",
+        "asgate.store.engine:12 imports asgate.kernel.atrest.sqlite_database",
+    ]

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
 from tests.live import LiveServer, live_server

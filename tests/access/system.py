@@ -15,11 +15,11 @@ import httpx
 import uvicorn
 
 from asgate.client import ClientCredentials
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
+from asgate.domain.registry import ServiceRegistration
 from asgate.idm.passwords import hash_secret
 from asgate.idm.service import TokenService
 from asgate.kernel.settings import Settings
-from asgate.registry.models import ServiceRegistration
 from asgate.samples.attached import approve_sample_interfaces, sample_pools
 from asgate.samples.runner import SamplesHandle, run_samples
 from asgate.system.roles import control_app

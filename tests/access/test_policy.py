@@ -9,7 +9,7 @@ import pytest
 
 from asgate.access import priority as prio
 from asgate.access.policy import Allowed, Caller, ProfileRule, Refused, decide
-from asgate.registry.models import AllowedService, ApplicationProfile
+from asgate.domain.registry import AllowedService, ApplicationProfile
 
 
 def profile(**overrides: Any) -> ApplicationProfile:

@@ -18,8 +18,9 @@ from asgate.auth import Principal
 from asgate.cli import main
 from asgate.cli.base import CliContext
 from asgate.cli.registry import _service
+from asgate.domain.registry import ServiceCapabilities, ServiceRegistration
 from asgate.idm.passwords import verify_secret
-from asgate.registry.models import AuthorizationRequest, ServiceCapabilities, ServiceRegistration
+from asgate.registry.models import AuthorizationRequest
 from asgate.store import Store
 from tests.registry.conftest import gm_registration
 

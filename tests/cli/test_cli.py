@@ -242,7 +242,7 @@ def test_as_list_pages_with_a_cursor(
     import asyncio
     import datetime as dt
 
-    from asgate.msgin5g.models import Registration
+    from asgate.domain.msgin5g import Registration
     from asgate.store import Store
     from asgate.store.ids import new_id
 

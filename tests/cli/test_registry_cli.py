@@ -14,7 +14,7 @@ from click.testing import Result
 from asgate.auth import Principal
 from asgate.cli.base import CliContext
 from asgate.cli.registry import _service
-from asgate.registry.models import ServiceRegistration
+from asgate.domain.registry import ServiceRegistration
 from tests.registry.conftest import gm_registration
 
 

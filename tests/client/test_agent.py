@@ -14,7 +14,7 @@ import pytest
 
 from asgate.client import AgentState, ProblemError
 from asgate.client.agent import ServiceAgent
-from asgate.registry.models import ServiceRegistration
+from asgate.domain.registry import ServiceRegistration
 from tests.client.harness import Registry, fast_registry, fast_settings, sqlite_only  # noqa: F401
 
 

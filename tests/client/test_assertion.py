@@ -24,8 +24,8 @@ from asgate.client import (
     pool_audience,
     verify_sas_assertion,
 )
+from asgate.domain.registry import ServiceRegistration
 from asgate.kernel.problem import render
-from asgate.registry.models import ServiceRegistration
 from asgate.samples import SPECS
 from asgate.system.runtime import Runtime
 

@@ -16,7 +16,7 @@ import pytest
 
 from asgate.auth import TokenValidator
 from asgate.client import ProblemError, ScriptedBrowser, UserLogin
-from asgate.idm.models import User
+from asgate.domain.idm import User
 from asgate.kernel.settings import TrustedIssuer
 from asgate.system.runtime import Runtime
 from tests.idm.conftest import AddUser, add_user, alice, console, portal  # noqa: F401 - fixtures

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from asgate.client.browser import ScriptedBrowser
-from asgate.idm.models import Client, User
+from asgate.domain.idm import Client, User
 from asgate.idm.oidc import s256
 from asgate.idm.passwords import hash_secret
 from asgate.store.ids import new_id

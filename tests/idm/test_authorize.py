@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from asgate.client.browser import ScriptedBrowser, parse_login_page
+from asgate.domain.idm import Client
 from asgate.idm import csrf
-from asgate.idm.models import Client
 from asgate.kernel.problem import ProblemError
 from asgate.kernel.settings import Settings
 from asgate.system.runtime import Runtime

@@ -91,7 +91,7 @@ async def test_two_processes_over_one_database_publish_the_same_jwks(two: tuple[
 async def test_a_token_issued_by_one_process_is_accepted_by_the_other(two: tuple[Process, Process]) -> None:
     from datetime import UTC, datetime
 
-    from asgate.idm.models import Client
+    from asgate.domain.idm import Client
 
     one, other = two
     first, second = one.rt, other.rt

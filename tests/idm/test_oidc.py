@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from asgate.domain.idm import Client, User
 from asgate.idm import oidc
-from asgate.idm.models import Client, User
 from asgate.idm.oidc import AuthorizeError, ScopeError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

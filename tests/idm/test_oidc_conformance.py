@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from asgate.idm.models import User
+from asgate.domain.idm import User
 from asgate.system.runtime import Runtime
 from tests.conftest import Provision, bearer
 from tests.idm.conftest import Login, exchange

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from asgate.idm.models import Client, CodeGrant, Family, GrantProblem, GrantRejected
+from asgate.domain.idm import Client, CodeGrant, Family, GrantProblem, GrantRejected
 from asgate.idm.oidc import s256
 from asgate.idm.oidc_service import redeem
 from asgate.store.tx import Tx

@@ -12,8 +12,8 @@ import jwt
 import pytest
 
 from asgate.auth import TokenValidator
+from asgate.domain.idm import User
 from asgate.idm import oidc
-from asgate.idm.models import User
 from asgate.kernel.settings import Settings
 from asgate.system.roles import control_app
 from asgate.system.runtime import Runtime

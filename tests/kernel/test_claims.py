@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from asgate.domain.idm import User
 from asgate.idm import oidc
-from asgate.idm.models import User
 from asgate.kernel.claims import MC_ID_CLAIM, MC_ID_CLAIMS
 
 

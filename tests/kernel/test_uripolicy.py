@@ -4,9 +4,9 @@ import ipaddress
 
 import pytest
 
+from asgate.domain.registry import ServiceRegistration
 from asgate.kernel.settings import DEFAULT_DENY_HOSTS
 from asgate.kernel.uripolicy import HostError, HostPolicy, UriPolicy, instance_address_refusals, normalise
-from asgate.registry.models import ServiceRegistration
 
 OPEN = UriPolicy.build(["http", "https"], [], DEFAULT_DENY_HOSTS)
 LAB = UriPolicy.build(["http", "https"], [], DEFAULT_DENY_HOSTS, allow_loopback=True)

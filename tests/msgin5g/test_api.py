@@ -323,7 +323,7 @@ async def test_request_ids_are_echoed(http: httpx.AsyncClient) -> None:
 async def _provision_direct(rt: Runtime) -> None:
     from datetime import UTC, datetime
 
-    from asgate.idm.models import Client
+    from asgate.domain.idm import Client
     from asgate.idm.passwords import hash_secret
 
     now = datetime.now(UTC)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
+from asgate.domain.msgin5g import Registration
 from asgate.msgin5g import decisions
-from asgate.msgin5g.models import Registration
 from asgate.store import Store
 from asgate.store.ids import new_id
 

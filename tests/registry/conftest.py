@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 import asgate.registry
+from asgate.domain.registry import Version
 from asgate.kernel.settings import Settings
 from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import Version
 from asgate.registry.scripts import Context, Scripts
 from asgate.system.runtime import Runtime
 from tests.conftest import Mint, Provision, bearer

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from asgate.domain.registry import Version
 from asgate.registry.interfaces import additions, digest, effective, union
-from asgate.registry.models import Version
 
 
 def v(

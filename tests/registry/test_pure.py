@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from asgate.domain.registry import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
 from asgate.registry import capabilities, discovery, lifecycle, policy, profiles
 from asgate.registry.lifecycle import Event, Liveness, State
-from asgate.registry.models import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
 from asgate.registry.sync import repair
 from tests.registry.conftest import gm_registration
 

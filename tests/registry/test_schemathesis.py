@@ -21,7 +21,7 @@ import pytest
 
 import asgate.access
 import asgate.registry
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
 from tests.fuzz import ACCESS_CONFIG, CONFIG

@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import pytest
 
+from asgate.domain.registry import ServiceRegistration
 from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import ServiceRegistration
 from asgate.registry.scripts import Beat, Context, Heartbeat, Refusal, Scripts
 from asgate.store.registry import InstanceRecord
 from asgate.store.tx import Tx

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from asgate.registry.models import ServiceRegistration
+from asgate.domain.registry import ServiceRegistration
 from asgate.samples import SPECS, SamplesHandle, run_samples
 from tests.live import free_port
 from tests.samples.conftest import ISSUER, as_user, sas_keys

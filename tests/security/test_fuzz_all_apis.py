@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.idm.passwords import hash_secret
 from asgate.store import Store
 from tests.conftest import official_3gpp

@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 from starlette.types import ASGIApp
 
 from asgate.client.browser import parse_login_page
+from asgate.domain.idm import Client
 from asgate.idm import csrf, passwords
-from asgate.idm.models import Client
 from asgate.idm.passwords import hash_secret
 from asgate.kernel.settings import Settings
 from asgate.system.roles import control_app

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from asgate.client.browser import parse_login_page
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.system.runtime import Runtime
 from tests.idm.conftest import AddUser, add_user, alice, authorize_url, console  # noqa: F401 - fixtures
 

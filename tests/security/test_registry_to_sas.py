@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.idm.passwords import hash_secret
 from asgate.kernel.settings import Settings
 from asgate.registry.sync import csc15_issued, last_csc15_seq

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.store import AsSvcIdTakenError, ClientExistsError, ReservedClientIdError, Store
 from asgate.store.tx import Tx
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asgate.idm.models import (
+from asgate.domain.idm import (
     AuthorizationRequest,
     Client,
     CodeGrant,

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from asgate.idm.models import Client
-from asgate.msgin5g.models import ASProfile, Registration
+from asgate.domain.idm import Client
+from asgate.domain.msgin5g import ASProfile, Registration
 from asgate.store import Store
 from asgate.store.ids import new_id
 from asgate.store.tx import Tx

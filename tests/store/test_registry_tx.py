@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asgate.registry.models import ServiceRegistration
+from asgate.domain.registry import ServiceRegistration
 from asgate.store import Store
 from asgate.store.registry import InstanceRecord
 from asgate.store.tx import Tx

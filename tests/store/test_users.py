@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asgate.idm.models import AuthorizationRequest, Client, Family, GrantProblem, GrantRejected, User
+from asgate.domain.idm import AuthorizationRequest, Client, Family, GrantProblem, GrantRejected, User
 from asgate.store import McIdTakenError, Store, UserExistsError
 from asgate.store.ids import new_id
 from asgate.store.tx import Tx

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asgate.idm.models import Client
-from asgate.msgin5g.models import Registration
+from asgate.domain.idm import Client
+from asgate.domain.msgin5g import Registration
 from asgate.store import Store
 from asgate.store.ids import new_id
 from asgate.store.tx import Tx

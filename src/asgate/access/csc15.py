@@ -38,13 +38,13 @@ from asgate.access.state import (
 from asgate.auth import Authenticator
 from asgate.auth.tokens import Principal
 from asgate.client._http import TokenSource
+from asgate.domain.registry import AllowedService, ApplicationProfile
 from asgate.kernel import logs
 from asgate.kernel.background import Background
 from asgate.kernel.backoff import backoff
 from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.kernel.web import JSON, parse_body, respond
 from asgate.kernel.wire import WireModel
-from asgate.registry.models import AllowedService, ApplicationProfile
 
 _log = logs.get("asgate.access.csc15")
 API = "/mcx-access-profiles/v1"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from asgate.access import priority as prio
 from asgate.access.ratelimit import Rate
+from asgate.domain.registry import AllowedService, ApplicationProfile, Version
 from asgate.kernel.claims import MC_ID_CLAIM, MC_ID_CLAIMS
-from asgate.registry.models import AllowedService, ApplicationProfile, Version
 
 _VARIABLE = re.compile(r"\{[^{}/]+\}")
 

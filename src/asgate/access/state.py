@@ -15,9 +15,9 @@ from typing import Any
 from asgate.access.options import PoolOptions
 from asgate.access.policy import ProfileRule
 from asgate.access.upstream import Endpoint, UpstreamPool
+from asgate.domain.registry import AllowedService, ApplicationProfile
 from asgate.kernel import logs
 from asgate.kernel.atrest import private_file, write_private
-from asgate.registry.models import AllowedService, ApplicationProfile
 
 _log = logs.get("asgate.access.state")
 

@@ -23,9 +23,9 @@ from asgate.cli.base import CliContext, pass_cli
 from asgate.client import ClientCredentials, ServiceAgent, http_health_check, tcp_health_check
 from asgate.client.health import HealthCheck
 from asgate.client.registration import SCOPE
+from asgate.domain.registry import ServiceRegistration
 from asgate.kernel import logs
 from asgate.kernel.settings import HostPort
-from asgate.registry.models import ServiceRegistration
 
 EXAMPLE = """\
 registry_url = "http://127.0.0.1:7480"

@@ -44,11 +44,11 @@ from asgate.cli.rows import (
     read_rows,
 )
 from asgate.cli.users import _MC_ID, _MIN_PASSWORD, _USERNAME, _audited, _generate, users
-from asgate.idm.models import User
+from asgate.domain.idm import User
+from asgate.domain.registry import ExternalAppSpec, GrantSpec
 from asgate.idm.passwords import hash_secret
 from asgate.kernel.claims import MC_ID_CLAIMS
 from asgate.kernel.problem import ProblemError
-from asgate.registry.models import ExternalAppSpec, GrantSpec
 from asgate.store import McIdTakenError, UserExistsError
 from asgate.store.ids import new_id
 

@@ -18,7 +18,7 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
-from asgate.idm.models import (
+from asgate.domain.idm import (
     ID_TOKEN_ALG,
     ID_TOKEN_ALGS,
     REFRESH_POLICIES,

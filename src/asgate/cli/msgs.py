@@ -23,9 +23,10 @@ from asgate.cli.base import (
     run,
 )
 from asgate.client import ClientCredentials, MsgsAdmin
+from asgate.domain.msgin5g import Registration
 from asgate.kernel.problem import ProblemError
 from asgate.msgin5g import decisions
-from asgate.msgin5g.models import Registration, RegistrationPage
+from asgate.msgin5g.models import RegistrationPage
 from asgate.msgin5g.service import ADMIN_SCOPE
 
 

@@ -22,10 +22,7 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
-from asgate.kernel.cors import normalise_origins
-from asgate.kernel.uripolicy import instance_policy, outbound_policy
-from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import (
+from asgate.domain.registry import (
     AllowedService,
     ExternalAppSpec,
     GrantSpec,
@@ -33,6 +30,9 @@ from asgate.registry.models import (
     RateLimit,
     RateLimits,
 )
+from asgate.kernel.cors import normalise_origins
+from asgate.kernel.uripolicy import instance_policy, outbound_policy
+from asgate.registry.lifecycle import Liveness
 from asgate.registry.service import RegistryService
 
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from asgate.cli.base import (
     pass_cli,
     run,
 )
-from asgate.idm.models import User
+from asgate.domain.idm import User
 from asgate.idm.passwords import hash_secret
 from asgate.store import McIdTakenError, UserExistsError
 from asgate.store.ids import new_id

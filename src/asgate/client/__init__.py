@@ -20,14 +20,9 @@ from asgate.client.registration import ServiceRegistrationClient
 from asgate.client.registry import RegistryClient
 from asgate.client.sync import SyncExternalApplication
 from asgate.client.tokens import ClientCredentials
+from asgate.domain.registry import ApplicationProfile, ServiceCapabilities
 from asgate.kernel.problem import ProblemError
-from asgate.registry.models import (
-    ApplicationProfile,
-    AuthorizationResponse,
-    ProfileNotification,
-    ServiceCapabilities,
-    ServiceInformation,
-)
+from asgate.registry.models import AuthorizationResponse, ProfileNotification, ServiceInformation
 
 __all__ = [
     "AgentState",

@@ -28,10 +28,10 @@ from asgate.client._http import TokenSource
 from asgate.client.assertion import SasCaller, SasKeys, pool_audience, verify_sas_assertion
 from asgate.client.health import HealthCheck
 from asgate.client.registration import ServiceRegistrationClient
+from asgate.domain.registry import ServiceInstance, ServiceRegistration
 from asgate.kernel import logs
 from asgate.kernel.backoff import backoff
 from asgate.kernel.problem import ProblemError
-from asgate.registry.models import ServiceInstance, ServiceRegistration
 
 _log = logs.get("asgate.agent")
 # Errors worth retrying: the registry is unreachable or overloaded, or the token was refused

@@ -32,14 +32,13 @@ from asgate.client.notifications import CallbackListener, WebSocketListener, pro
 from asgate.client.reconfigure import Callback, Reconfigurer
 from asgate.client.registry import API, SCOPE, RegistryClient
 from asgate.client.tokens import ClientCredentials
+from asgate.domain.registry import ApplicationProfile, ServiceCapabilities
 from asgate.kernel import logs
 from asgate.kernel.claims import MCDATA_ID, MCPTT_ID, MCVIDEO_ID
 from asgate.registry.models import (
-    ApplicationProfile,
     AuthorizationRequest,
     AuthorizationResponse,
     ProfileNotification,
-    ServiceCapabilities,
     ServiceInformation,
 )
 

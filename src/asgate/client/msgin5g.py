@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from asgate.client._http import ApiClient
-from asgate.msgin5g.models import ASRegistration, ASRegistrationAck, Registration, RegistrationPage
+from asgate.domain.msgin5g import Registration
+from asgate.msgin5g.models import ASRegistration, ASRegistrationAck, RegistrationPage
 
 
 class ApplicationServer(ApiClient):

@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgate.client.notifications import TRANSIENT
+from asgate.domain.registry import ApplicationProfile
 from asgate.kernel import logs
 from asgate.kernel.backoff import backoff
 from asgate.kernel.problem import ProblemError
-from asgate.registry.models import ApplicationProfile, ProfileNotification
+from asgate.registry.models import ProfileNotification
 
 _log = logs.get("asgate.client.reconfigure")
 

@@ -8,7 +8,7 @@ register / heartbeat / re-register lifecycle on top of it.
 from __future__ import annotations
 
 from asgate.client._http import ApiClient
-from asgate.registry.models import ServiceInstance, ServiceRegistration
+from asgate.domain.registry import ServiceInstance, ServiceRegistration
 
 API = "/mcx-service-registration/v1"
 SCOPE = "mcx-service-registration"

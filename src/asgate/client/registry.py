@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from asgate.client._http import ApiClient
+from asgate.domain.registry import ApplicationProfile
 from asgate.registry.models import (
-    ApplicationProfile,
     AuthorizationRequest,
     AuthorizationResponse,
     ServiceInformation,

@@ -21,7 +21,8 @@ import httpx
 from asgate.client._http import TokenSource
 from asgate.client.application import ExternalApplication, Services, priority_header
 from asgate.client.login import Browser, UserLogin, UserTokens, open_system_browser
-from asgate.registry.models import ApplicationProfile, AuthorizationResponse, ServiceInformation
+from asgate.domain.registry import ApplicationProfile
+from asgate.registry.models import AuthorizationResponse, ServiceInformation
 
 T = TypeVar("T")
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from asgate.client import ApplicationServer, ProblemError
 from asgate.demo.narrate import Narrator, StepFailed
 from asgate.demo.system import AS_CLIENT, OPS, DemoSystem
-from asgate.msgin5g.models import ASProfile, ASRegistration
+from asgate.domain.msgin5g import ASProfile
+from asgate.msgin5g.models import ASRegistration
 
 REGISTRATIONS = "/msgs-asregistration/v1/registrations"
 ADMIN = "/msgs-admin/v1/registrations"

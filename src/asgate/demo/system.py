@@ -22,8 +22,8 @@ import httpx
 
 from asgate.client import ClientCredentials
 from asgate.demo.record import Journal
+from asgate.domain.idm import Client, User
 from asgate.idm.internal import InternalTokens
-from asgate.idm.models import Client, User
 from asgate.idm.passwords import generate_secret, hash_secret
 from asgate.kernel.settings import Settings
 from asgate.samples import DEFAULT_SAMPLES, SamplesHandle, run_samples

@@ -20,8 +20,8 @@ from typing import Any
 
 from asgate.auth import jose
 from asgate.auth.tokens import TokenError, TokenValidator
+from asgate.domain.idm import Client
 from asgate.idm import oidc
-from asgate.idm.models import Client
 from asgate.idm.service import OAuthError
 from asgate.kernel.claims import MC_ID_CLAIMS
 from asgate.store import Store

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
-from asgate.idm.models import AuthorizationRequest, Client, User
+from asgate.domain.idm import AuthorizationRequest, Client, User
 from asgate.kernel.claims import MC_ID_CLAIM, MC_ID_CLAIMS
 
 OPENID = "openid"

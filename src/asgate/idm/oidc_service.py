@@ -17,17 +17,17 @@ from typing import Any
 from asgate.auth import jose
 from asgate.auth.jose import TokenError
 from asgate.auth.tokens import Principal, TokenValidator
-from asgate.idm import oidc
-from asgate.idm.models import (
+from asgate.domain.idm import (
     AuthorizationRequest,
     Client,
     CodeGrant,
     Family,
     GrantProblem,
     GrantRejected,
-    TokenResponse,
     User,
 )
+from asgate.idm import oidc
+from asgate.idm.models import TokenResponse
 from asgate.idm.oidc import AuthorizeError, ScopeError
 from asgate.idm.service import OAuthError, TokenService
 from asgate.idm.throttle import FailureThrottle

@@ -17,10 +17,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from asgate.auth.guard import REALM, bearer_token, invalid_request
+from asgate.domain.idm import Client
 from asgate.idm import csrf, introspection, oidc
 from asgate.idm.introspection import Introspection
 from asgate.idm.keys import ALGORITHMS
-from asgate.idm.models import Client, TokenResponse
+from asgate.idm.models import TokenResponse
 from asgate.idm.oidc import AuthorizeError
 from asgate.idm.oidc_service import LoginRefusedError, OidcService, PendingLogin
 from asgate.idm.pages import LoginForm, error_page, form_post_page, login_page

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from asgate.domain.idm import Client
 from asgate.idm.keys import KeyRing
-from asgate.idm.models import Client, TokenResponse
+from asgate.idm.models import TokenResponse
 from asgate.idm.oidc import USER_ONLY_SCOPES
 from asgate.idm.passwords import SecretVerifier, hash_concurrency
 from asgate.idm.throttle import FailureThrottle, KeyedLocks

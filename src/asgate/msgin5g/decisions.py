@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from asgate.msgin5g.models import Registration
+from asgate.domain.msgin5g import Registration
 
 
 class Registrations(Protocol):

@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from asgate.auth import Principal
+from asgate.domain.msgin5g import Registration
 from asgate.kernel.metrics import Metrics
 from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.kernel.uripolicy import UriPolicy, refused
 from asgate.msgin5g import decisions
-from asgate.msgin5g.models import ASRegistration, Registration
+from asgate.msgin5g.models import ASRegistration
 from asgate.store import Store
 from asgate.store.ids import new_id
 

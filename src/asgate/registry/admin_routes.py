@@ -14,21 +14,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from asgate.domain.registry import ExternalAppSpec, GrantSpec, ProfileEdit, ServiceInstance
 from asgate.kernel.problem import Cause, ProblemError
 from asgate.kernel.web import parse_body, path_string, query_int, query_problem, respond
 from asgate.registry.models import (
     ExternalAppList,
-    ExternalAppSpec,
     GrantBody,
     GrantList,
-    GrantSpec,
     OutboxEntry,
     Page,
     PoolInterfaceBody,
     PoolInterfaceList,
-    ProfileEdit,
     ProfileList,
-    ServiceInstance,
 )
 from asgate.registry.scripts import etag, etag_of
 from asgate.registry.service import ADMIN_SCOPE, RegistryService

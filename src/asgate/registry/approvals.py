@@ -10,9 +10,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from asgate.domain.registry import Version
 from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import interfaces
-from asgate.registry.models import PoolInterfaceState, Version
+from asgate.registry.models import PoolInterfaceState
 from asgate.registry.scripts import Scripts, _not_found, etag_of
 from asgate.store import pools as pools_db
 from asgate.store import registry as db

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from asgate.registry.models import AllowedService, Version
+from asgate.domain.registry import AllowedService, Version
 
 Caps = frozenset[str] | None
 

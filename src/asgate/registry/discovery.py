@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from asgate.domain.registry import AllowedService, ExternalAppSpec, ServiceRegistration
 from asgate.registry import capabilities, interfaces
-from asgate.registry.models import AllowedService, ExternalAppSpec, ServiceInformation, ServiceRegistration
+from asgate.registry.models import ServiceInformation
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 
-from asgate.registry.models import CustomOperation, Resource, ServiceRegistration, Version
+from asgate.domain.registry import CustomOperation, Resource, ServiceRegistration, Version
 
 # One capability of one API version: (uri, custom operation) -> allowed methods (None: all).
 _Key = tuple[str, str]  # ("resource" | "operation", name)

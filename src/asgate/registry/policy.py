@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from asgate.domain.registry import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
 from asgate.registry import capabilities
 from asgate.registry.discovery import permitted
-from asgate.registry.models import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from asgate.registry import capabilities, interfaces
-from asgate.registry.models import (
+from asgate.domain.registry import (
     ApplicationProfile,
     ExternalAppSpec,
     ProfileEdit,
     ServiceInterfaceDescription,
     ServiceRegistration,
 )
+from asgate.registry import capabilities, interfaces
 
 
 def interface_description(

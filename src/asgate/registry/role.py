@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from asgate.domain.registry import ServiceRegistration
 from asgate.idm.internal import InternalTokens
 from asgate.kernel import logs
 from asgate.kernel.background import Background
@@ -28,11 +29,7 @@ from asgate.registry.discovery import Query
 from asgate.registry.hub import NotificationHub
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.metrics import RegistryMetrics
-from asgate.registry.models import (
-    AuthorizationRequest,
-    ServiceInformationList,
-    ServiceRegistration,
-)
+from asgate.registry.models import AuthorizationRequest, ServiceInformationList
 from asgate.registry.notify import Notifier
 from asgate.registry.scripts import CSC15_KINDS, etag
 from asgate.registry.service import APP_SCOPE, SERVICE_SCOPE, SYNC_SCOPE, RegistryService

@@ -13,6 +13,17 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from asgate.auth import Principal
+from asgate.domain.registry import (
+    ApplicationProfile,
+    ExternalApp,
+    ExternalAppSpec,
+    Grant,
+    GrantSpec,
+    ProfileEdit,
+    ServiceInstance,
+    ServiceRegistration,
+    Version,
+)
 from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.kernel.settings import DEFAULT_DENY_HOSTS
 from asgate.kernel.uripolicy import HostPolicy, UriPolicy, check_instance_addresses, refused
@@ -20,19 +31,10 @@ from asgate.registry import discovery, interfaces
 from asgate.registry.approvals import PoolScripts
 from asgate.registry.lifecycle import Liveness
 from asgate.registry.models import (
-    ApplicationProfile,
     AuthorizationRequest,
     AuthorizationResponse,
-    ExternalApp,
-    ExternalAppSpec,
-    Grant,
-    GrantSpec,
     PoolInterfaceState,
-    ProfileEdit,
     ServiceInformation,
-    ServiceInstance,
-    ServiceRegistration,
-    Version,
 )
 from asgate.registry.pools import POOL_NOT_PROVISIONED
 from asgate.registry.scripts import Beat, Context, Heartbeat, Refusal, Scripts

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from asgate.domain.registry import ExternalApp, Grant, ServiceRegistration, Version
 from asgate.registry import interfaces
-from asgate.registry.models import ExternalApp, Grant, ServiceRegistration, Version
 from asgate.store.pools import PoolStore
 from asgate.store.registry import InstanceRecord, RegistryStore
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import anyio.to_thread
 
 from asgate.client import ClientCredentials
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
+from asgate.domain.registry import Version
 from asgate.idm.passwords import generate_secret, hash_secret, verify_secret
 from asgate.kernel import logs
 from asgate.kernel.atrest import write_private
 from asgate.kernel.problem import ProblemError
 from asgate.registry.lifecycle import Liveness
-from asgate.registry.models import Version
 from asgate.registry.service import RegistryService
 from asgate.samples.runner import DEFAULT_SAMPLES, SPECS, SamplesHandle, run_samples
 from asgate.store import Store

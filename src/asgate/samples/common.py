@@ -24,10 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from asgate.client.assertion import SasCaller, pool_audience
+from asgate.domain.registry import InterfaceDescription, Resource, ServiceRegistration, Version
 from asgate.kernel import logs
 from asgate.kernel.problem import Cause, ProblemError, render
 from asgate.kernel.web import problem_for, read_body, require_json
-from asgate.registry.models import InterfaceDescription, Resource, ServiceRegistration, Version
 
 # seed 10.X.5 step 3: the SAS forwards the verified MC user and the application (a convenience:
 # the samples trust the signed assertion only).

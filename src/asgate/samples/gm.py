@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from asgate.domain.registry import Resource
 from asgate.kernel.problem import Cause, ProblemError
 from asgate.kernel.web import parse_body, respond
 from asgate.kernel.wire import WireModel
-from asgate.registry.models import Resource
 from asgate.samples.common import Sample, SampleSpec, Verify, build_sample, caller, forbidden, not_found
 
 PREFIX = "/gm"

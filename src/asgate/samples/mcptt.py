@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from asgate.domain.registry import Resource
 from asgate.kernel.problem import ProblemError, render
-from asgate.registry.models import Resource
 from asgate.samples.common import Caller, Sample, SampleSpec, Verify, build_sample, caller
 
 PREFIX = "/mcptt"

@@ -15,7 +15,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgate.idm.models import Client
+from asgate.domain.idm import Client
 from asgate.store.schema import client_as_svc_ids, client_service_pools, clients
 
 _CHUNK = 5000

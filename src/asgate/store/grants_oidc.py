@@ -21,13 +21,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from asgate.idm.models import (
-    AuthorizationRequest,
-    CodeGrant,
-    Family,
-    GrantProblem,
-    GrantRejected,
-)
+from asgate.domain.idm import AuthorizationRequest, CodeGrant, Family, GrantProblem, GrantRejected
 from asgate.store.schema_idm import oauth_codes as codes
 from asgate.store.schema_idm import oauth_families as families
 from asgate.store.schema_idm import oauth_refresh_tokens as refresh

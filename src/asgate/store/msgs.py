@@ -14,7 +14,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgate.msgin5g.models import ASProfile, Registration
+from asgate.domain.msgin5g import ASProfile, Registration
 from asgate.store.schema import as_registrations as t
 from asgate.store.schema import client_as_svc_ids
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgate.registry.models import Version
+from asgate.domain.registry import Version
 from asgate.store.schema import client_service_pools
 from asgate.store.schema_registry import pool_interfaces
 

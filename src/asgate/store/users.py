@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asgate.idm.models import User
+from asgate.domain.idm import User
 from asgate.kernel.claims import MC_ID_CLAIMS
 from asgate.store.grants_oidc import GrantsOidcTx
 from asgate.store.schema_idm import mc_users as t

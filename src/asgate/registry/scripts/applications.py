@@ -7,19 +7,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from asgate.kernel.problem import Cause, InvalidParam, ProblemError
-from asgate.registry import policy, profiles
-from asgate.registry.models import (
+from asgate.domain.registry import (
     ApplicationProfile,
-    AuthorizationRequest,
-    AuthorizationResponse,
     ExternalApp,
     ExternalAppSpec,
     Grant,
     GrantSpec,
     ProfileEdit,
-    ServiceFailure,
 )
+from asgate.kernel.problem import Cause, InvalidParam, ProblemError
+from asgate.registry import policy, profiles
+from asgate.registry.models import AuthorizationRequest, AuthorizationResponse, ServiceFailure
 from asgate.registry.scripts.common import (
     Refusal,
     _dt,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from asgate.domain.registry import ExternalAppSpec, Grant, ServiceRegistration
 from asgate.kernel.problem import Cause, InvalidParam, ProblemError
 from asgate.registry import interfaces, pools
 from asgate.registry.lifecycle import Liveness, State
-from asgate.registry.models import ExternalAppSpec, Grant, ServiceRegistration
 from asgate.store import registry as db
 from asgate.store.tx import Tx
 

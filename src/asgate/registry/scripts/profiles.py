@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from asgate.domain.registry import ApplicationProfile, ExternalAppSpec
 from asgate.registry import pools, profiles
-from asgate.registry.models import ApplicationProfile, ExternalAppSpec
 from asgate.registry.scripts.common import Context, _caps_of, _dt, _effective_pools, _registered, pool_payload
 from asgate.store import registry as db
 from asgate.store.tx import Tx

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from asgate.domain.registry import ServiceRegistration
 from asgate.kernel.problem import InvalidParam, ProblemError
 from asgate.registry import interfaces, lifecycle, pools
 from asgate.registry.lifecycle import Event, State
-from asgate.registry.models import ServiceRegistration
 from asgate.registry.scripts.common import Refusal, _dt, _not_found, _pool_of, check_if_match
 from asgate.registry.scripts.profiles import ProfileScripts
 from asgate.store import registry as db

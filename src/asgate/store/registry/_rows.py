@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from asgate.registry.models import (
+from asgate.domain.registry import (
     AllowedService,
     ApplicationProfile,
     ExternalApp,

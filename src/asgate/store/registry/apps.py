@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from asgate.registry.models import ExternalApp, ExternalAppSpec
+from asgate.domain.registry import ExternalApp, ExternalAppSpec
 from asgate.store.registry._rows import IN_CHUNK, app
 from asgate.store.schema_registry import external_apps
 

@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from asgate.registry.models import Grant
+from asgate.domain.registry import Grant
 from asgate.store.registry._rows import grant
 from asgate.store.schema_registry import user_grants
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgate.registry.models import ApplicationProfile, ExternalApp, Grant
+from asgate.domain.registry import ApplicationProfile, ExternalApp, Grant
 from asgate.store.registry._rows import (
     IN_CHUNK,
     Change,
