@@ -22,7 +22,12 @@ V1 = Version.model_validate(
     {
         "apiVersion": "v1",
         "resources": [
-            {"resourceName": "groups", "uri": "/groups", "commType": "REQUEST_RESPONSE", "operations": ["GET"]}
+            {
+                "resourceName": "groups",
+                "uri": "/groups",
+                "commType": "REQUEST_RESPONSE",
+                "operations": ["GET"],
+            }
         ],
     }
 )

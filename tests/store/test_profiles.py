@@ -194,7 +194,9 @@ async def test_a_failed_unit_of_work_leaves_no_trace_and_spares_the_others(store
 
     other = record("p2", 2, app_id="app-2")
     results = await asyncio.gather(
-        store.write(change_then_fail), store.write(lambda tx: tx.profiles.insert(other)), return_exceptions=True
+        store.write(change_then_fail),
+        store.write(lambda tx: tx.profiles.insert(other)),
+        return_exceptions=True,
     )
     assert isinstance(results[0], RuntimeError) and results[1] is None
     assert await store.registry.profile("p1") == p1

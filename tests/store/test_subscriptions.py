@@ -84,7 +84,9 @@ async def test_a_failed_unit_of_work_leaves_no_trace_and_spares_the_others(store
         store.write(unsubscribe_then_fail),
         return_exceptions=True,
     )
-    assert isinstance(results[0], RuntimeError) and results[1] is None and isinstance(results[2], RuntimeError)
+    assert (
+        isinstance(results[0], RuntimeError) and results[1] is None and isinstance(results[2], RuntimeError)
+    )
     assert await store.registry.subscription("app-1") == kept
     assert await store.registry.subscription("app-2") == other
     assert await store.registry.subscription("app-9") is None
