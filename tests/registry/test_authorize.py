@@ -49,6 +49,9 @@ class FakeApps:
     def get(self, client_id: str) -> ExternalApp | None:
         return self.rows.get(client_id)
 
+    def delete(self, client_id: str) -> None:
+        del self.rows[client_id]
+
 
 @dataclass
 class FakeGrants:
@@ -56,6 +59,12 @@ class FakeGrants:
 
     def get(self, app_id: str, mc_service_id: str) -> Grant | None:
         return self.rows.get((app_id, mc_service_id))
+
+    def of_app(self, app_id: str) -> list[Grant]:
+        return [g for (a, _), g in sorted(self.rows.items()) if a == app_id]
+
+    def delete(self, app_id: str, mc_service_id: str) -> None:
+        del self.rows[(app_id, mc_service_id)]
 
 
 @dataclass
@@ -462,3 +471,28 @@ def test_remove_withdraws_what_it_names_and_needs_no_grant(
     assert fake.changes.log == [("app-profile", g, "DELETE") for g in gone]
     assert [(e[1], e[2]) for e in fake.audit.events] == [("profile.remove", f"app-profile/{g}") for g in gone]
     assert (APP in fake.subscriptions.rows) is subscribed
+
+
+def test_deleting_the_application_withdraws_everything_it_was_authorized_for() -> None:
+    fake = world(allowed=[GM, CM], instances=BOTH)
+    fake.grants.rows[(APP, "bob")] = Grant(app_id=APP, mc_service_id="bob", version=1, created_at=AT)
+    fake.grants.rows[("app-2", USER)] = Grant(app_id="app-2", mc_service_id=USER, version=1, created_at=AT)
+    gm, cm = _profile_of(fake, [GM, CM])
+    fake.changes.log.clear()
+
+    _scripts().delete_app(fake.tx, actor="ops", client_id=APP, now=NOW + 1)
+
+    assert (fake.apps.rows, fake.profiles.rows, fake.subscriptions.rows) == ({}, {}, {})
+    assert list(fake.grants.rows) == [("app-2", USER)]  # another application's grant stays
+    # The application hears of each withdrawn profile (its pointer now leads to a 404).
+    assert fake.outbox.queued == [
+        (APP, gm.profile.app_profile_id, 2, CALLBACK),
+        (APP, cm.profile.app_profile_id, 2, CALLBACK),
+    ]
+    assert fake.changes.log == [
+        ("app-profile", gm.profile.app_profile_id, "DELETE"),
+        ("app-profile", cm.profile.app_profile_id, "DELETE"),
+        ("user-authorization", f"{APP}/{USER}", "DELETE"),
+        ("user-authorization", f"{APP}/bob", "DELETE"),
+        ("external-app", APP, "DELETE"),
+    ]
