@@ -352,7 +352,9 @@ def test_authorize_decides_per_service_and_writes_only_what_it_grants(
         # A refusal is returned, not raised, so that its audit events are committed: nothing else is.
         assert isinstance(result, Refusal)
         assert (result.error.status, result.error.cause) == (403, outcome)
-        assert result.error.invalid_params and result.error.invalid_params[0].reason.endswith(outcome)
+        assert [p.reason for p in result.error.invalid_params or ()] == [
+            f"{services[0]['serviceType']}: {outcome}"
+        ]
         assert (fake.profiles.rows, fake.subscriptions.rows, fake.changes.log) == ({}, {}, [])
         assert decided == [("authorization.decide", "denied")]
         assert outcome in (fake.audit.events[0][4] or "")
@@ -384,7 +386,8 @@ def test_authorize_subscribes_the_application_as_it_asked(
     websocket: bool | None, destination: str | None, subscription: Subscription
 ) -> None:
     fake = world(allowed=[GM])
-    request = authorize_request(GM, **({"websocketNotification": websocket} if websocket else {}))
+    extra: dict[str, Any] = {"websocketNotification": websocket} if websocket else {}
+    request = authorize_request(GM, **extra)
     assert isinstance(authorize(fake, request, destination), AuthorizationResponse)
     assert fake.subscriptions.rows == {APP: subscription}
 

@@ -85,8 +85,8 @@ async def test_many_returns_only_the_applications_that_exist_across_id_chunks(st
 
 
 async def test_apps_are_listed_by_client_id(store: Store) -> None:
-    for client_id in ("b", "c", "a"):
-        await store.write(lambda tx, c=client_id: tx.apps.put(external_app(c), new=True))
+    for item in map(external_app, ("b", "c", "a")):
+        await store.write(lambda tx, item=item: tx.apps.put(item, new=True))  # type: ignore[misc]
     assert [a.client_id for a in await store.registry.apps()] == ["a", "b", "c"]
 
 
