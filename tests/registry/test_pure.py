@@ -10,6 +10,7 @@ import pytest
 from asgate.domain.registry import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
 from asgate.registry import capabilities, discovery, lifecycle, policy, profiles
 from asgate.registry.lifecycle import Event, Liveness, State
+from asgate.registry.models import AuthorizationRequest
 from asgate.registry.sync import repair
 from tests.registry.conftest import gm_registration
 
@@ -186,6 +187,56 @@ def test_a_type_wide_request_is_satisfied_by_the_pools_the_app_may_use() -> None
         True,
     )
     assert [(type(d).__name__, d.service_name) for d in decisions] == [("Granted", "gms")]
+
+
+# what a REMOVE names (services, appProfileIds) -> whether it withdraws the GM/gms profile "p1"
+REMOVES = [
+    ([{"serviceType": "GM"}], None, True),
+    ([{"serviceType": "gm"}], None, True),
+    ([{"serviceType": "GM", "serviceName": "gms"}], None, True),
+    ([{"serviceType": "GM", "serviceName": "GMS"}], None, False),  # names are case-sensitive
+    ([{"serviceType": "GM", "serviceName": "west"}], None, False),
+    ([{"serviceType": "CM"}, {"serviceType": "GM"}], None, True),
+    ([{"serviceType": "CM"}], None, False),
+    ([{"serviceType": "GM"}], ["p1"], True),
+    ([{"serviceType": "GM"}], ["p2", "p1"], True),
+    ([{"serviceType": "GM"}], ["p2"], False),
+    ([{"serviceType": "CM"}], ["p1"], False),  # a listed profile of a service not named stays
+]
+
+
+@pytest.mark.parametrize(("services", "ids", "removed"), REMOVES)
+def test_what_a_remove_request_withdraws(
+    services: list[dict[str, Any]], ids: list[str] | None, removed: bool
+) -> None:
+    request = AuthorizationRequest.model_validate(
+        {
+            "mcServiceId": "alice",
+            "requestType": "REMOVE",
+            "servicesCapabilitiesInformation": services,
+            **({"applicationProfileInformation": ids} if ids is not None else {}),
+        }
+    )
+    profile = profiles.build(
+        app_profile_id="p1", app_id="app-1", app=app({"serviceType": "GM"}), service_type="GM",
+        service_name="gms", index=1, instances=[reg()], caps=None, api_version=None,
+        sas_url="https://sas", version=1, now=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert policy.removes(request, profile) is removed
+
+
+def test_a_refusal_names_the_first_cause_and_lists_every_denial() -> None:
+    error = policy.refusal(
+        [
+            policy.Denied("CM", "cms", "SERVICE_NOT_ALLOWED", "not in the policy"),
+            policy.Denied("KM", None, "SERVICE_NOT_FOUND", "no registered KM"),
+        ]
+    )
+    assert (error.status, error.cause, error.detail) == (403, "SERVICE_NOT_ALLOWED", "not in the policy")
+    assert [(p.param, p.reason) for p in error.invalid_params or ()] == [
+        ("/servicesCapabilitiesInformation", "CM: SERVICE_NOT_ALLOWED"),
+        ("/servicesCapabilitiesInformation", "KM: SERVICE_NOT_FOUND"),
+    ]
 
 
 def test_profiles_point_untrusted_apps_at_the_access_server_and_trusted_ones_at_the_service() -> None:

@@ -1,6 +1,8 @@
 """Update external application authorization (seed 10.X.3 step 4): grant or deny each requested
 service by the administrator's policy for the application and the MC user's grant. Pure.
 
+A REMOVE request withdraws the profiles :func:`removes` says it covers; it needs no grant.
+
 Causes (in the response's ``failures``, or a 403 when nothing is granted):
 ``SERVICE_NOT_FOUND`` (no registered instance), ``SERVICE_NOT_ALLOWED`` (not in the application's
 policy), ``USER_NOT_AUTHORIZED`` (the MC user is not granted it for this application),
@@ -13,9 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from asgate.domain.registry import AllowedService, ExternalAppSpec, ServiceCapabilities, ServiceRegistration
+from asgate.domain.registry import (
+    AllowedService,
+    ApplicationProfile,
+    ExternalAppSpec,
+    ServiceCapabilities,
+    ServiceRegistration,
+)
+from asgate.kernel.problem import InvalidParam, ProblemError
 from asgate.registry import capabilities
 from asgate.registry.discovery import permitted
+from asgate.registry.models import AuthorizationRequest
 
 
 @dataclass(frozen=True)
@@ -125,3 +135,25 @@ def _type_wide(outcomes: list[Granted | Denied]) -> list[Granted | Denied]:
         return list(granted)
     relevant = [o for o in outcomes if isinstance(o, Denied) and o.cause != "SERVICE_NOT_ALLOWED"]
     return list(relevant) or outcomes[:1]
+
+
+def refusal(denied: Sequence[Denied]) -> ProblemError:
+    """The 403 when nothing is granted: the first denial's cause, every denial as an invalid param."""
+    first = denied[0]
+    problems = [
+        InvalidParam(param="/servicesCapabilitiesInformation", reason=f"{d.service_type}: {d.cause}")
+        for d in denied
+    ]
+    return ProblemError(403, first.cause, first.detail, invalid_params=problems)
+
+
+def removes(request: AuthorizationRequest, profile: ApplicationProfile) -> bool:
+    """Whether a REMOVE ``request`` withdraws ``profile``: a service it names (a request without
+    serviceName names every pool of its type), and, when it lists appProfileIds, one of them."""
+    named = any(
+        r.service_type.lower() == profile.authorized_service.lower()
+        and (r.service_name is None or r.service_name == profile.service_name)
+        for r in request.services_capabilities_information
+    )
+    ids = request.application_profile_information
+    return named and (not ids or profile.app_profile_id in ids)

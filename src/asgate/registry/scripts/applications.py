@@ -65,12 +65,7 @@ class ApplicationScripts(ProfileScripts):
             reason = None if isinstance(decision, policy.Granted) else f"{decision.cause}: {decision.detail}"
             self._audit_decision(tx, app_id, request.mc_service_id, decision, outcome, reason)
         if not granted:  # returned, not raised: the denial's audit events must be committed
-            first = denied[0]
-            problems = [
-                InvalidParam(param="/servicesCapabilitiesInformation", reason=f"{d.service_type}: {d.cause}")
-                for d in denied
-            ]
-            return Refusal(ProblemError(403, first.cause, first.detail, invalid_params=problems))
+            return Refusal(policy.refusal(denied))
         result = [
             self._upsert_profile(tx, app, g, pools[(g.service_type, g.service_name)], now) for g in granted
         ]
@@ -97,16 +92,10 @@ class ApplicationScripts(ProfileScripts):
     def _remove(
         self, tx: Tx, app_id: str, request: AuthorizationRequest, now: float
     ) -> AuthorizationResponse:
-        ids = set(request.application_profile_information or ())
         remaining = []
         for record in tx.profiles.find(app_id=app_id):
             profile = record.profile
-            covered = any(
-                r.service_type.lower() == profile.authorized_service.lower()
-                and (r.service_name is None or r.service_name == profile.service_name)
-                for r in request.services_capabilities_information
-            )
-            if covered and (not ids or profile.app_profile_id in ids):
+            if policy.removes(request, profile):
                 tx.profiles.delete(profile.app_profile_id)
                 tx.changes.append("app-profile", profile.app_profile_id, "DELETE", None, _dt(now))
                 self._audit(

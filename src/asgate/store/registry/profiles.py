@@ -88,7 +88,10 @@ class Profiles:
         )  # fmt: skip
 
     def delete(self, app_profile_id: str) -> None:
+        """The profile and its versions (without the profile no version is readable: no orphans)."""
         self._conn.execute(delete(app_profiles).where(app_profiles.c.app_profile_id == app_profile_id))
+        versions = app_profile_versions.c
+        self._conn.execute(delete(app_profile_versions).where(versions.app_profile_id == app_profile_id))
 
 
 def _columns(record: ProfileRecord) -> dict[str, Any]:
