@@ -160,7 +160,8 @@ async def test_every_metric_the_dashboard_and_the_alerts_name_is_exposed(tmp_pat
         profile = await split.authorize("console-1")
         base = profile["serviceLocationInformation"]
         alice = bearer(split.user_token("console-1"))
-        assert (await split.http.get(f"{base}/items", headers=alice)).status_code == 204
+        answer = await split.http.get(f"{base}/items", headers=alice)
+        assert answer.status_code == 204, answer.text
         assert (await split.http.get(f"{base}/items")).status_code == 401
         prometheus = bearer(split.token("prometheus", "asgate-metrics"))
         control = await split.http.get(f"{split.registry.url}/metrics", headers=prometheus)

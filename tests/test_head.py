@@ -49,6 +49,7 @@ GET_ROUTES = {
     "/mcx-registry/v1/notifications": ("/mcx-registry/v1/notifications", 426),
     "/mcx-registry-sync/v1/snapshot": ("/mcx-registry-sync/v1/snapshot", 200),
     "/mcx-registry-sync/v1/revocations": ("/mcx-registry-sync/v1/revocations", 200),
+    "/mcx-registry-admin/v1/access-servers": ("/mcx-registry-admin/v1/access-servers", 200),
     "/mcx-registry-admin/v1/apps": ("/mcx-registry-admin/v1/apps", 200),
     "/mcx-registry-admin/v1/apps/{clientId}": ("/mcx-registry-admin/v1/apps/none", 404),
     "/mcx-registry-admin/v1/grants": ("/mcx-registry-admin/v1/grants", 200),

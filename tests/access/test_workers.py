@@ -13,6 +13,8 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from asgate.access.state import AccessState
+from asgate.access.workers import StateFollower
 from tests.access.split import split_deployment
 from tests.access.system import bearer
 
@@ -85,3 +87,32 @@ async def test_the_workers_counters_are_summed_on_the_access_servers_metrics(tmp
         await call_many(base, token, 10)
         samples = await scrape(control)
         assert total(samples, "asgate_sas_requests_total", **labels) == REQUESTS + 10
+
+
+async def test_a_worker_about_to_refuse_catches_up_with_the_parents_next_save(tmp_path: Path) -> None:
+    """Issue 14 with workers: the parent holds a change the moment it acknowledges the push, a
+    worker a moment later. A refusal for want of CSC-15 state waits for the parent's next save."""
+    path = tmp_path / "sas-state.json"
+    parent = AccessState(path=path)
+    parent.save()
+    worker = AccessState(path=None)
+    follower = StateFollower(worker, path, catch_up=2.0, quiet=60.0)
+    follower.reload()
+    assert worker.seq == 0 and follower.wanted("console-1", "PROFILE_NOT_AUTHORIZED")
+    assert not follower.wanted("console-1", "RATE_LIMITED")  # not a matter of CSC-15 state
+
+    async def push_then_save() -> None:
+        await asyncio.sleep(0.1)
+        parent.seq = 7
+        parent.save()
+
+    saving = asyncio.create_task(push_then_save())
+    await follower.fetch("console-1")
+    await saving
+    assert worker.seq == 7  # caught up: the gate decides again on the new state
+    assert follower.wanted("console-1", "PROFILE_NOT_AUTHORIZED")
+
+    quiet = StateFollower(AccessState(path=None), path, catch_up=0.05, quiet=60.0)
+    quiet.reload()
+    await quiet.fetch("console-1")  # nothing new: the refusal stands
+    assert not quiet.wanted("console-1", "PROFILE_NOT_AUTHORIZED")  # and a flood is not waited for

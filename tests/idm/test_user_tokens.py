@@ -40,8 +40,8 @@ async def _refresh(http: httpx.AsyncClient, token: str, **form: str) -> httpx.Re
     return await http.post("/oauth2/token", data=data)
 
 
-async def _tokens(http: httpx.AsyncClient, login: Login, **kw: str | None) -> dict[str, Any]:
-    response = await exchange(http, (await login("alice", None, **kw))["code"])
+async def _tokens(http: httpx.AsyncClient, login: Login, **kw: Any) -> dict[str, Any]:
+    response = await exchange(http, (await login(**kw))["code"])
     assert response.status_code == 200, response.text
     return dict(response.json())
 

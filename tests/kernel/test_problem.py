@@ -18,7 +18,7 @@ from asgate.kernel.problem import InvalidParam, ProblemError, problem_body, rend
 from asgate.kernel.web_cors import AllowedOrigins, CorsMiddleware
 from asgate.registry.hub import ack_problem
 
-COMMON = Path(__file__).resolve().parents[1] / "src/asgate/registry/openapi/common.yaml"
+COMMON = Path(__file__).resolve().parents[2] / "src/asgate/registry/openapi/common.yaml"
 
 
 def _schema() -> dict[str, Any]:

@@ -211,6 +211,11 @@ async def test_a_silent_access_server_is_dropped_and_resumes_from_its_cursor_whe
     sas = sas_token(mint, "sas-1")
     svc = bearer(mint("gms-1", "mcx-service-registration"))
     assert (await http.put(f"{SYNC}/sas-1", json={"csc15Uri": receiver.base}, headers=sas)).status_code == 201
+    # The pusher starts a new target at the sequence it reads then (a real access server has pulled
+    # a snapshot before it registers); register the service after that, so its change is pushed.
+    async with asyncio.timeout(5):
+        while receiver.base not in {t.url for t in await rt.store.registry.targets()}:
+            await asyncio.sleep(0.02)
     await http.post(SERVICES, json=gm_registration(9101), headers=svc)
     await receiver.wait_requests(lambda r: len(r) >= 1)
     first = await last_csc15_seq(rt.store)

@@ -18,11 +18,13 @@ import os
 import signal
 import socket
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from asgate.access.csc15 import ProfileFetcher
 from asgate.access.gate import AuditBuffer, SasGate
 from asgate.access.metrics import SasMetrics, WorkerMetrics, forget_worker, fresh_directory
 from asgate.access.options import EngineOptions, PoolOptions
@@ -66,8 +68,10 @@ async def run_worker(settings: Settings) -> None:
             settings, state, rt.validator, keyring=rt.keyring, metrics=metrics, audit=audit.add
         )
         redis = gate.redis
+        follower = StateFollower(state, state_path(settings))
+        gate.misses = follower  # issue 14 in a worker: catch up with the parent before refusing
         background = Background()
-        background.spawn(_follow(state, state_path(settings), rt, audit, background), "sas-follower")
+        background.spawn(_follow(follower, rt, audit, background), "sas-follower")
         server = AccessServer(gate, EngineOptions.from_settings(settings), metrics)
         await server.start(sock=reuseport_socket(settings.sas_listen.host, settings.sas_listen.port))
         _log.info("sas worker serving", pid=os.getpid(), address=str(settings.sas_listen))
@@ -79,21 +83,63 @@ async def run_worker(settings: Settings) -> None:
             await redis.aclose()
 
 
-async def _follow(
-    state: AccessState, path: Path, rt: Runtime, audit: AuditBuffer, background: Background
-) -> None:
-    """Reload the state when the file changes; write the audit rows of refusals."""
-    seen = -1
-    while True:
+class StateFollower:
+    """A worker's copy of the parent's state, read from the state file the parent writes.
+
+    The parent acknowledges a CSC-15 push (and so lets the registry answer the application) as soon
+    as it holds the change; a worker reads it from the file a few tens of milliseconds later. So
+    that the application's first request is not refused in between (issue 14), a worker about to
+    refuse for want of CSC-15 state first catches up: it reloads the file if it changed, else waits
+    up to ``catch_up`` seconds for the parent's next save. One catch-up at a time; an application
+    refused after one is not waited for again within ``quiet`` seconds (a refusal flood costs no
+    waiting)."""
+
+    def __init__(self, state: AccessState, path: Path, *, catch_up: float = 0.25, quiet: float = 2.0) -> None:
+        self.state = state
+        self.path = path
+        self.catch_up = catch_up
+        self.quiet = quiet
+        self._seen = -1
+        self._lock = asyncio.Lock()
+        self._quiet: dict[str, float] = {}
+
+    def _stamp(self) -> int:
         try:
-            stamp = path.stat().st_mtime_ns
+            return self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            stamp = -1
-        if stamp != seen:
-            seen = stamp
-            loaded = AccessState(path=path)
-            if loaded.restore():
-                _replace(state, loaded)
+            return -1
+
+    def reload(self) -> bool:
+        """Load the file if it changed since the last load; whether it did."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        loaded = AccessState(path=self.path)
+        if loaded.restore():
+            _replace(self.state, loaded)
+        return True
+
+    def wanted(self, app_id: str, cause: str) -> bool:
+        if cause not in ProfileFetcher.CAUSES or not app_id:
+            return False
+        return self._quiet.get(app_id, 0.0) <= time.monotonic()
+
+    async def fetch(self, app_id: str) -> None:
+        async with self._lock:
+            deadline = time.monotonic() + self.catch_up
+            while not (caught_up := self.reload()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        if not caught_up:  # nothing new came: the refusal stands, and is not waited for again soon
+            if len(self._quiet) > 10_000:
+                self._quiet.clear()
+            self._quiet[app_id] = time.monotonic() + self.quiet
+
+
+async def _follow(follower: StateFollower, rt: Runtime, audit: AuditBuffer, background: Background) -> None:
+    """Reload the state when the file changes; write the audit rows of refusals."""
+    while True:
+        follower.reload()
         rows = audit.take()
         if rows:
             with contextlib.suppress(Exception):
