@@ -145,3 +145,26 @@ def test_stopping_the_roles_repeatedly_interrupts_no_database_call(
     assert [f"{u.exc_type.__name__}: {u.exc_value} in {u.object!r}" for u in unraisable] == []
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
     assert max(stops) < GRACE
+
+
+async def test_a_polling_loop_logs_an_outage_once_and_its_end_once(logged: list[dict[str, Any]]) -> None:
+    background = Background()
+    answers = [OSError("down"), OSError("down"), OSError("down"), None, None]
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+        answer = answers.pop(0) if answers else None
+        if answer is not None:
+            raise answer
+
+    loop = background.spawn(background.every(0.001, step, "reading the thing"), "poller")
+    while calls < 6:
+        await asyncio.sleep(0.001)
+    await background.stop()
+    assert loop.done()
+    assert [(e["event"], e["log_level"]) for e in logged] == [
+        ("reading the thing failed; keeping what is known, retrying", "warning"),
+        ("reading the thing works again", "info"),
+    ]

@@ -17,13 +17,11 @@ import httpx
 
 from asgate.auth.revocation import POLL_INTERVAL, Revocations
 from asgate.idm.internal import InternalTokens
-from asgate.kernel import logs
 from asgate.kernel.background import Background
 from asgate.store import Store
 from asgate.store.grants_oidc import Revoked
 
 _OVERLAP = timedelta(seconds=30)
-_log = logs.get("asgate.access.revocations")
 
 
 class RevocationPuller:
@@ -60,19 +58,8 @@ class RevocationPuller:
         return len(new)
 
     async def run(self, background: Background) -> None:
-        """Pull until the role stops; a failure is logged once per outage, not every second."""
-        failing = False
-        while True:
-            try:
-                await self.pull()
-            except Exception as exc:  # noqa: BLE001 - registry or store away: keep what is known, retry
-                if not failing:
-                    _log.warning("pulling revoked tokens failed; keeping those known", error=str(exc)[:200])
-                failing = True
-            else:
-                failing = False
-            if not await background.pause(POLL_INTERVAL):
-                return
+        """Pull until the role stops."""
+        await background.every(POLL_INTERVAL, self.pull, "pulling revoked tokens")
 
 
 def _items(body: Any) -> list[Revoked]:

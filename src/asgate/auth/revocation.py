@@ -29,8 +29,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asgate.kernel import logs
-
 if TYPE_CHECKING:
     from asgate.kernel.background import Background
     from asgate.store.grants_oidc import OidcGrantStore
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 1.0
 REVOCATION_BOUND = 5  # seconds, documented
 _OVERLAP = timedelta(seconds=30)
-_log = logs.get("asgate.auth.revocation")
 
 
 class Revocations:
@@ -90,18 +87,5 @@ class Revocations:
         return len(found)
 
     async def follow(self, store: OidcGrantStore, background: Background) -> None:
-        """Poll until the process stops (a failure is logged once, not every second)."""
-        failing = False
-        while True:
-            try:
-                await self.poll(store)
-            except Exception:  # noqa: BLE001 - the store may be away for a while: keep the set, retry
-                if not failing:
-                    _log.warning("reading revoked tokens failed; keeping those known, retrying")
-                failing = True
-            else:
-                if failing:
-                    _log.info("reading revoked tokens again")
-                failing = False
-            if not await background.pause(POLL_INTERVAL):
-                return
+        """Poll until the process stops."""
+        await background.every(POLL_INTERVAL, lambda: self.poll(store), "reading revoked tokens")

@@ -269,21 +269,8 @@ class StoredKeys:
         return SigningKey(row.kid, _epoch(row.created_at), private_key, not_before=row.not_before.timestamp())
 
     async def follow(self, background: Background, interval: float = POLL_INTERVAL) -> None:
-        """Poll the generation until the process stops (a failure is logged once, not every second)."""
-        failing = False
-        while True:
-            try:
-                await self.refresh()
-            except Exception:  # noqa: BLE001 - the store may be away for a while: keep the keys, retry
-                if not failing:
-                    log.warning("reading the signing keys failed; keeping those known, retrying")
-                failing = True
-            else:
-                if failing:
-                    log.info("reading the signing keys again")
-                failing = False
-            if not await background.pause(interval):
-                return
+        """Poll the generation until the process stops."""
+        await background.every(interval, self.refresh, "reading the signing keys")
 
     async def rotate(self, alg: str, *, delay: float | None = None) -> SigningKey:
         """Add a new key for ``alg``: published at once, signing from ``delay`` seconds on

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from asgate.kernel import logs
@@ -57,6 +57,25 @@ class Background:
         finally:
             self._waiting.remove(event)
         return not self.stopping.is_set()
+
+    async def every(self, seconds: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+        """Run ``step`` every ``seconds`` until the role stops. A failure (the store or a peer away
+        for a while) keeps what the process knows and retries; it is logged once per outage, and
+        the recovery once, not every time."""
+        failing = False
+        while True:
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 - a loop must outlive an outage of what it reads
+                if not failing:
+                    _log.warning(f"{what} failed; keeping what is known, retrying", error=str(exc)[:200])
+                failing = True
+            else:
+                if failing:
+                    _log.info(f"{what} works again")
+                failing = False
+            if not await self.pause(seconds):
+                return
 
     async def stop(self, grace: float = GRACE) -> None:
         """Let every loop finish its unit of work and return; cancel those still busy after ``grace``."""
